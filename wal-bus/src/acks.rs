@@ -1,0 +1,125 @@
+//! Replica acks: how far each replica has applied the log.
+//!
+//! A replica publishes its applied offset after each commit; routers wait on
+//! the board for the ack mode's condition (k replicas, or all of them, at or
+//! past an offset). In one process the board is in memory; a distributed log
+//! backend carries the same acks between processes.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::log::Offset;
+
+/// One replica's last ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAck {
+    /// Offset of the next record the replica will apply.
+    pub applied: Offset,
+    /// Wall-clock ms of the ack.
+    pub at_ms: u64,
+}
+
+/// Every replica's last ack, by replica name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AckSnapshot {
+    pub replicas: BTreeMap<String, ReplicaAck>,
+}
+
+impl AckSnapshot {
+    /// How many replicas have applied everything before `target`.
+    pub fn count_at_least(&self, target: Offset) -> usize {
+        self.replicas
+            .values()
+            .filter(|a| a.applied >= target)
+            .count()
+    }
+
+    /// Whether every replica has applied everything before `target`.
+    pub fn all_at_least(&self, target: Offset) -> bool {
+        self.replicas.values().all(|a| a.applied >= target)
+    }
+}
+
+/// Shared board of replica acks.
+#[derive(Debug)]
+pub struct AckBoard {
+    tx: watch::Sender<AckSnapshot>,
+}
+
+impl Default for AckBoard {
+    fn default() -> Self {
+        AckBoard {
+            tx: watch::channel(AckSnapshot::default()).0,
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl AckBoard {
+    /// Records that `replica` has applied everything before `applied`.
+    pub fn publish(&self, replica: &str, applied: Offset) {
+        self.tx.send_modify(|snap| {
+            let ack = ReplicaAck {
+                applied,
+                at_ms: now_ms(),
+            };
+            match snap.replicas.get_mut(replica) {
+                Some(a) => *a = ack,
+                None => {
+                    snap.replicas.insert(replica.to_owned(), ack);
+                }
+            }
+        });
+        metrics::gauge!("tributary_replica_applied_offset", "replica" => replica.to_owned())
+            .set(applied as f64);
+    }
+
+    pub fn snapshot(&self) -> AckSnapshot {
+        self.tx.borrow().clone()
+    }
+
+    /// Number of replicas known to the board.
+    pub fn replica_count(&self) -> usize {
+        self.tx.borrow().replicas.len()
+    }
+
+    /// Resolves once `cond` holds for the board (callers bound it with a timeout).
+    pub async fn wait_until(&self, mut cond: impl FnMut(&AckSnapshot) -> bool) {
+        let mut rx = self.tx.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|snap| cond(snap)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn waits_for_k_replicas() {
+        let board = Arc::new(AckBoard::default());
+        board.publish("a", 0);
+        board.publish("b", 0);
+        let b2 = board.clone();
+        let waiter = tokio::spawn(async move { b2.wait_until(|s| s.count_at_least(5) >= 2).await });
+        board.publish("a", 5);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        board.publish("b", 7);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .expect("waiter finished");
+        assert!(board.snapshot().all_at_least(5));
+    }
+}

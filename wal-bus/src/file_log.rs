@@ -1,0 +1,350 @@
+//! The embedded file log: segment files, group commit, recovery.
+//!
+//! One writer thread owns the active segment. Appends queue on a bounded
+//! channel; the writer takes every append waiting at that moment, writes
+//! their frames with one `write`, makes them durable with one `fdatasync`, and
+//! only then publishes them to readers and resolves the appenders — so a
+//! reader never sees, and an appender is never told about, a record that a
+//! crash could take back. Recovery at open truncates a torn or corrupt tail
+//! of the last segment; damage anywhere else is refused, since cutting there
+//! would drop records that follow it.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::log::{Log, LogEntry, Offset};
+use crate::segment::{Segment, decode_frame, encode_frame, list_segments};
+
+/// Longest run of appends made durable by one fsync.
+const MAX_GROUP: usize = 4096;
+
+struct AppendReq {
+    payload: Vec<u8>,
+    done: oneshot::Sender<Result<Offset>>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    segments: RwLock<Vec<Segment>>,
+    end: watch::Sender<Offset>,
+    max_record: usize,
+    segment_bytes: u64,
+    poisoned: AtomicBool,
+}
+
+/// The embedded, single-machine log.
+pub struct FileLog {
+    shared: Arc<Shared>,
+    appends: mpsc::Sender<AppendReq>,
+}
+
+impl FileLog {
+    /// Opens (or creates) the log in `dir`, recovering from a torn tail.
+    pub fn open(dir: &Path, config: &LogConfig) -> Result<FileLog> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let segments = recover(dir, config.max_record_bytes)?;
+        let end = segments.last().map_or(0, Segment::end);
+        let (end_tx, _) = watch::channel(end);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(segments),
+            end: end_tx,
+            max_record: config.max_record_bytes,
+            segment_bytes: config.segment_bytes,
+            poisoned: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
+        let writer = shared.clone();
+        std::thread::Builder::new()
+            .name("file-log-writer".into())
+            .spawn(move || writer_loop(&writer, rx))
+            .map_err(|e| Error::io(dir, e))?;
+        tracing::info!(dir = %dir.display(), end, "file log open");
+        Ok(FileLog {
+            shared,
+            appends: tx,
+        })
+    }
+}
+
+fn recover(dir: &Path, max_record: usize) -> Result<Vec<Segment>> {
+    let bases = list_segments(dir)?;
+    let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+    for (i, base) in bases.iter().enumerate() {
+        let is_last = i + 1 == bases.len();
+        let scan = Segment::scan(dir, *base, max_record)?;
+        if let Some(prev) = segments.last()
+            && prev.end() != *base
+        {
+            return Err(Error::CorruptSegment {
+                path: scan.segment.path.clone(),
+                position: 0,
+                reason: format!(
+                    "starts at offset {base} but the previous segment ends at {}",
+                    prev.end()
+                ),
+            });
+        }
+        if let Some((position, reason)) = scan.damage {
+            if !is_last {
+                return Err(Error::CorruptSegment {
+                    path: scan.segment.path,
+                    position,
+                    reason,
+                });
+            }
+            tracing::warn!(
+                segment = %scan.segment.path.display(),
+                position,
+                %reason,
+                kept_records = scan.segment.positions.len(),
+                "truncating damaged log tail"
+            );
+            scan.segment.truncate_to_valid()?;
+        }
+        segments.push(scan.segment);
+    }
+    if segments.is_empty() {
+        let seg = Segment::create(dir, 0)?;
+        sync_dir(dir)?;
+        segments.push(seg);
+    }
+    Ok(segments)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+fn writer_loop(shared: &Shared, mut rx: mpsc::Receiver<AppendReq>) {
+    let mut batch: Vec<AppendReq> = Vec::with_capacity(MAX_GROUP);
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        if shared.poisoned.load(Ordering::Acquire) {
+            for req in batch.drain(..) {
+                let _ = req.done.send(Err(Error::Closed));
+            }
+            continue;
+        }
+        metrics::histogram!("tributary_log_group_commit_records").record(batch.len() as f64);
+        match write_group(shared, &mut batch, &mut buf) {
+            Ok(first_offset) => {
+                for (i, req) in batch.drain(..).enumerate() {
+                    let _ = req.done.send(Ok(first_offset + i as Offset));
+                }
+            }
+            Err(e) => {
+                // After a failed write or fsync the file's state is unknown
+                // (fsync errors are not retryable on Linux): stop accepting.
+                tracing::error!(error = %e, "file log write failed; log is now read-only");
+                shared.poisoned.store(true, Ordering::Release);
+                let msg = e.to_string();
+                for req in batch.drain(..) {
+                    let _ = req.done.send(Err(Error::Io {
+                        path: shared.dir.clone(),
+                        source: std::io::Error::other(msg.clone()),
+                    }));
+                }
+            }
+        }
+    }
+    tracing::debug!("file log writer stopped");
+}
+
+/// Writes the batch (rolling segments as needed), fsyncs, then publishes.
+/// Returns the offset of the first record.
+fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> Result<Offset> {
+    let first_offset = *shared.end.borrow();
+    let mut i = 0;
+    while i < batch.len() {
+        // Frames for as many records as fit in the active segment.
+        let (active_len, active_base, active_count) = {
+            let segs = shared.segments.read().unwrap_or_else(|p| p.into_inner());
+            let active = segs.last().ok_or(Error::Closed)?;
+            (active.len, active.base, active.positions.len())
+        };
+        if active_count > 0 && active_len + frame_len(&batch[i].payload) > shared.segment_bytes {
+            roll(shared, active_base + active_count as Offset)?;
+            continue;
+        }
+        buf.clear();
+        let mut positions = Vec::new();
+        let mut len = active_len;
+        while i < batch.len() {
+            let flen = frame_len(&batch[i].payload);
+            if !positions.is_empty() && len + flen > shared.segment_bytes {
+                break;
+            }
+            positions.push(len as u32);
+            encode_frame(&batch[i].payload, buf);
+            len += flen;
+            i += 1;
+        }
+        // Write and fsync without holding the index lock, so readers are not
+        // stalled behind the disk; they only see the records once indexed.
+        let (file, path) = {
+            let segs = shared.segments.read().unwrap_or_else(|p| p.into_inner());
+            let active = segs.last().ok_or(Error::Closed)?;
+            let file = active
+                .file
+                .try_clone()
+                .map_err(|e| Error::io(&active.path, e))?;
+            (file, active.path.clone())
+        };
+        file.write_all_at(buf, active_len)
+            .map_err(|e| Error::io(&path, e))?;
+        file.sync_data().map_err(|e| Error::io(&path, e))?;
+        metrics::counter!("tributary_log_appends_total").increment(positions.len() as u64);
+        metrics::counter!("tributary_log_fsyncs_total").increment(1);
+        let mut segs = shared.segments.write().unwrap_or_else(|p| p.into_inner());
+        let active = segs.last_mut().ok_or(Error::Closed)?;
+        active.positions.extend(positions);
+        active.len = len;
+        let end = active.end();
+        drop(segs);
+        shared.end.send_replace(end);
+    }
+    Ok(first_offset)
+}
+
+fn frame_len(payload: &[u8]) -> u64 {
+    (crate::segment::HEADER_LEN + payload.len()) as u64
+}
+
+fn roll(shared: &Shared, base: Offset) -> Result<()> {
+    let seg = Segment::create(&shared.dir, base)?;
+    sync_dir(&shared.dir)?;
+    let mut segs = shared.segments.write().unwrap_or_else(|p| p.into_inner());
+    segs.push(seg);
+    tracing::debug!(base, "rolled to a new log segment");
+    Ok(())
+}
+
+#[async_trait]
+impl Log for FileLog {
+    async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
+        if payload.len() > self.shared.max_record {
+            return Err(Error::RecordTooLarge {
+                size: payload.len(),
+                limit: self.shared.max_record,
+            });
+        }
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let (done, rx) = oneshot::channel();
+        self.appends
+            .send(AppendReq { payload, done })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    fn end(&self) -> Offset {
+        *self.shared.end.borrow()
+    }
+
+    fn start(&self) -> Offset {
+        let segs = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        segs.first().map_or(0, |s| s.base)
+    }
+
+    async fn read(
+        &self,
+        from: Offset,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let end = self.end();
+        if from > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: from,
+                end,
+            });
+        }
+        let segs = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let idx = segs.partition_point(|s| s.base <= from);
+        let Some(seg) = idx.checked_sub(1).and_then(|i| segs.get(i)) else {
+            return Err(Error::OffsetOutOfRange {
+                requested: from,
+                end,
+            });
+        };
+        let rel = (from - seg.base) as usize;
+        let available = seg.positions.len().saturating_sub(rel);
+        if available == 0 {
+            return Ok(Vec::new());
+        }
+        // Take as many whole records as fit in max_bytes (at least one).
+        let mut count = 1;
+        while count < available.min(max_records.max(1)) {
+            let (s, e) = seg.span(rel, rel + count + 1);
+            if (e - s) as usize > max_bytes {
+                break;
+            }
+            count += 1;
+        }
+        let (start, stop) = seg.span(rel, rel + count);
+        let mut bytes = vec![0u8; (stop - start) as usize];
+        seg.read_exact_at(&mut bytes, start)?;
+        let mut out = Vec::with_capacity(count);
+        let mut pos = 0usize;
+        for k in 0..count {
+            let offset = from + k as Offset;
+            match decode_frame(&bytes[pos..], self.shared.max_record) {
+                Ok(Some((payload, flen))) => {
+                    out.push(LogEntry {
+                        offset,
+                        payload: Arc::from(payload),
+                    });
+                    pos += flen;
+                }
+                Ok(None) => {
+                    return Err(Error::Corrupt {
+                        offset,
+                        reason: "frame shorter than indexed".into(),
+                    });
+                }
+                Err(reason) => return Err(Error::Corrupt { offset, reason }),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn wait_beyond(&self, offset: Offset) -> Result<()> {
+        let mut rx = self.shared.end.subscribe();
+        rx.wait_for(|end| *end > offset)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.shared.dir.display())
+    }
+}

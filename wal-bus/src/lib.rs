@@ -1,0 +1,25 @@
+//! `wal-bus`: the shared, totally ordered log that Tributary's replicas apply.
+//!
+//! It owns the versioned [`Record`] format (the contract with log consumers),
+//! log positions ([`Offset`]), the hybrid logical clock wrapper ([`Hlc`]), the
+//! [`Log`] trait with its embedded [`FileLog`] implementation, and [`AckBoard`],
+//! where replicas publish how far they have applied.
+
+mod acks;
+mod config;
+mod error;
+mod file_log;
+mod hlc;
+mod log;
+mod record;
+mod segment;
+mod value;
+
+pub use acks::{AckBoard, AckSnapshot};
+pub use config::LogConfig;
+pub use error::{Error, Result};
+pub use file_log::FileLog;
+pub use hlc::{Hlc, HlcClock};
+pub use log::{Log, LogEntry, Offset, Subscription};
+pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
+pub use value::Value;

@@ -1,0 +1,99 @@
+//! The `Log` trait every backend implements, log positions, and the tailing
+//! subscription built on top of any backend.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// A position in the log. Record `n` lives at offset `n`; the log's *end* is
+/// the offset the next record will get, and a replica's *applied offset* is
+/// the offset of the next record it will apply (so "applied ≥ end" means
+/// caught up).
+pub type Offset = u64;
+
+/// One record as stored: its offset and raw bytes (decode with
+/// [`crate::Record::decode`]; raw so a reader can report *which* offset is bad).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub offset: Offset,
+    pub payload: Arc<[u8]>,
+}
+
+/// A totally ordered, durable log of records.
+#[async_trait]
+pub trait Log: Send + Sync + 'static {
+    /// Appends one record; resolves with its offset only once it is durable
+    /// (fsynced or broker-acknowledged).
+    async fn append(&self, payload: Vec<u8>) -> Result<Offset>;
+
+    /// The current end: offset of the next record to be appended.
+    fn end(&self) -> Offset;
+
+    /// First offset still readable (older ones may have been removed by retention).
+    fn start(&self) -> Offset;
+
+    /// Up to `max_records` durable records starting at `from` (fewer if the
+    /// end is reached or `max_bytes` is exceeded; at least one if any exists).
+    async fn read(
+        &self,
+        from: Offset,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>>;
+
+    /// Resolves once the end is greater than `offset` (a record exists at
+    /// `offset`), or the log closes.
+    async fn wait_beyond(&self, offset: Offset) -> Result<()>;
+
+    /// A human-readable description (path or broker) for status output.
+    fn describe(&self) -> String;
+}
+
+/// Tails a log from an offset, waking on new records instead of polling.
+pub struct Subscription {
+    log: Arc<dyn Log>,
+    next: Offset,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl Subscription {
+    pub fn new(log: Arc<dyn Log>, from: Offset) -> Self {
+        Subscription {
+            log,
+            next: from,
+            max_records: 4096,
+            max_bytes: 16 << 20,
+        }
+    }
+
+    /// Caps how much one [`Subscription::next_batch`] returns.
+    pub fn with_batch_limits(mut self, max_records: usize, max_bytes: usize) -> Self {
+        self.max_records = max_records.max(1);
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
+    /// The offset the next batch starts at.
+    pub fn position(&self) -> Offset {
+        self.next
+    }
+
+    /// Waits for at least one record at or after the position and returns
+    /// every record available now (up to the batch limits).
+    pub async fn next_batch(&mut self) -> Result<Vec<LogEntry>> {
+        loop {
+            let batch = self
+                .log
+                .read(self.next, self.max_records, self.max_bytes)
+                .await?;
+            if let Some(last) = batch.last() {
+                self.next = last.offset + 1;
+                return Ok(batch);
+            }
+            self.log.wait_beyond(self.next).await?;
+        }
+    }
+}
