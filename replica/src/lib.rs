@@ -1,1 +1,23 @@
-//! placeholder
+//! `replica`: applies the shared log to one SQLite file.
+//!
+//! Records are applied in log order, many per SQLite transaction when the
+//! replica is behind; the applied offset is stored in the same transaction as
+//! the data, so a crash never applies a record twice or loses one. After each
+//! commit the replica publishes its applied offset on the [`wal_bus::AckBoard`].
+//! Conflicting changes are decided by the `resolver` crate and remembered in
+//! per-row metadata so every replica reaches the same state.
+
+mod applier;
+mod apply;
+mod config;
+mod error;
+mod meta;
+mod schema;
+mod values;
+
+pub use applier::{ReplicaHandle, ReplicaState, spawn_applier};
+pub use config::ReplicaConfig;
+pub use error::{Error, Result};
+pub use meta::{INTERNAL_PREFIX, applied_offset, open_connection};
+pub use schema::{TableInfo, quote_ident, table_info};
+pub use values::{from_value_ref, to_sql_value};

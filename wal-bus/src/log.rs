@@ -47,6 +47,14 @@ pub trait Log: Send + Sync + 'static {
     /// `offset`), or the log closes.
     async fn wait_beyond(&self, offset: Offset) -> Result<()>;
 
+    /// The log end as it was at wall-clock time `ts_ms` (ms since the Unix
+    /// epoch). May err on the late side (a larger offset), never the early
+    /// side, so waiting for it never under-waits.
+    fn end_as_of(&self, ts_ms: u64) -> Offset;
+
+    /// When the record at `offset` was appended (ms since the Unix epoch), if known.
+    fn appended_at_ms(&self, offset: Offset) -> Option<u64>;
+
     /// A human-readable description (path or broker) for status output.
     fn describe(&self) -> String;
 }

@@ -1,0 +1,256 @@
+//! The apply loop: one dedicated thread per replica tails the log and applies
+//! batches of records, each batch in one SQLite transaction together with the
+//! new applied offset, then publishes the ack.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use resolver::Stamp;
+use rusqlite::Connection;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use wal_bus::{AckBoard, HlcClock, Log, LogEntry, Offset, Record, RecordBody, Subscription};
+
+use crate::apply::{ChangeCtx, SchemaCache, apply_change, is_deterministic};
+use crate::error::{Error, Result, SqliteContext};
+use crate::meta::{applied_offset, open_connection, set_applied_offset};
+
+/// Live state of one replica, shared with routers and status.
+#[derive(Debug)]
+pub struct ReplicaState {
+    pub name: String,
+    pub path: PathBuf,
+    applied: AtomicU64,
+    /// Why the apply loop stopped, if it did.
+    stopped: Mutex<Option<String>>,
+}
+
+impl ReplicaState {
+    /// Offset of the next record this replica will apply.
+    pub fn applied(&self) -> Offset {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// `Some(reason)` once the apply loop has stopped on an error.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A running replica: its state and its apply thread.
+pub struct ReplicaHandle {
+    pub state: Arc<ReplicaState>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReplicaHandle {
+    /// Waits for the apply thread to finish (after cancellation).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Everything the apply thread owns.
+struct Applier {
+    name: String,
+    path: PathBuf,
+    conn: Connection,
+    cache: SchemaCache,
+    clock: Option<Arc<HlcClock>>,
+}
+
+/// Opens the replica file and starts its apply thread.
+///
+/// `clock`, when given, observes every applied record's HLC so that writes
+/// accepted later on this node are stamped after everything it has seen.
+pub fn spawn_applier(
+    name: &str,
+    path: &Path,
+    log: Arc<dyn Log>,
+    acks: Arc<AckBoard>,
+    clock: Option<Arc<HlcClock>>,
+    cancel: CancellationToken,
+    rt: Handle,
+) -> Result<ReplicaHandle> {
+    let conn = open_connection(path)?;
+    let applied = applied_offset(&conn).ctx(path, "reading the applied offset")?;
+    let end = log.end();
+    if applied > end {
+        return Err(Error::Config {
+            key: "replica.path",
+            reason: format!(
+                "{} has applied up to offset {applied} but the log ends at {end}: it belongs to another log",
+                path.display()
+            ),
+        });
+    }
+    let state = Arc::new(ReplicaState {
+        name: name.to_owned(),
+        path: path.to_path_buf(),
+        applied: AtomicU64::new(applied),
+        stopped: Mutex::new(None),
+    });
+    acks.publish(name, applied);
+    tracing::info!(replica = name, path = %path.display(), applied, log_end = end, "replica starting");
+    let mut applier = Applier {
+        name: name.to_owned(),
+        path: path.to_path_buf(),
+        conn,
+        cache: SchemaCache::default(),
+        clock,
+    };
+    let thread_state = state.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("apply-{name}"))
+        .spawn(move || {
+            let mut sub = Subscription::new(log, applied).with_batch_limits(8192, 32 << 20);
+            loop {
+                let next = rt.block_on(async {
+                    tokio::select! {
+                        _ = cancel.cancelled() => None,
+                        b = sub.next_batch() => Some(b),
+                    }
+                });
+                let result = match next {
+                    None => break,
+                    Some(Err(e)) => Err(Error::Log(e)),
+                    Some(Ok(batch)) => applier.apply_batch(&batch),
+                };
+                match result {
+                    Ok(new_applied) => {
+                        thread_state.applied.store(new_applied, Ordering::Release);
+                        acks.publish(&applier.name, new_applied);
+                    }
+                    Err(e) => {
+                        tracing::error!(replica = %applier.name, error = %e, "replica stopped; fix the cause and restart the node");
+                        *thread_state.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            tracing::debug!(replica = %applier.name, "apply loop ended");
+        })
+        .map_err(|e| Error::Config {
+            key: "replica",
+            reason: format!("cannot start apply thread: {e}"),
+        })?;
+    Ok(ReplicaHandle {
+        state,
+        thread: Some(thread),
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Applier {
+    /// Applies a batch in one transaction; returns the new applied offset.
+    fn apply_batch(&mut self, batch: &[LogEntry]) -> Result<Offset> {
+        let Some(last) = batch.last() else {
+            return applied_offset(&self.conn).ctx(&self.path, "reading the applied offset");
+        };
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .ctx(&self.path, "beginning an apply transaction")?;
+        match self.apply_entries(batch) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        let new_applied = last.offset + 1;
+        let stored = set_applied_offset(&self.conn, new_applied)
+            .and_then(|()| self.conn.execute_batch("COMMIT"))
+            .ctx(&self.path, "committing an apply transaction");
+        if let Err(e) = stored {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        metrics::counter!("tributary_replica_records_applied_total", "replica" => self.name.clone())
+            .increment(batch.len() as u64);
+        if let Ok(rec) = Record::decode(&last.payload) {
+            let lag = now_ms().saturating_sub(rec.ts_ms);
+            metrics::histogram!("tributary_replica_apply_lag_ms", "replica" => self.name.clone())
+                .record(lag as f64);
+        }
+        Ok(new_applied)
+    }
+
+    fn apply_entries(&mut self, batch: &[LogEntry]) -> Result<()> {
+        for entry in batch {
+            let record = Record::decode(&entry.payload).map_err(|source| Error::BadRecord {
+                offset: entry.offset,
+                source,
+            })?;
+            if let Some(clock) = &self.clock {
+                clock.observe(record.hlc);
+            }
+            self.apply_record(entry.offset, &record)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one record atomically (a savepoint), or skips it whole when it
+    /// fails for a reason every replica shares (see `is_deterministic`).
+    fn apply_record(&mut self, offset: Offset, record: &Record) -> Result<()> {
+        self.conn
+            .execute_batch("SAVEPOINT record")
+            .ctx(&self.path, "opening a record savepoint")?;
+        let result = match &record.body {
+            RecordBody::Txn { changes } => {
+                let stamp = Stamp::new(record.hlc, record.origin.clone());
+                let ctx = ChangeCtx {
+                    conn: &self.conn,
+                    path: &self.path,
+                    offset,
+                    stamp: &stamp,
+                    replica: &self.name,
+                };
+                changes
+                    .iter()
+                    .try_for_each(|c| apply_change(&ctx, &mut self.cache, c).map(|_| ()))
+            }
+            RecordBody::Ddl { sql } => {
+                self.cache.clear();
+                self.conn
+                    .execute_batch(sql)
+                    .ctx(&self.path, "applying a DDL record")
+            }
+            // Conflict policies are versioned on the log; this build applies
+            // last-writer-wins whatever the policy says.
+            RecordBody::Policy { version, .. } => {
+                tracing::info!(replica = %self.name, offset, version, "policy record seen");
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => self
+                .conn
+                .execute_batch("RELEASE record")
+                .ctx(&self.path, "releasing a record savepoint"),
+            Err(e) if is_deterministic(&e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO record; RELEASE record")
+                    .ctx(&self.path, "rolling back a skipped record")?;
+                self.cache.clear();
+                metrics::counter!("tributary_replica_records_skipped_total", "replica" => self.name.clone()).increment(1);
+                tracing::error!(replica = %self.name, offset, id = %record.id, error = %e,
+                    "record skipped: it cannot apply on any replica");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

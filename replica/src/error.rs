@@ -1,0 +1,49 @@
+//! The one error type of the `replica` crate.
+
+use std::path::PathBuf;
+
+use wal_bus::Offset;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sqlite error on {path} while {doing}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        doing: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("record at log offset {offset} cannot be applied: {source}")]
+    BadRecord {
+        offset: Offset,
+        #[source]
+        source: wal_bus::Error,
+    },
+    #[error("log error: {0}")]
+    Log(#[from] wal_bus::Error),
+    #[error("table {table:?} has no PRIMARY KEY; replicated tables need one")]
+    NoPrimaryKey { table: String },
+    #[error("table {table:?} does not exist")]
+    NoSuchTable { table: String },
+    #[error("change to {table:?} lacks primary-key column {column:?}")]
+    MissingKey { table: String, column: String },
+    #[error("invalid replica configuration: {key}: {reason}")]
+    Config { key: &'static str, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches the file and the action to a rusqlite error.
+pub(crate) trait SqliteContext<T> {
+    fn ctx(self, path: &std::path::Path, doing: &'static str) -> Result<T>;
+}
+
+impl<T> SqliteContext<T> for rusqlite::Result<T> {
+    fn ctx(self, path: &std::path::Path, doing: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Sqlite {
+            path: path.to_path_buf(),
+            doing,
+            source,
+        })
+    }
+}

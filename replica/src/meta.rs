@@ -1,0 +1,73 @@
+//! The replica's own bookkeeping tables, kept in the same SQLite file so they
+//! commit atomically with the data they describe.
+//!
+//! - `_tributary_state`: the applied offset (offset of the next record to apply).
+//! - `_tributary_rows`: for each replicated row, the `(hlc, origin)` of the
+//!   write that last won, and whether that write was a delete (tombstone).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use wal_bus::Offset;
+
+use crate::error::{Result, SqliteContext};
+
+/// Tables whose names start with this are Tributary's, not the user's.
+pub const INTERNAL_PREFIX: &str = "_tributary_";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _tributary_state (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _tributary_rows (
+    tbl TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tbl, pk)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('applied_offset', 0);
+";
+
+/// Opens a replica file in WAL mode, creating the bookkeeping tables.
+///
+/// `synchronous = NORMAL` is enough: in WAL mode it never corrupts the file,
+/// and a commit lost to power failure is re-applied from the log because the
+/// applied offset rolls back with it.
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ctx(path, "opening the replica database")?;
+    conn.busy_timeout(Duration::from_secs(30))
+        .ctx(path, "setting busy_timeout")?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .ctx(path, "enabling WAL mode")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx(path, "setting synchronous")?;
+    conn.execute_batch(SCHEMA)
+        .ctx(path, "creating bookkeeping tables")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
+/// The applied offset stored in the replica file.
+pub fn applied_offset(conn: &Connection) -> rusqlite::Result<Offset> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM _tributary_state WHERE name = 'applied_offset'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.unwrap_or(0).max(0) as Offset)
+}
+
+pub(crate) fn set_applied_offset(conn: &Connection, offset: Offset) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE _tributary_state SET value = ?1 WHERE name = 'applied_offset'")?
+        .execute([offset as i64])?;
+    Ok(())
+}
