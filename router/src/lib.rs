@@ -1,1 +1,6 @@
-//! placeholder
+//! `router`: Tributary's PostgreSQL-protocol front end and the `tributary`
+//! binary's building blocks.
+
+pub mod classify;
+pub mod config;
+pub mod error;

@@ -1,0 +1,597 @@
+//! Statement classification with sqlparser: what each statement is, so the
+//! router knows whether to read, write through the log, replicate DDL,
+//! handle transaction control or a session setting, or refuse it.
+//!
+//! Clients speak PostgreSQL's SQL, the replicas run SQLite's: a statement is
+//! parsed with the PostgreSQL dialect first and the SQLite dialect second
+//! (for `REPLACE INTO`, `INSERT OR …`, `PRAGMA`), then executed as written.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AssignmentTarget, ColumnOption, Expr, ObjectName, SetExpr, Statement, TableConstraint, Value,
+    visit_expressions,
+};
+use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::error::{Error, Result};
+
+/// What a statement is, for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Runs on the router's replica at the session's read consistency.
+    Read,
+    /// Runs speculatively, becomes row changes in a `txn` record. `tag` is
+    /// the command tag verb (INSERT, UPDATE, DELETE).
+    Write {
+        tag: &'static str,
+    },
+    /// Replicated as a `ddl` record; `tag` is the command tag.
+    Ddl {
+        tag: String,
+    },
+    Begin,
+    Commit,
+    Rollback,
+    /// `SET tributary.NAME = value`.
+    SetTributary {
+        name: String,
+        value: String,
+    },
+    /// Another `SET` (client_encoding, application_name, …): accepted, no effect.
+    SetOther,
+    /// `SHOW name`.
+    Show {
+        name: String,
+    },
+}
+
+/// One classified statement.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    /// The statement's own text, as the client wrote it.
+    pub sql: String,
+    pub kind: Kind,
+    /// Highest `$n` placeholder used.
+    pub param_count: usize,
+    /// For `$n`, the column it is compared with or assigned to, if evident.
+    pub param_columns: BTreeMap<usize, String>,
+}
+
+const READ_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "database_list",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "compile_options",
+    "integrity_check",
+    "quick_check",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "schema_version",
+    "user_version",
+    "encoding",
+    "journal_mode",
+    "foreign_keys",
+];
+
+fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Error {
+    Error::Unsupported {
+        what: what.into(),
+        why: why.into(),
+    }
+}
+
+/// Parses and classifies every statement in `sql` (one simple-query string).
+pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
+    if sql.len() > max_bytes {
+        return Err(Error::StatementTooLarge {
+            size: sql.len(),
+            limit: max_bytes,
+        });
+    }
+    let pg = PostgreSqlDialect {};
+    let lite = SQLiteDialect {};
+    let (statements, dialect): (Vec<Statement>, &dyn Dialect) = match Parser::parse_sql(&pg, sql) {
+        Ok(s) => (s, &pg),
+        Err(pg_err) => match Parser::parse_sql(&lite, sql) {
+            Ok(s) => (s, &lite),
+            Err(_) => {
+                // sqlparser only takes literal PRAGMA arguments; SQLite takes names too.
+                if let Some(kind) = pragma_fallback(sql)? {
+                    return Ok(vec![Classified {
+                        sql: sql.trim().trim_end_matches(';').trim().to_owned(),
+                        kind,
+                        param_count: 0,
+                        param_columns: BTreeMap::new(),
+                    }]);
+                }
+                return Err(Error::Syntax(pg_err.to_string()));
+            }
+        },
+    };
+    let texts = split_texts(sql, dialect, &statements);
+    statements
+        .iter()
+        .zip(texts)
+        .map(|(stmt, text)| classify_one(stmt, text))
+        .collect()
+}
+
+/// The original text of each statement (re-rendered from the AST only if
+/// the split does not line up, which keeps the meaning if not the spelling).
+fn split_texts(sql: &str, dialect: &dyn Dialect, statements: &[Statement]) -> Vec<String> {
+    if statements.len() == 1 {
+        return vec![sql.trim().trim_end_matches(';').trim().to_owned()];
+    }
+    let mut parts = Vec::new();
+    if let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize_with_location() {
+        let line_starts: Vec<usize> = std::iter::once(0)
+            .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let byte_at = |line: u64, col: u64| -> Option<usize> {
+            let start = *line_starts.get((line as usize).checked_sub(1)?)?;
+            let rest = sql.get(start..)?;
+            let chars = (col as usize).checked_sub(1)?;
+            Some(
+                start
+                    + rest
+                        .char_indices()
+                        .nth(chars)
+                        .map_or(rest.len(), |(i, _)| i),
+            )
+        };
+        let mut begin = 0;
+        for t in &tokens {
+            if t.token == Token::SemiColon
+                && let Some(at) = byte_at(t.span.start.line, t.span.start.column)
+            {
+                let piece = sql.get(begin..at).unwrap_or("").trim();
+                if !piece.is_empty() {
+                    parts.push(piece.to_owned());
+                }
+                begin = at + 1;
+            }
+        }
+        let tail = sql.get(begin..).unwrap_or("").trim();
+        if !tail.is_empty() {
+            parts.push(tail.to_owned());
+        }
+    }
+    if parts.len() == statements.len() {
+        parts
+    } else {
+        statements.iter().map(ToString::to_string).collect()
+    }
+}
+
+fn object_name(n: &ObjectName) -> String {
+    n.0.iter()
+        .map(|p| {
+            p.as_ident()
+                .map_or_else(|| p.to_string(), |i| i.value.clone())
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn expr_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn classify_one(stmt: &Statement, sql: String) -> Result<Classified> {
+    let kind = match stmt {
+        Statement::Query(q) => match q.body.as_ref() {
+            SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) => {
+                return Err(unsupported(
+                    "data-modifying WITH",
+                    "write with a plain INSERT, UPDATE or DELETE",
+                ));
+            }
+            _ => Kind::Read,
+        },
+        Statement::Explain { .. } | Statement::ExplainTable { .. } => Kind::Read,
+        Statement::Insert(_) => Kind::Write { tag: "INSERT" },
+        Statement::Update(_) => Kind::Write { tag: "UPDATE" },
+        Statement::Delete(_) => Kind::Write { tag: "DELETE" },
+        Statement::CreateTable(ct) => {
+            if ct.temporary {
+                return Err(unsupported(
+                    "CREATE TEMP TABLE",
+                    "temporary tables are not replicated",
+                ));
+            }
+            let has_pk = ct.columns.iter().any(|c| {
+                c.options
+                    .iter()
+                    .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+            }) || ct
+                .constraints
+                .iter()
+                .any(|c| matches!(c, TableConstraint::PrimaryKey(_)));
+            if !has_pk {
+                return Err(Error::NoPrimaryKey {
+                    table: object_name(&ct.name),
+                });
+            }
+            Kind::Ddl {
+                tag: "CREATE TABLE".into(),
+            }
+        }
+        Statement::CreateIndex(_) => Kind::Ddl {
+            tag: "CREATE INDEX".into(),
+        },
+        Statement::CreateView(_) => Kind::Ddl {
+            tag: "CREATE VIEW".into(),
+        },
+        Statement::AlterTable(_) => Kind::Ddl {
+            tag: "ALTER TABLE".into(),
+        },
+        Statement::Drop { object_type, .. } => Kind::Ddl {
+            tag: format!("DROP {object_type}"),
+        },
+        Statement::CreateTrigger(_) => {
+            return Err(unsupported(
+                "CREATE TRIGGER",
+                "replicas apply row changes that already include a trigger's effects, so it would run twice",
+            ));
+        }
+        Statement::CreateVirtualTable { .. } => {
+            return Err(unsupported(
+                "CREATE VIRTUAL TABLE",
+                "virtual tables cannot be replicated by row changes",
+            ));
+        }
+        Statement::StartTransaction { .. } => Kind::Begin,
+        Statement::Commit { .. } => Kind::Commit,
+        Statement::Rollback {
+            savepoint: None, ..
+        } => Kind::Rollback,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => {
+            return Err(unsupported(
+                "SAVEPOINT",
+                "use BEGIN … COMMIT; savepoints are not supported yet",
+            ));
+        }
+        Statement::Set(set) => classify_set(set),
+        Statement::ShowVariable { variable } => Kind::Show {
+            name: variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join("."),
+        },
+        Statement::Pragma { name, value, is_eq } => {
+            pragma_kind(&object_name(name), value.is_some(), *is_eq)?
+        }
+        Statement::AttachDatabase { .. }
+        | Statement::AttachDuckDBDatabase { .. }
+        | Statement::DetachDuckDBDatabase { .. } => {
+            return Err(unsupported(
+                "ATTACH/DETACH",
+                "replicas hold one database each; attached files are not replicated",
+            ));
+        }
+        Statement::Vacuum(_) => {
+            return Err(unsupported(
+                "VACUUM",
+                "maintenance runs per replica file, not through a router",
+            ));
+        }
+        Statement::Copy { .. } => return Err(unsupported("COPY", "use INSERT statements")),
+        Statement::Truncate(_) => return Err(unsupported("TRUNCATE", "use DELETE FROM table")),
+        other => {
+            let text = other.to_string();
+            let verb: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(unsupported(
+                verb,
+                "Tributary routes queries, row writes, DDL and transaction control",
+            ));
+        }
+    };
+    let (param_count, param_columns) = params_of(stmt);
+    Ok(Classified {
+        sql,
+        kind,
+        param_count,
+        param_columns,
+    })
+}
+
+fn pragma_kind(name: &str, has_value: bool, is_eq: bool) -> Result<Kind> {
+    let pragma = name.to_ascii_lowercase();
+    let base = pragma.rsplit('.').next().unwrap_or(&pragma).to_owned();
+    let read = READ_PRAGMAS.contains(&base.as_str()) && !is_eq;
+    let takes_arg = matches!(
+        base.as_str(),
+        "table_info"
+            | "table_xinfo"
+            | "index_list"
+            | "index_info"
+            | "index_xinfo"
+            | "foreign_key_list"
+    );
+    if !read || (has_value && !takes_arg) {
+        return Err(unsupported(
+            format!("PRAGMA {pragma}"),
+            "a writable PRAGMA would change one replica only; only read-only PRAGMAs are allowed",
+        ));
+    }
+    Ok(Kind::Read)
+}
+
+/// `PRAGMA name`, `PRAGMA name(arg)` or `PRAGMA name = value` that sqlparser refused.
+fn pragma_fallback(sql: &str) -> Result<Option<Kind>> {
+    let text = sql.trim().trim_end_matches(';').trim();
+    let Some(head) = text.get(..6) else {
+        return Ok(None);
+    };
+    if !head.eq_ignore_ascii_case("pragma") {
+        return Ok(None);
+    }
+    let rest = text[6..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, tail) = rest.split_at(end);
+    let tail = tail.trim();
+    if name.is_empty() || tail.contains(';') {
+        return Ok(None);
+    }
+    pragma_kind(name, !tail.is_empty(), tail.starts_with('=')).map(Some)
+}
+
+fn classify_set(set: &sqlparser::ast::Set) -> Kind {
+    use sqlparser::ast::Set;
+    if let Set::SingleAssignment {
+        variable, values, ..
+    } = set
+    {
+        let name = object_name(variable).to_ascii_lowercase();
+        if let Some(rest) = name.strip_prefix("tributary.") {
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(",");
+            return Kind::SetTributary {
+                name: rest.to_owned(),
+                value,
+            };
+        }
+    }
+    Kind::SetOther
+}
+
+fn placeholder_index(e: &Expr) -> Option<usize> {
+    if let Expr::Value(v) = e
+        && let Value::Placeholder(p) = &v.value
+    {
+        return p.strip_prefix('$').and_then(|n| n.parse().ok());
+    }
+    None
+}
+
+fn column_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        Expr::Nested(inner) => column_of(inner),
+        Expr::BinaryOp { left, right, .. } => column_of(left).or_else(|| column_of(right)),
+        _ => None,
+    }
+}
+
+/// Highest placeholder and a column hint for each, to infer parameter types.
+fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
+    let mut max = 0usize;
+    let mut cols = BTreeMap::new();
+    let _ = visit_expressions(stmt, |e: &Expr| {
+        if let Some(n) = placeholder_index(e) {
+            max = max.max(n);
+        }
+        match e {
+            Expr::BinaryOp { left, right, .. } => {
+                if let (Some(n), Some(c)) = (placeholder_index(right), column_of(left)) {
+                    cols.entry(n).or_insert(c);
+                } else if let (Some(n), Some(c)) = (placeholder_index(left), column_of(right)) {
+                    cols.entry(n).or_insert(c);
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                if let Some(c) = column_of(expr) {
+                    for n in list.iter().filter_map(placeholder_index) {
+                        cols.entry(n).or_insert_with(|| c.clone());
+                    }
+                }
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                if let Some(c) = column_of(expr) {
+                    for n in [low, high].into_iter().filter_map(|e| placeholder_index(e)) {
+                        cols.entry(n).or_insert_with(|| c.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    match stmt {
+        Statement::Insert(ins) => {
+            if let Some(src) = &ins.source
+                && let SetExpr::Values(values) = src.body.as_ref()
+            {
+                for row in &values.rows {
+                    for (expr, col) in row.iter().zip(&ins.columns) {
+                        if let Some(n) = placeholder_index(expr) {
+                            cols.insert(n, object_name(col));
+                        }
+                    }
+                }
+            }
+            for a in &ins.assignments {
+                assignment_hint(&a.target, &a.value, &mut cols);
+            }
+        }
+        Statement::Update(up) => {
+            for a in &up.assignments {
+                assignment_hint(&a.target, &a.value, &mut cols);
+            }
+        }
+        _ => {}
+    }
+    (max, cols)
+}
+
+fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<usize, String>) {
+    if let (AssignmentTarget::ColumnName(name), Some(n)) = (target, placeholder_index(value)) {
+        let col = name.0.last().map_or_else(String::new, |p| {
+            p.as_ident()
+                .map_or_else(|| p.to_string(), |i| i.value.clone())
+        });
+        cols.insert(n, col);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(sql: &str) -> Result<Kind> {
+        classify(sql, 1 << 20).map(|mut v| v.remove(0).kind)
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(kind("SELECT 1").ok(), Some(Kind::Read));
+        assert_eq!(
+            kind("insert into t values (1)").ok(),
+            Some(Kind::Write { tag: "INSERT" })
+        );
+        assert_eq!(
+            kind("REPLACE INTO t (id) VALUES (1)").ok(),
+            Some(Kind::Write { tag: "INSERT" })
+        );
+        assert_eq!(
+            kind("INSERT OR REPLACE INTO t (id) VALUES (1)").ok(),
+            Some(Kind::Write { tag: "INSERT" })
+        );
+        assert_eq!(
+            kind("UPDATE t SET a = 1").ok(),
+            Some(Kind::Write { tag: "UPDATE" })
+        );
+        assert_eq!(
+            kind("DELETE FROM t").ok(),
+            Some(Kind::Write { tag: "DELETE" })
+        );
+        assert_eq!(kind("BEGIN").ok(), Some(Kind::Begin));
+        assert_eq!(kind("commit").ok(), Some(Kind::Commit));
+        assert_eq!(kind("ROLLBACK").ok(), Some(Kind::Rollback));
+        assert_eq!(
+            kind("SET tributary.ack = 'sync'").ok(),
+            Some(Kind::SetTributary {
+                name: "ack".into(),
+                value: "sync".into()
+            })
+        );
+        assert_eq!(
+            kind("set tributary.max_staleness_ms to 50").ok(),
+            Some(Kind::SetTributary {
+                name: "max_staleness_ms".into(),
+                value: "50".into()
+            })
+        );
+        assert_eq!(
+            kind("SET client_encoding = 'UTF8'").ok(),
+            Some(Kind::SetOther)
+        );
+        assert_eq!(
+            kind("SHOW tributary.ack").ok(),
+            Some(Kind::Show {
+                name: "tributary.ack".into()
+            })
+        );
+        assert_eq!(kind("PRAGMA table_info(t)").ok(), Some(Kind::Read));
+        assert!(matches!(
+            kind("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"),
+            Ok(Kind::Ddl { .. })
+        ));
+        assert!(matches!(
+            kind("CREATE TABLE t (a INT, b INT, PRIMARY KEY (a, b))"),
+            Ok(Kind::Ddl { .. })
+        ));
+    }
+
+    #[test]
+    fn refusals_carry_sqlstates() {
+        let state = |sql: &str| kind(sql).err().map(|e| e.sqlstate());
+        assert_eq!(state("CREATE TABLE t (id INT, v TEXT)"), Some("42P16"));
+        assert_eq!(state("SELEC 1"), Some("42601"));
+        assert_eq!(state("ATTACH DATABASE 'x.db' AS x"), Some("0A000"));
+        assert_eq!(state("PRAGMA journal_mode = DELETE"), Some("0A000"));
+        assert_eq!(state("PRAGMA optimize"), Some("0A000"));
+        assert_eq!(state("VACUUM"), Some("0A000"));
+        assert_eq!(state("SAVEPOINT a"), Some("0A000"));
+        assert_eq!(
+            classify("SELECT 1", 3).err().map(|e| e.sqlstate()),
+            Some("54000")
+        );
+    }
+
+    #[test]
+    fn splits_keeping_original_text() -> Result<()> {
+        let v = classify(
+            "SELECT 'a;b' ; INSERT INTO t VALUES (1);\nSELECT 2;",
+            1 << 20,
+        )?;
+        let texts: Vec<&str> = v.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec!["SELECT 'a;b'", "INSERT INTO t VALUES (1)", "SELECT 2"]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn parameter_hints() -> Result<()> {
+        let c = classify(
+            "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+            1 << 20,
+        )?
+        .remove(0);
+        assert_eq!(c.param_count, 2);
+        assert_eq!(c.param_columns.get(&1).map(String::as_str), Some("balance"));
+        assert_eq!(c.param_columns.get(&2).map(String::as_str), Some("id"));
+        let c = classify("INSERT INTO kv (id, v) VALUES ($1, 'value-' || $1) ON CONFLICT (id) DO UPDATE SET v = excluded.v", 1 << 20)?
+            .remove(0);
+        assert_eq!(c.param_count, 1);
+        assert_eq!(c.param_columns.get(&1).map(String::as_str), Some("id"));
+        Ok(())
+    }
+}

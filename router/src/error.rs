@@ -1,0 +1,156 @@
+//! The router's error type, and how each error maps to a PostgreSQL SQLSTATE.
+
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// Errors a client can get back; each carries the SQLSTATE that fits it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    #[error("{what} is not supported: {why}")]
+    Unsupported { what: String, why: String },
+    #[error(
+        "table {table} has no PRIMARY KEY: replicated tables need one (add PRIMARY KEY to a column or a table constraint)"
+    )]
+    NoPrimaryKey { table: String },
+    #[error("statement is {size} bytes, over the router's max_statement_bytes of {limit}")]
+    StatementTooLarge { size: usize, limit: usize },
+    #[error("unrecognized setting {name:?}; allowed: {allowed}")]
+    UnknownSetting { name: String, allowed: String },
+    #[error("invalid value {value:?} for {name}; allowed: {allowed}")]
+    InvalidSetting {
+        name: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TxnAborted,
+    #[error("{0} cannot run inside a transaction block")]
+    NotInTransactionBlock(String),
+    #[error("{context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "timed out after {waited_ms} ms waiting for replica {replica} to apply up to offset {target} (it is at {applied})"
+    )]
+    ReadTimeout {
+        replica: String,
+        target: u64,
+        applied: u64,
+        waited_ms: u64,
+    },
+    #[error(
+        "write is durable in the log at offset {offset} and will be applied, but only {acked} of the {needed} replicas required by ack mode {mode} applied it within {waited_ms} ms"
+    )]
+    AckTimeout {
+        offset: u64,
+        mode: &'static str,
+        acked: usize,
+        needed: usize,
+        waited_ms: u64,
+    },
+    #[error("replica {replica} has stopped: {reason}")]
+    ReplicaStopped { replica: String, reason: String },
+    #[error("log append failed: {0}")]
+    Log(#[from] wal_bus::Error),
+    #[error("invalid parameter ${index}: {reason}")]
+    Parameter { index: usize, reason: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn sqlite(context: &'static str, source: rusqlite::Error) -> Self {
+        Error::Sqlite { context, source }
+    }
+
+    /// The SQLSTATE a PostgreSQL client sees for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Syntax(_) => "42601",
+            Error::Unsupported { .. } => "0A000",
+            Error::NoPrimaryKey { .. } => "42P16",
+            Error::StatementTooLarge { .. } => "54000",
+            Error::UnknownSetting { .. } => "42704",
+            Error::InvalidSetting { .. } => "22023",
+            Error::TxnAborted => "25P02",
+            Error::NotInTransactionBlock(_) => "25001",
+            Error::Sqlite { source, .. } => sqlite_state(source),
+            Error::ReadTimeout { .. } | Error::AckTimeout { .. } => "57014",
+            Error::ReplicaStopped { .. } => "58000",
+            Error::Log(_) => "58030",
+            Error::Parameter { .. } => "22P02",
+            Error::Internal(_) => "XX000",
+        }
+    }
+
+    pub fn to_pgwire(&self) -> PgWireError {
+        PgWireError::UserError(Box::new(self.to_error_info()))
+    }
+
+    pub fn to_error_info(&self) -> ErrorInfo {
+        ErrorInfo::new(
+            "ERROR".to_owned(),
+            self.sqlstate().to_owned(),
+            self.to_string(),
+        )
+    }
+}
+
+fn sqlite_state(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode;
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            let msg = msg.as_deref().unwrap_or("");
+            match f.code {
+                ErrorCode::ConstraintViolation => {
+                    if msg.contains("UNIQUE") || msg.contains("PRIMARY KEY") {
+                        "23505"
+                    } else if msg.contains("NOT NULL") {
+                        "23502"
+                    } else if msg.contains("FOREIGN KEY") {
+                        "23503"
+                    } else if msg.contains("CHECK") {
+                        "23514"
+                    } else {
+                        "23000"
+                    }
+                }
+                ErrorCode::TypeMismatch => "42804",
+                ErrorCode::TooBig => "54000",
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => "55P03",
+                ErrorCode::Unknown => generic_state(msg),
+                _ => "XX000",
+            }
+        }
+        rusqlite::Error::SqlInputError { msg, .. } => generic_state(msg),
+        rusqlite::Error::InvalidParameterCount(..) | rusqlite::Error::InvalidParameterName(_) => {
+            "08P01"
+        }
+        _ => "XX000",
+    }
+}
+
+fn generic_state(msg: &str) -> &'static str {
+    if msg.contains("no such table") {
+        "42P01"
+    } else if msg.contains("no such column") {
+        "42703"
+    } else if msg.contains("no such function") {
+        "42883"
+    } else if msg.contains("already exists") {
+        "42P07"
+    } else if msg.contains("syntax error")
+        || msg.contains("unrecognized token")
+        || msg.contains("incomplete input")
+    {
+        "42601"
+    } else {
+        "42000"
+    }
+}
