@@ -3,4 +3,6 @@
 
 pub mod classify;
 pub mod config;
+pub mod db;
 pub mod error;
+pub mod exec;

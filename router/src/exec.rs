@@ -1,0 +1,378 @@
+//! Running statements on a replica connection: reads, and speculative writes
+//! whose row changes are captured with an SQLite session and then rolled back.
+//!
+//! Nothing here commits to the replica file: writes reach SQLite files only
+//! through the log. A transaction block is carried between statements as the
+//! SQLite changeset of its writes so far; each statement replays it inside a
+//! fresh SQLite transaction, so no lock is held while the client is idle and
+//! replication never waits on an open client transaction.
+
+use std::collections::HashMap;
+
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::hooks::Action;
+use rusqlite::session::{ConflictAction, ConflictType, Session};
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use wal_bus::{Change, Op, Row, Value};
+
+use crate::error::{Error, Result};
+
+/// Rows a statement produced.
+#[derive(Debug, Clone, Default)]
+pub struct ResultSet {
+    pub columns: Vec<String>,
+    pub decl_types: Vec<Option<String>>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// What a speculative write did.
+#[derive(Debug, Default)]
+pub struct SpecOutcome {
+    /// RETURNING rows, when the statement has any result columns.
+    pub result: Option<ResultSet>,
+    /// Rows inserted, updated or deleted.
+    pub affected: usize,
+    /// Net changeset of the whole transaction so far (prior + this statement).
+    pub changeset: Vec<u8>,
+    /// Row changes with full images, when asked for (autocommit).
+    pub changes: Option<Vec<Change>>,
+}
+
+fn owned(v: ValueRef<'_>) -> SqlValue {
+    match v {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(f) => SqlValue::Real(f),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
+fn sq(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| Error::sqlite(context, e)
+}
+
+/// Binds `$1..$n` by name (SQLite numbers named parameters by first use).
+fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> Result<()> {
+    for (i, v) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let idx = stmt
+            .parameter_index(&name)
+            .map_err(sq("binding parameters"))?
+            .or_else(|| (stmt.parameter_count() == params.len()).then_some(i + 1));
+        if let Some(idx) = idx {
+            stmt.raw_bind_parameter(idx, v).map_err(sq("binding parameters"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one statement, collecting any result rows.
+pub fn run_statement(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<(Option<ResultSet>, usize)> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sq("preparing the statement"))?;
+    bind(&mut stmt, params)?;
+    let ncols = stmt.column_count();
+    if ncols == 0 {
+        let n = stmt.raw_execute().map_err(sq("executing the statement"))?;
+        return Ok((None, n));
+    }
+    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let decl_types: Vec<Option<String>> = stmt.columns().map(|c| c.decl_type().map(str::to_owned)).collect();
+    let mut rows = Vec::new();
+    {
+        let mut q = stmt.raw_query();
+        while let Some(row) = q.next().map_err(sq("reading result rows"))? {
+            let mut vals = Vec::with_capacity(ncols);
+            for i in 0..ncols {
+                vals.push(owned(row.get_ref(i).map_err(sq("reading a result value"))?));
+            }
+            rows.push(vals);
+        }
+    }
+    let affected = rows.len();
+    Ok((
+        Some(ResultSet {
+            columns,
+            decl_types,
+            rows,
+        }),
+        affected,
+    ))
+}
+
+/// Result columns of a statement without running it (for Describe).
+pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option<String>>)> {
+    let stmt = conn.prepare_cached(sql).map_err(sq("preparing the statement"))?;
+    let names = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let types = stmt.columns().map(|c| c.decl_type().map(str::to_owned)).collect();
+    Ok((names, types))
+}
+
+/// Declared type of every column of every table, by column name.
+pub fn column_types(conn: &Connection) -> Result<HashMap<String, String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.name, p.type FROM sqlite_schema m JOIN pragma_table_info(m.name) p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+        )
+        .map_err(sq("reading the schema"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(sq("reading the schema"))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let (name, ty) = r.map_err(sq("reading the schema"))?;
+        out.entry(name).or_insert(ty);
+    }
+    Ok(out)
+}
+
+fn replay(conn: &Connection, prior: &[u8]) -> Result<()> {
+    if prior.is_empty() {
+        return Ok(());
+    }
+    let mut input = prior;
+    conn.apply_strm(&mut input, None::<fn(&str) -> bool>, |kind, _item| match kind {
+        ConflictType::SQLITE_CHANGESET_DATA | ConflictType::SQLITE_CHANGESET_CONFLICT => {
+            ConflictAction::SQLITE_CHANGESET_REPLACE
+        }
+        _ => ConflictAction::SQLITE_CHANGESET_OMIT,
+    })
+    .map_err(sq("replaying the transaction's earlier writes"))
+}
+
+fn user_table(name: &str) -> bool {
+    !name.starts_with(replica::INTERNAL_PREFIX) && !name.starts_with("sqlite_")
+}
+
+/// Runs `f` inside a transaction that is always rolled back.
+fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(sq("beginning a speculative transaction"))?;
+    let out = f(conn);
+    let rb = conn.execute_batch("ROLLBACK").map_err(sq("rolling back a speculative transaction"));
+    let out = out?;
+    rb?;
+    Ok(out)
+}
+
+/// Runs a write speculatively on top of the transaction's earlier writes
+/// (`prior`, a changeset) and captures the net changeset.
+pub fn speculate(
+    conn: &Connection,
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+    want_changes: bool,
+) -> Result<SpecOutcome> {
+    rolled_back(conn, |conn| {
+        let mut session = Session::new(conn).map_err(sq("starting change capture"))?;
+        session.table_filter(Some(user_table));
+        session.attach(None::<&str>).map_err(sq("starting change capture"))?;
+        replay(conn, prior)?;
+        let (result, affected) = run_statement(conn, sql, params)?;
+        let mut changeset = Vec::new();
+        session
+            .changeset_strm(&mut changeset)
+            .map_err(sq("capturing row changes"))?;
+        drop(session);
+        let changes = if want_changes {
+            Some(changes_in(conn, &changeset)?)
+        } else {
+            None
+        };
+        Ok(SpecOutcome {
+            result,
+            affected,
+            changeset,
+            changes,
+        })
+    })
+}
+
+/// Runs a read on top of the transaction's earlier writes.
+pub fn read_in_txn(conn: &Connection, prior: &[u8], sql: &str, params: &[SqlValue]) -> Result<(Option<ResultSet>, usize)> {
+    rolled_back(conn, |conn| {
+        replay(conn, prior)?;
+        run_statement(conn, sql, params)
+    })
+}
+
+/// Row changes (full images) of a whole transaction's changeset.
+pub fn finalize(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
+    rolled_back(conn, |conn| {
+        replay(conn, changeset)?;
+        changes_in(conn, changeset)
+    })
+}
+
+/// Checks a DDL statement runs, without keeping its effect.
+pub fn check_ddl(conn: &Connection, sql: &str) -> Result<()> {
+    rolled_back(conn, |conn| conn.execute_batch(sql).map_err(sq("checking the DDL statement")))
+}
+
+fn value_of(v: ValueRef<'_>) -> Value {
+    replica::from_value_ref(v)
+}
+
+/// Converts a changeset to row changes. Must run where the changeset's
+/// effects are visible (for the after-images of updates).
+fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
+    let mut tables: HashMap<String, replica::TableInfo> = HashMap::new();
+    let mut out = Vec::new();
+    let mut input: &[u8] = changeset;
+    let reader: &mut dyn std::io::Read = &mut input;
+    let mut iter = rusqlite::session::ChangesetIter::start_strm(&reader).map_err(sq("reading the changeset"))?;
+    while let Some(item) = iter.next().map_err(sq("reading the changeset"))? {
+        let op = item.op().map_err(sq("reading the changeset"))?;
+        let table = op.table_name().to_owned();
+        if !tables.contains_key(&table) {
+            let info = replica::table_info(conn, &table)
+                .map_err(sq("reading the table schema"))?
+                .ok_or_else(|| Error::Internal(format!("table {table} vanished")))?;
+            tables.insert(table.clone(), info);
+        }
+        let info = &tables[&table];
+        let ncols = (op.number_of_columns() as usize).min(info.columns.len());
+        let key_of = |row: &Row| -> Row { info.pk.iter().filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone()))).collect() };
+        match op.code() {
+            Action::SQLITE_INSERT => {
+                let mut after = Row::new();
+                for i in 0..ncols {
+                    let v = item.new_value(i).map(value_of).unwrap_or(Value::Null);
+                    after.insert(info.columns[i].clone(), v);
+                }
+                out.push(Change {
+                    table,
+                    op: Op::Insert,
+                    key: key_of(&after),
+                    before: None,
+                    after: Some(after),
+                });
+            }
+            Action::SQLITE_DELETE => {
+                let mut before = Row::new();
+                for i in 0..ncols {
+                    let v = item.old_value(i).map(value_of).unwrap_or(Value::Null);
+                    before.insert(info.columns[i].clone(), v);
+                }
+                out.push(Change {
+                    table,
+                    op: Op::Delete,
+                    key: key_of(&before),
+                    before: Some(before),
+                    after: None,
+                });
+            }
+            Action::SQLITE_UPDATE => {
+                // The changeset holds the key and the changed columns; the
+                // rest of the row is read back (unchanged columns are equal
+                // in both images).
+                let mut key = Row::new();
+                let mut old = HashMap::new();
+                for i in 0..ncols {
+                    if let Ok(v) = item.old_value(i) {
+                        old.insert(i, value_of(v));
+                    }
+                }
+                for c in &info.pk {
+                    if let Some(i) = info.columns.iter().position(|x| x == c)
+                        && let Some(v) = old.get(&i)
+                    {
+                        key.insert(c.clone(), v.clone());
+                    }
+                }
+                let after = read_row(conn, info, &key)?
+                    .ok_or_else(|| Error::Internal(format!("updated row of {table} not found")))?;
+                let mut before = after.clone();
+                for (i, v) in old {
+                    before.insert(info.columns[i].clone(), v);
+                }
+                out.push(Change {
+                    table,
+                    op: Op::Update,
+                    key,
+                    before: Some(before),
+                    after: Some(after),
+                });
+            }
+            _ => return Err(Error::Internal("unknown change in changeset".into())),
+        }
+    }
+    Ok(out)
+}
+
+fn read_row(conn: &Connection, info: &replica::TableInfo, key: &Row) -> Result<Option<Row>> {
+    let cols: Vec<String> = info.columns.iter().map(|c| replica::quote_ident(c)).collect();
+    let mut params = Vec::new();
+    let conds: Vec<String> = info
+        .pk
+        .iter()
+        .map(|c| {
+            params.push(key.get(c).map(replica::to_sql_value).unwrap_or(SqlValue::Null));
+            format!("{} IS ?{}", replica::quote_ident(c), params.len())
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}",
+        cols.join(", "),
+        replica::quote_ident(&info.name),
+        conds.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(sq("reading an updated row"))?;
+    stmt.query_row(params_from_iter(params.iter()), |r| {
+        let mut row = Row::new();
+        for (i, c) in info.columns.iter().enumerate() {
+            row.insert(c.clone(), value_of(r.get_ref(i)?));
+        }
+        Ok(row)
+    })
+    .optional()
+    .map_err(sq("reading an updated row"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("open");
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); INSERT INTO t VALUES (1, 'a', 10);")
+            .expect("schema");
+        c
+    }
+
+    #[test]
+    fn captures_full_images_and_rolls_back() -> Result<()> {
+        let c = db();
+        let out = speculate(&c, &[], "UPDATE t SET n = n + $1 WHERE id = $2", &[SqlValue::Integer(5), SqlValue::Integer(1)], true)?;
+        assert_eq!(out.affected, 1);
+        let changes = out.changes.unwrap_or_default();
+        assert_eq!(changes.len(), 1);
+        let ch = &changes[0];
+        assert_eq!(ch.op, Op::Update);
+        assert_eq!(ch.before.as_ref().and_then(|b| b.get("n")), Some(&Value::Integer(10)));
+        assert_eq!(ch.after.as_ref().and_then(|b| b.get("n")), Some(&Value::Integer(15)));
+        assert_eq!(ch.after.as_ref().and_then(|b| b.get("v")), Some(&Value::Text("a".into())));
+        let n: i64 = c.query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0)).map_err(sq("t"))?;
+        assert_eq!(n, 10, "speculative write was rolled back");
+        Ok(())
+    }
+
+    #[test]
+    fn transaction_changesets_accumulate_net_changes() -> Result<()> {
+        let c = db();
+        let a = speculate(&c, &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], false)?;
+        let b = speculate(&c, &a.changeset, "UPDATE t SET n = 7 WHERE id = 2", &[], false)?;
+        let d = speculate(&c, &b.changeset, "DELETE FROM t WHERE id = 1 RETURNING v", &[], false)?;
+        assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
+        let changes = finalize(&c, &d.changeset)?;
+        assert_eq!(changes.len(), 2);
+        let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
+        assert_eq!(ins.after.as_ref().and_then(|r| r.get("n")), Some(&Value::Integer(7)));
+        assert!(changes.iter().any(|c| c.op == Op::Delete));
+        let count: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(sq("t"))?;
+        assert_eq!(count, 1);
+        Ok(())
+    }
+}
