@@ -3,6 +3,10 @@
 
 pub mod classify;
 pub mod config;
+pub mod core;
 pub mod db;
 pub mod error;
 pub mod exec;
+pub mod handler;
+pub mod pgtypes;
+pub mod session;

@@ -1,1 +1,132 @@
-fn main() {}
+//! The `tributary` command.
+
+mod cli_status;
+mod cli_tail;
+mod cli_up;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use router::config::AckMode;
+use tracing_subscriber::EnvFilter;
+
+/// Tributary: several SQLite databases behaving as one multi-master
+/// database through a shared, totally ordered log, served over the
+/// PostgreSQL wire protocol.
+#[derive(Parser)]
+#[command(name = "tributary", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole cluster in one process on the embedded file log: N
+    /// replicas (SQLite files) and M routers (PostgreSQL endpoints).
+    /// Restarting on the same data directory resumes where it stopped.
+    Up(UpArgs),
+    /// Show the log end and each replica's applied offset and lag, read
+    /// through a running router.
+    Status {
+        /// Router to ask.
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        router: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the log.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// Node configuration file (TOML; see tributary.example.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Directory for the log and the replica files [config: data_dir].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Number of replicas [config: replicas; default 3].
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// Number of routers; router i listens on the --listen port + i
+    /// [config: router.routers; default 1].
+    #[arg(long)]
+    routers: Option<usize>,
+    /// Address of the first router [config: router.listen; default 127.0.0.1:5433].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Default ack mode: async, semi-sync or sync [config: replication.ack].
+    #[arg(long, value_parser = parse_ack)]
+    ack: Option<AckMode>,
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print records as JSON lines (one record per line, in log order).
+    Tail {
+        /// Data directory of the node (its log is in <data-dir>/log).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Read the data directory and log settings from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// First offset to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Keep printing new records as they are appended.
+        #[arg(long)]
+        follow: bool,
+        /// Wrap each record as {"offset": N, "record": {...}}.
+        #[arg(long)]
+        offsets: bool,
+    },
+}
+
+fn parse_ack(s: &str) -> Result<AckMode, String> {
+    s.parse().map_err(|()| format!("allowed: {}", AckMode::ALLOWED))
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Up(args) => cli_up::run(args).await,
+            Command::Status { router, json } => cli_status::run(&router, json).await,
+            Command::Log {
+                command:
+                    LogCommand::Tail {
+                        data_dir,
+                        config,
+                        from,
+                        follow,
+                        offsets,
+                    },
+            } => cli_tail::run(data_dir, config, from, follow, offsets).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

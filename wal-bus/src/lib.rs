@@ -7,6 +7,7 @@
 
 mod acks;
 mod config;
+mod dir_reader;
 mod error;
 mod file_log;
 mod hlc;
@@ -17,6 +18,7 @@ mod value;
 
 pub use acks::{AckBoard, AckSnapshot};
 pub use config::LogConfig;
+pub use dir_reader::DirReader;
 pub use error::{Error, Result};
 pub use file_log::FileLog;
 pub use hlc::{Hlc, HlcClock};

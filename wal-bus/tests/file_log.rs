@@ -260,3 +260,21 @@ async fn oversized_record_is_refused() {
     assert!(log.append(vec![0; 2000]).await.is_err());
     assert_eq!(log.append(vec![0; 10]).await.expect("append"), 0);
 }
+
+#[tokio::test]
+async fn dir_reader_follows_segments_from_an_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    for i in 0..100u32 {
+        log.append(format!("r{i}-{}", "y".repeat(200)).into_bytes()).await.expect("append");
+    }
+    let mut r = wal_bus::DirReader::open(dir.path(), 37, 1024).expect("reader");
+    let mut seen = Vec::new();
+    while let Some(e) = r.next_entry().expect("next") {
+        seen.push(e.offset);
+        assert!(e.payload.starts_with(format!("r{}-", e.offset).as_bytes()));
+    }
+    assert_eq!(seen, (37..100).collect::<Vec<_>>());
+    log.append(b"late".to_vec()).await.expect("append");
+    assert_eq!(r.next_entry().expect("next").map(|e| e.offset), Some(100));
+}

@@ -1,0 +1,54 @@
+//! `tributary status`: replica offsets and lag, read through a router.
+
+use anyhow::Context;
+use router::core::ReplicaStatus;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
+    let (host, port) = router
+        .rsplit_once(':')
+        .with_context(|| format!("--router {router:?} is not HOST:PORT"))?;
+    let conn_str = format!("host={host} port={port} user=tributary dbname=tributary connect_timeout=5");
+    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
+        .await
+        .with_context(|| format!("cannot connect to router {router}"))?;
+    tokio::spawn(connection);
+    let msgs = client
+        .simple_query(
+            "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state FROM tributary_replicas ORDER BY name",
+        )
+        .await
+        .context("querying tributary_replicas")?;
+    let mut rows = Vec::new();
+    for m in msgs {
+        if let SimpleQueryMessage::Row(r) = m {
+            let num = |i: usize| r.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            rows.push(ReplicaStatus {
+                name: r.get(0).unwrap_or("").to_owned(),
+                path: r.get(1).unwrap_or("").to_owned(),
+                applied_offset: num(2),
+                log_end: num(3),
+                lag_records: num(4),
+                lag_ms: num(5),
+                state: r.get(6).unwrap_or("").to_owned(),
+            });
+        }
+    }
+    let log_end = rows.iter().map(|r| r.log_end).max().unwrap_or(0);
+    if json {
+        println!("{}", serde_json::json!({ "log_end": log_end, "replicas": rows }));
+        return Ok(());
+    }
+    println!("log end: {log_end}");
+    println!(
+        "{:<12} {:>14} {:>12} {:>8}  {:<10} path",
+        "replica", "applied_offset", "lag_records", "lag_ms", "state"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:>14} {:>12} {:>8}  {:<10} {}",
+            r.name, r.applied_offset, r.lag_records, r.lag_ms, r.state, r.path
+        );
+    }
+    Ok(())
+}

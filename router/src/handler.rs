@@ -1,0 +1,265 @@
+//! The PostgreSQL wire protocol (pgwire): simple and extended query
+//! protocols for one client connection, on top of [`Session`].
+//!
+//! Each connection gets its own handler, so its session (settings, open
+//! transaction) dies with the connection: a client that vanishes inside a
+//! transaction leaves nothing behind.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, stream};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::response::NoticeResponse;
+use pgwire::messages::startup::ParameterStatus;
+use rusqlite::types::Value as SqlValue;
+use tokio::sync::Mutex;
+
+use crate::classify::{Classified, Kind, classify};
+use crate::core::RouterCore;
+use crate::error::Error;
+use crate::exec;
+use crate::pgtypes;
+use crate::session::{Outcome, Session, Side};
+
+/// A statement prepared through the extended protocol.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stmt: Classified,
+    pub param_types: Vec<Type>,
+    pub columns: Vec<String>,
+    pub column_types: Vec<Type>,
+}
+
+/// Parses and describes statements for the extended protocol.
+pub struct Parser {
+    core: Arc<RouterCore>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = classify(sql, self.core.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
+        if stmts.len() > 1 {
+            return Err(Error::Syntax("cannot insert multiple commands into a prepared statement".into()).to_pgwire());
+        }
+        let Some(stmt) = stmts.pop() else { return Ok(None) };
+        let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
+        let text = stmt.sql.clone();
+        let (col_types, described) = self
+            .core
+            .readers
+            .run(move |c| {
+                let types = exec::column_types(c)?;
+                let described = if describe { Some(exec::describe(c, &text)?) } else { None };
+                Ok::<_, Error>((types, described))
+            })
+            .await
+            .and_then(|r| r)
+            .map_err(|e| e.to_pgwire())?;
+        let param_types = pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
+        let (columns, column_types) = match (&stmt.kind, described) {
+            (_, Some((names, decls))) => {
+                let t = pgtypes::column_types(&decls, None);
+                (names, t)
+            }
+            (Kind::Show { name }, None) => (vec![name.rsplit('.').next().unwrap_or(name).to_owned()], vec![Type::TEXT]),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Ok(Some(Prepared {
+            stmt,
+            param_types,
+            columns,
+            column_types,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(pgtypes::fields(&stmt.columns, &stmt.column_types, format.unwrap_or(&Format::UnifiedText)))
+    }
+}
+
+/// One client connection.
+pub struct Connection {
+    session: Mutex<Session>,
+    parser: Arc<Parser>,
+}
+
+impl Connection {
+    pub fn new(core: Arc<RouterCore>) -> Connection {
+        Connection {
+            session: Mutex::new(Session::new(core.clone())),
+            parser: Arc::new(Parser { core }),
+        }
+    }
+}
+
+async fn send_side<C>(client: &mut C, side: Side) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (severity, text) in side.notices {
+        let info = ErrorInfo::new(severity.to_owned(), "01000".to_owned(), text);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+            .await?;
+    }
+    if let Some(offset) = side.offset {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                "tributary.offset".to_owned(),
+                offset.to_string(),
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Turns a statement's outcome into a pgwire response; `described` fixes the
+/// column types when the client already has them from Describe.
+fn to_response(outcome: Outcome, described: Option<&Prepared>, format: &Format) -> Response {
+    match outcome {
+        Outcome::Rows { rows, tag } => {
+            let types = match described {
+                Some(p) if p.column_types.len() == rows.columns.len() => p.column_types.clone(),
+                _ => pgtypes::column_types(&rows.decl_types, Some(&rows.rows)),
+            };
+            let fields = Arc::new(pgtypes::fields(&rows.columns, &types, format));
+            let data = pgtypes::encode_rows(&rows, fields.clone());
+            let mut resp = QueryResponse::new(fields, stream::iter(data));
+            if let Some(tag) = tag {
+                resp.set_command_tag(&tag);
+            }
+            Response::Query(resp)
+        }
+        Outcome::Command { tag, rows } => {
+            let t = Tag::new(&tag);
+            Response::Execution(match rows {
+                Some(n) => t.with_rows(n),
+                None => t,
+            })
+        }
+        Outcome::TxnStart => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::TxnEnd { tag } => Response::TransactionEnd(Tag::new(tag)),
+    }
+}
+
+fn error_response(e: &Error) -> Response {
+    Response::Error(Box::new(e.to_error_info()))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let stmts = match classify(query, session.core().config.max_statement_bytes) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![error_response(&e)]),
+        };
+        let mut responses = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            let mut side = Side::default();
+            let result = session.execute(stmt, Vec::new(), &mut side).await;
+            send_side(client, side).await?;
+            match result {
+                Ok(outcome) => responses.push(to_response(outcome, None, &Format::UnifiedText)),
+                Err(e) => {
+                    tracing::debug!(error = %e, sql = %stmt.sql, "statement failed");
+                    responses.push(error_response(&e));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let params: Vec<SqlValue> = pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
+        let mut session = self.session.lock().await;
+        let mut side = Side::default();
+        let result = session.execute(&prepared.stmt, params, &mut side).await;
+        send_side(client, side).await?;
+        match result {
+            Ok(outcome) => Ok(to_response(outcome, Some(prepared), &portal.result_column_format)),
+            Err(e) => {
+                tracing::debug!(error = %e, sql = %prepared.stmt.sql, "statement failed");
+                Err(e.to_pgwire())
+            }
+        }
+    }
+}
+
+/// Startup without authentication (the router listens on loopback by default).
+pub struct Startup;
+
+impl NoopStartupHandler for Startup {}
+
+/// The handler set pgwire asks for, one per connection.
+pub struct Handlers {
+    conn: Arc<Connection>,
+}
+
+impl Handlers {
+    pub fn new(core: Arc<RouterCore>) -> Handlers {
+        Handlers {
+            conn: Arc::new(Connection::new(core)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        Arc::new(Startup)
+    }
+}
+

@@ -1,0 +1,183 @@
+//! Mapping between SQLite's dynamic values and PostgreSQL wire types.
+//!
+//! A result column's type comes from its declared SQLite type (INTEGER →
+//! int8, REAL → float8, BLOB → bytea, BOOLEAN → bool, else text); a column
+//! without one (an expression) takes the type of its first value when rows
+//! are at hand, else text. Each value is converted to its column's type, so
+//! a text value in an INTEGER column still encodes correctly in binary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::error::PgWireResult;
+use pgwire::messages::data::DataRow;
+use rusqlite::types::Value as SqlValue;
+
+use crate::error::{Error, Result};
+use crate::exec::ResultSet;
+
+/// The wire type for an SQLite declared type (SQLite's affinity rules).
+pub fn type_for_decl(decl: &str) -> Type {
+    let d = decl.to_ascii_uppercase();
+    if d.contains("BOOL") {
+        Type::BOOL
+    } else if d.contains("INT") {
+        Type::INT8
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") || d.contains("NUMERIC") || d.contains("DECIMAL") {
+        Type::FLOAT8
+    } else if d.contains("BLOB") || d.contains("BYTEA") {
+        Type::BYTEA
+    } else {
+        Type::TEXT
+    }
+}
+
+fn type_for_value(v: &SqlValue) -> Type {
+    match v {
+        SqlValue::Integer(_) => Type::INT8,
+        SqlValue::Real(_) => Type::FLOAT8,
+        SqlValue::Blob(_) => Type::BYTEA,
+        SqlValue::Text(_) | SqlValue::Null => Type::TEXT,
+    }
+}
+
+/// Column types of a result, from declared types and, if given, the rows.
+pub fn column_types(decl_types: &[Option<String>], rows: Option<&[Vec<SqlValue>]>) -> Vec<Type> {
+    decl_types
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Some(d) if !d.is_empty() => type_for_decl(d),
+            _ => rows
+                .and_then(|rs| rs.iter().map(|r| &r[i]).find(|v| !matches!(v, SqlValue::Null)))
+                .map_or(Type::TEXT, type_for_value),
+        })
+        .collect()
+}
+
+pub fn fields(columns: &[String], types: &[Type], format: &Format) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (name, ty))| FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i)))
+        .collect()
+}
+
+fn text_of(v: &SqlValue) -> Option<String> {
+    match v {
+        SqlValue::Null => None,
+        SqlValue::Integer(i) => Some(i.to_string()),
+        SqlValue::Real(f) => Some(f.to_string()),
+        SqlValue::Text(t) => Some(t.clone()),
+        SqlValue::Blob(b) => Some(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
+    }
+}
+
+fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResult<()> {
+    if matches!(v, SqlValue::Null) {
+        return enc.encode_field(&None::<i64>);
+    }
+    match *ty {
+        Type::INT8 => match v {
+            SqlValue::Integer(i) => enc.encode_field(i),
+            SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => enc.encode_field(&(*f as i64)),
+            other => match text_of(other).and_then(|t| t.trim().parse::<i64>().ok()) {
+                Some(i) => enc.encode_field(&i),
+                // Not representable as int8: send NULL rather than wrong bytes.
+                None => enc.encode_field(&None::<i64>),
+            },
+        },
+        Type::FLOAT8 => match v {
+            SqlValue::Real(f) => enc.encode_field(f),
+            SqlValue::Integer(i) => enc.encode_field(&(*i as f64)),
+            other => enc.encode_field(&text_of(other).and_then(|t| t.trim().parse::<f64>().ok())),
+        },
+        Type::BOOL => match v {
+            SqlValue::Integer(i) => enc.encode_field(&(*i != 0)),
+            SqlValue::Real(f) => enc.encode_field(&(*f != 0.0)),
+            other => enc.encode_field(&text_of(other).map(|t| matches!(t.to_ascii_lowercase().as_str(), "t" | "true" | "1" | "yes" | "on"))),
+        },
+        Type::BYTEA => match v {
+            SqlValue::Blob(b) => enc.encode_field(&b.as_slice()),
+            other => enc.encode_field(&text_of(other).map(String::into_bytes)),
+        },
+        _ => enc.encode_field(&text_of(v)),
+    }
+}
+
+/// Encodes every row of a result for the given fields.
+pub fn encode_rows(rs: &ResultSet, fields: Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
+    let types: Vec<Type> = fields.iter().map(|f| f.datatype().clone()).collect();
+    let mut enc = DataRowEncoder::new(fields);
+    let mut out = Vec::with_capacity(rs.rows.len());
+    for row in &rs.rows {
+        let mut result = Ok(());
+        for (v, ty) in row.iter().zip(&types) {
+            result = encode_value(&mut enc, ty, v);
+            if result.is_err() {
+                break;
+            }
+        }
+        out.push(result.map(|()| enc.take_row()));
+    }
+    out
+}
+
+/// Parameter types: the client's where given, else inferred from the column
+/// each placeholder meets (see `classify`), else text.
+pub fn infer_param_types(
+    count: usize,
+    client: &[Option<Type>],
+    hints: &BTreeMap<usize, String>,
+    column_types: &HashMap<String, String>,
+) -> Vec<Type> {
+    (1..=count)
+        .map(|n| {
+            client
+                .get(n - 1)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .or_else(|| hints.get(&n).and_then(|c| column_types.get(c)).map(|d| type_for_decl(d)))
+                .unwrap_or(Type::TEXT)
+        })
+        .collect()
+}
+
+fn param_err(index: usize, e: impl std::fmt::Display) -> Error {
+    Error::Parameter {
+        index: index + 1,
+        reason: e.to_string(),
+    }
+}
+
+/// Decodes a bound portal's parameters into SQLite values.
+pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec<SqlValue>> {
+    let mut out = Vec::with_capacity(portal.parameter_len());
+    for i in 0..portal.parameter_len() {
+        let ty = types.get(i).cloned().unwrap_or(Type::TEXT);
+        let v = match ty {
+            Type::INT2 => portal.parameter::<i16>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::INT4 => portal.parameter::<i32>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::INT8 => portal.parameter::<i64>(i, &ty).map(|v| v.map(SqlValue::Integer)),
+            Type::FLOAT4 => portal.parameter::<f32>(i, &ty).map(|v| v.map(|x| SqlValue::Real(x.into()))),
+            Type::FLOAT8 => portal.parameter::<f64>(i, &ty).map(|v| v.map(SqlValue::Real)),
+            Type::BOOL => portal.parameter::<bool>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::BYTEA => portal.parameter::<Vec<u8>>(i, &ty).map(|v| v.map(SqlValue::Blob)),
+            _ => {
+                let text_ty = match ty {
+                    Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => ty.clone(),
+                    _ => Type::TEXT,
+                };
+                portal.parameter::<String>(i, &text_ty).map(|v| v.map(SqlValue::Text))
+            }
+        }
+        .map_err(|e| param_err(i, e))?;
+        out.push(v.unwrap_or(SqlValue::Null));
+    }
+    Ok(out)
+}

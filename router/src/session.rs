@@ -1,0 +1,355 @@
+//! One client session: its settings, its open transaction, and how each kind
+//! of statement is carried out (independent of the wire protocol).
+
+use std::sync::Arc;
+
+use rusqlite::types::Value as SqlValue;
+use wal_bus::{Offset, RecordBody};
+
+use crate::classify::{Classified, Kind};
+use crate::config::{AckMode, ReadConsistency};
+use crate::core::{RouterCore, now_ms};
+use crate::error::{Error, Result};
+use crate::exec::{self, ResultSet};
+
+/// A transaction block in progress: the net changeset of its writes.
+#[derive(Debug, Default)]
+struct Txn {
+    changeset: Vec<u8>,
+    failed: bool,
+}
+
+/// What a statement produced, before wire encoding.
+#[derive(Debug)]
+pub enum Outcome {
+    Rows { rows: ResultSet, tag: Option<String> },
+    Command { tag: String, rows: Option<usize> },
+    TxnStart,
+    TxnEnd { tag: &'static str },
+}
+
+/// Messages to send the client before the statement's result.
+#[derive(Debug, Default)]
+pub struct Side {
+    pub notices: Vec<(&'static str, String)>,
+    /// New value of the `tributary.offset` parameter after a write.
+    pub offset: Option<Offset>,
+}
+
+pub struct Session {
+    pub id: u64,
+    core: Arc<RouterCore>,
+    ack: AckMode,
+    read: ReadConsistency,
+    max_staleness_ms: u64,
+    min_offset: Offset,
+    /// Log position after this session's latest write.
+    last_write: Offset,
+    txn: Option<Txn>,
+}
+
+const SETTINGS: &str = "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
+
+impl Session {
+    pub fn new(core: Arc<RouterCore>) -> Session {
+        Session {
+            id: core.new_session_id(),
+            ack: core.replication.ack,
+            read: core.config.read_consistency,
+            max_staleness_ms: core.config.max_staleness_ms,
+            min_offset: 0,
+            last_write: 0,
+            txn: None,
+            core,
+        }
+    }
+
+    pub fn core(&self) -> &Arc<RouterCore> {
+        &self.core
+    }
+
+    pub fn in_txn(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Runs one statement; an error inside a transaction block aborts it.
+    pub async fn execute(&mut self, stmt: &Classified, params: Vec<SqlValue>, side: &mut Side) -> Result<Outcome> {
+        let kind = &stmt.kind;
+        if let Some(txn) = &self.txn
+            && txn.failed
+            && !matches!(kind, Kind::Commit | Kind::Rollback)
+        {
+            return Err(Error::TxnAborted);
+        }
+        let result = self.dispatch(stmt, params, side).await;
+        if result.is_err()
+            && let Some(txn) = &mut self.txn
+            && !matches!(kind, Kind::Commit | Kind::Rollback)
+        {
+            txn.failed = true;
+        }
+        let label = match kind {
+            Kind::Read => "read",
+            Kind::Write { .. } => "write",
+            Kind::Ddl { .. } => "ddl",
+            _ => "other",
+        };
+        metrics::counter!("tributary_router_statements_total", "kind" => label, "ok" => if result.is_ok() { "true" } else { "false" })
+            .increment(1);
+        result
+    }
+
+    async fn dispatch(&mut self, stmt: &Classified, params: Vec<SqlValue>, side: &mut Side) -> Result<Outcome> {
+        match &stmt.kind {
+            Kind::Read => self.read(stmt, params).await,
+            Kind::Write { tag } => self.write(stmt, params, tag, side).await,
+            Kind::Ddl { tag } => self.ddl(stmt, tag, side).await,
+            Kind::Begin => {
+                if self.txn.is_some() {
+                    side.notices.push(("WARNING", "there is already a transaction in progress".into()));
+                } else {
+                    self.txn = Some(Txn::default());
+                }
+                Ok(Outcome::TxnStart)
+            }
+            Kind::Commit => self.commit(side).await,
+            Kind::Rollback => {
+                if self.txn.take().is_none() {
+                    side.notices.push(("WARNING", "there is no transaction in progress".into()));
+                }
+                Ok(Outcome::TxnEnd { tag: "ROLLBACK" })
+            }
+            Kind::SetTributary { name, value } => {
+                self.set(name, value)?;
+                Ok(Outcome::Command {
+                    tag: "SET".into(),
+                    rows: None,
+                })
+            }
+            Kind::SetOther => Ok(Outcome::Command {
+                tag: "SET".into(),
+                rows: None,
+            }),
+            Kind::Show { name } => {
+                let value = self.show(name)?;
+                Ok(Outcome::Rows {
+                    rows: ResultSet {
+                        columns: vec![name.rsplit('.').next().unwrap_or(name).to_owned()],
+                        decl_types: vec![Some("TEXT".into())],
+                        rows: vec![vec![SqlValue::Text(value)]],
+                    },
+                    tag: Some("SHOW".into()),
+                })
+            }
+        }
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let invalid = |allowed: &str| Error::InvalidSetting {
+            name: format!("tributary.{name}"),
+            value: value.to_owned(),
+            allowed: allowed.to_owned(),
+        };
+        match name {
+            "ack" => self.ack = value.parse().map_err(|()| invalid(AckMode::ALLOWED))?,
+            "read_consistency" => self.read = value.parse().map_err(|()| invalid(ReadConsistency::ALLOWED))?,
+            "max_staleness_ms" => {
+                self.max_staleness_ms = value.parse().map_err(|_| invalid("a whole number of milliseconds"))?
+            }
+            "min_offset" => self.min_offset = value.parse().map_err(|_| invalid("a log offset (whole number)"))?,
+            _ => {
+                return Err(Error::UnknownSetting {
+                    name: format!("tributary.{name}"),
+                    allowed: SETTINGS.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn show(&self, name: &str) -> Result<String> {
+        Ok(match name {
+            "tributary.ack" => self.ack.to_string(),
+            "tributary.read_consistency" => self.read.as_str().to_owned(),
+            "tributary.max_staleness_ms" => self.max_staleness_ms.to_string(),
+            "tributary.min_offset" => self.min_offset.to_string(),
+            "tributary.offset" => self.last_write.to_string(),
+            "tributary.node" => self.core.name.clone(),
+            "tributary.replica" => self.core.replica.name.clone(),
+            "server_version" => "15.0 (Tributary)".into(),
+            "transaction_isolation" => "read committed".into(),
+            "client_encoding" | "server_encoding" => "UTF8".into(),
+            "standard_conforming_strings" => "on".into(),
+            _ => {
+                return Err(Error::UnknownSetting {
+                    name: name.to_owned(),
+                    allowed: format!("{SETTINGS}, tributary.offset, tributary.node, tributary.replica"),
+                });
+            }
+        })
+    }
+
+    /// The offset a read must see, by consistency level.
+    fn read_target(&self) -> Offset {
+        let level = match self.read {
+            ReadConsistency::Eventual => 0,
+            ReadConsistency::Session => self.last_write,
+            ReadConsistency::Bounded => self
+                .core
+                .log
+                .end_as_of(now_ms().saturating_sub(self.max_staleness_ms))
+                .max(self.last_write),
+            ReadConsistency::Strong => self.core.log.end(),
+        };
+        level.max(self.min_offset)
+    }
+
+    async fn read(&mut self, stmt: &Classified, params: Vec<SqlValue>) -> Result<Outcome> {
+        if let Some(txn) = &self.txn
+            && !txn.changeset.is_empty()
+        {
+            let prior = txn.changeset.clone();
+            let sql = stmt.sql.clone();
+            let (rows, _) = self
+                .core
+                .writer
+                .run(move |c| exec::read_in_txn(c, &prior, &sql, &params))
+                .await??;
+            return Ok(rows_outcome(rows));
+        }
+        self.core.wait_applied(self.read_target()).await?;
+        let sql = stmt.sql.clone();
+        let status = needs_status(&sql).then(|| self.core.status());
+        let (rows, _) = self
+            .core
+            .readers
+            .run(move |c| {
+                if let Some(status) = status {
+                    refresh_status_table(c, &status)?;
+                }
+                exec::run_statement(c, &sql, &params)
+            })
+            .await??;
+        Ok(rows_outcome(rows))
+    }
+
+    async fn write(&mut self, stmt: &Classified, params: Vec<SqlValue>, tag: &str, side: &mut Side) -> Result<Outcome> {
+        // A session writes on top of its own earlier writes.
+        self.core.wait_applied(self.last_write.max(self.min_offset)).await?;
+        let sql = stmt.sql.clone();
+        let prior = self.txn.as_ref().map(|t| t.changeset.clone()).unwrap_or_default();
+        let autocommit = self.txn.is_none();
+        let out = self
+            .core
+            .writer
+            .run(move |c| exec::speculate(c, &prior, &sql, &params, autocommit))
+            .await??;
+        if let Some(txn) = &mut self.txn {
+            txn.changeset = out.changeset;
+        } else if let Some(changes) = out.changes
+            && !changes.is_empty()
+        {
+            self.commit_body(RecordBody::Txn { changes }, side).await?;
+        }
+        Ok(write_outcome(tag, out.result, out.affected))
+    }
+
+    async fn commit_body(&mut self, body: RecordBody, side: &mut Side) -> Result<()> {
+        let target = self.core.append(self.id, body).await?;
+        self.last_write = target;
+        side.offset = Some(target);
+        if let Some(notice) = self.core.await_acks(target, self.ack).await? {
+            side.notices.push(("NOTICE", notice));
+        }
+        Ok(())
+    }
+
+    async fn ddl(&mut self, stmt: &Classified, tag: &str, side: &mut Side) -> Result<Outcome> {
+        if self.txn.is_some() {
+            return Err(Error::NotInTransactionBlock(tag.to_owned()));
+        }
+        self.core.wait_applied(self.last_write.max(self.min_offset)).await?;
+        let sql = stmt.sql.clone();
+        let check = sql.clone();
+        self.core.writer.run(move |c| exec::check_ddl(c, &check)).await??;
+        self.commit_body(RecordBody::Ddl { sql }, side).await?;
+        // Later statements on this router must see the new schema.
+        self.core.wait_applied(self.last_write).await?;
+        Ok(Outcome::Command {
+            tag: tag.to_owned(),
+            rows: None,
+        })
+    }
+
+    async fn commit(&mut self, side: &mut Side) -> Result<Outcome> {
+        let Some(txn) = self.txn.take() else {
+            side.notices.push(("WARNING", "there is no transaction in progress".into()));
+            return Ok(Outcome::TxnEnd { tag: "COMMIT" });
+        };
+        if txn.failed {
+            return Ok(Outcome::TxnEnd { tag: "ROLLBACK" });
+        }
+        if !txn.changeset.is_empty() {
+            let cs = txn.changeset;
+            let changes = self.core.writer.run(move |c| exec::finalize(c, &cs)).await??;
+            if !changes.is_empty() {
+                self.commit_body(RecordBody::Txn { changes }, side).await?;
+            }
+        }
+        Ok(Outcome::TxnEnd { tag: "COMMIT" })
+    }
+}
+
+fn rows_outcome(rows: Option<ResultSet>) -> Outcome {
+    match rows {
+        Some(rows) => Outcome::Rows { rows, tag: None },
+        None => Outcome::Command {
+            tag: "SELECT".into(),
+            rows: Some(0),
+        },
+    }
+}
+
+fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outcome {
+    let tag = if tag == "INSERT" { "INSERT 0".to_owned() } else { tag.to_owned() };
+    match result {
+        Some(rows) => Outcome::Rows { rows, tag: Some(tag) },
+        None => Outcome::Command {
+            tag,
+            rows: Some(affected),
+        },
+    }
+}
+
+fn needs_status(sql: &str) -> bool {
+    sql.to_ascii_lowercase().contains("tributary_replicas")
+}
+
+/// `tributary_replicas` is a per-connection TEMP table refreshed before each
+/// query that names it, so any SQL (WHERE, ORDER BY, joins) works on it.
+fn refresh_status_table(conn: &rusqlite::Connection, rows: &[crate::core::ReplicaStatus]) -> Result<()> {
+    let sq = |e| Error::sqlite("refreshing tributary_replicas", e);
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS tributary_replicas (
+            name TEXT PRIMARY KEY, path TEXT, applied_offset INTEGER, log_end INTEGER,
+            lag_records INTEGER, lag_ms INTEGER, state TEXT);
+         DELETE FROM temp.tributary_replicas;",
+    )
+    .map_err(sq)?;
+    let mut ins = conn
+        .prepare_cached("INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .map_err(sq)?;
+    for r in rows {
+        ins.execute(rusqlite::params![
+            r.name,
+            r.path,
+            r.applied_offset as i64,
+            r.log_end as i64,
+            r.lag_records as i64,
+            r.lag_ms as i64,
+            r.state
+        ])
+        .map_err(sq)?;
+    }
+    Ok(())
+}
