@@ -8,7 +8,8 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     let (host, port) = router
         .rsplit_once(':')
         .with_context(|| format!("--router {router:?} is not HOST:PORT"))?;
-    let conn_str = format!("host={host} port={port} user=tributary dbname=tributary connect_timeout=5");
+    let conn_str =
+        format!("host={host} port={port} user=tributary dbname=tributary connect_timeout=5");
     let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
         .await
         .with_context(|| format!("cannot connect to router {router}"))?;
@@ -36,7 +37,10 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     }
     let log_end = rows.iter().map(|r| r.log_end).max().unwrap_or(0);
     if json {
-        println!("{}", serde_json::json!({ "log_end": log_end, "replicas": rows }));
+        println!(
+            "{}",
+            serde_json::json!({ "log_end": log_end, "replicas": rows })
+        );
         return Ok(());
     }
     println!("log end: {log_end}");

@@ -30,7 +30,10 @@ pub async fn run(
         let mut out = stdout.lock();
         while let Some(entry) = reader.next_entry()? {
             if let Err(e) = Record::decode(&entry.payload) {
-                eprintln!("warning: record at offset {} does not decode: {e}", entry.offset);
+                eprintln!(
+                    "warning: record at offset {} does not decode: {e}",
+                    entry.offset
+                );
             }
             let text = String::from_utf8_lossy(&entry.payload);
             let line = if offsets {

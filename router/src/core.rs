@@ -45,7 +45,9 @@ pub struct ReplicaStatus {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl RouterCore {
@@ -60,8 +62,18 @@ impl RouterCore {
         replication: ReplicationConfig,
         config: RouterConfig,
     ) -> Result<RouterCore> {
-        let writer = DbPool::start(&format!("{name}-spec"), &replica.path, 1, crate::db::open_writer)?;
-        let readers = DbPool::start(&format!("{name}-read"), &replica.path, config.read_threads, crate::db::open_reader)?;
+        let writer = DbPool::start(
+            &format!("{name}-spec"),
+            &replica.path,
+            1,
+            crate::db::open_writer,
+        )?;
+        let readers = DbPool::start(
+            &format!("{name}-read"),
+            &replica.path,
+            config.read_threads,
+            crate::db::open_reader,
+        )?;
         Ok(RouterCore {
             name,
             log,
@@ -132,7 +144,8 @@ impl RouterCore {
             needed,
             waited_ms: self.replication.ack_timeout_ms,
         };
-        metrics::counter!("tributary_router_ack_timeouts_total", "mode" => mode.as_str()).increment(1);
+        metrics::counter!("tributary_router_ack_timeouts_total", "mode" => mode.as_str())
+            .increment(1);
         match self.replication.on_ack_timeout {
             OnAckTimeout::Error => Err(err),
             OnAckTimeout::Degrade => Ok(Some(format!("{err}; replied as async"))),
@@ -173,7 +186,9 @@ impl RouterCore {
                 let lag_ms = if applied >= end {
                     0
                 } else {
-                    self.log.appended_at_ms(applied).map_or(0, |t| now.saturating_sub(t))
+                    self.log
+                        .appended_at_ms(applied)
+                        .map_or(0, |t| now.saturating_sub(t))
                 };
                 ReplicaStatus {
                     name: r.name.clone(),
@@ -182,7 +197,9 @@ impl RouterCore {
                     log_end: end,
                     lag_records: end.saturating_sub(applied),
                     lag_ms,
-                    state: r.stopped().map_or_else(|| "applying".to_owned(), |e| format!("stopped: {e}")),
+                    state: r
+                        .stopped()
+                        .map_or_else(|| "applying".to_owned(), |e| format!("stopped: {e}")),
                 }
             })
             .collect()

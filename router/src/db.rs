@@ -64,7 +64,8 @@ impl DbPool {
             .send(job)
             .await
             .map_err(|_| Error::Internal("database thread stopped".into()))?;
-        rx.await.map_err(|_| Error::Internal("database thread stopped mid-job".into()))
+        rx.await
+            .map_err(|_| Error::Internal("database thread stopped mid-job".into()))
     }
 }
 

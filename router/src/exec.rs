@@ -62,15 +62,22 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> Result<()> {
             .map_err(sq("binding parameters"))?
             .or_else(|| (stmt.parameter_count() == params.len()).then_some(i + 1));
         if let Some(idx) = idx {
-            stmt.raw_bind_parameter(idx, v).map_err(sq("binding parameters"))?;
+            stmt.raw_bind_parameter(idx, v)
+                .map_err(sq("binding parameters"))?;
         }
     }
     Ok(())
 }
 
 /// Runs one statement, collecting any result rows.
-pub fn run_statement(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<(Option<ResultSet>, usize)> {
-    let mut stmt = conn.prepare_cached(sql).map_err(sq("preparing the statement"))?;
+pub fn run_statement(
+    conn: &Connection,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<(Option<ResultSet>, usize)> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(sq("preparing the statement"))?;
     bind(&mut stmt, params)?;
     let ncols = stmt.column_count();
     if ncols == 0 {
@@ -78,7 +85,10 @@ pub fn run_statement(conn: &Connection, sql: &str, params: &[SqlValue]) -> Resul
         return Ok((None, n));
     }
     let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let decl_types: Vec<Option<String>> = stmt.columns().map(|c| c.decl_type().map(str::to_owned)).collect();
+    let decl_types: Vec<Option<String>> = stmt
+        .columns()
+        .map(|c| c.decl_type().map(str::to_owned))
+        .collect();
     let mut rows = Vec::new();
     {
         let mut q = stmt.raw_query();
@@ -103,9 +113,14 @@ pub fn run_statement(conn: &Connection, sql: &str, params: &[SqlValue]) -> Resul
 
 /// Result columns of a statement without running it (for Describe).
 pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option<String>>)> {
-    let stmt = conn.prepare_cached(sql).map_err(sq("preparing the statement"))?;
+    let stmt = conn
+        .prepare_cached(sql)
+        .map_err(sq("preparing the statement"))?;
     let names = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let types = stmt.columns().map(|c| c.decl_type().map(str::to_owned)).collect();
+    let types = stmt
+        .columns()
+        .map(|c| c.decl_type().map(str::to_owned))
+        .collect();
     Ok((names, types))
 }
 
@@ -133,12 +148,16 @@ fn replay(conn: &Connection, prior: &[u8]) -> Result<()> {
         return Ok(());
     }
     let mut input = prior;
-    conn.apply_strm(&mut input, None::<fn(&str) -> bool>, |kind, _item| match kind {
-        ConflictType::SQLITE_CHANGESET_DATA | ConflictType::SQLITE_CHANGESET_CONFLICT => {
-            ConflictAction::SQLITE_CHANGESET_REPLACE
-        }
-        _ => ConflictAction::SQLITE_CHANGESET_OMIT,
-    })
+    conn.apply_strm(
+        &mut input,
+        None::<fn(&str) -> bool>,
+        |kind, _item| match kind {
+            ConflictType::SQLITE_CHANGESET_DATA | ConflictType::SQLITE_CHANGESET_CONFLICT => {
+                ConflictAction::SQLITE_CHANGESET_REPLACE
+            }
+            _ => ConflictAction::SQLITE_CHANGESET_OMIT,
+        },
+    )
     .map_err(sq("replaying the transaction's earlier writes"))
 }
 
@@ -148,9 +167,12 @@ fn user_table(name: &str) -> bool {
 
 /// Runs `f` inside a transaction that is always rolled back.
 fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(sq("beginning a speculative transaction"))?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sq("beginning a speculative transaction"))?;
     let out = f(conn);
-    let rb = conn.execute_batch("ROLLBACK").map_err(sq("rolling back a speculative transaction"));
+    let rb = conn
+        .execute_batch("ROLLBACK")
+        .map_err(sq("rolling back a speculative transaction"));
     let out = out?;
     rb?;
     Ok(out)
@@ -168,7 +190,9 @@ pub fn speculate(
     rolled_back(conn, |conn| {
         let mut session = Session::new(conn).map_err(sq("starting change capture"))?;
         session.table_filter(Some(user_table));
-        session.attach(None::<&str>).map_err(sq("starting change capture"))?;
+        session
+            .attach(None::<&str>)
+            .map_err(sq("starting change capture"))?;
         replay(conn, prior)?;
         let (result, affected) = run_statement(conn, sql, params)?;
         let mut changeset = Vec::new();
@@ -191,7 +215,12 @@ pub fn speculate(
 }
 
 /// Runs a read on top of the transaction's earlier writes.
-pub fn read_in_txn(conn: &Connection, prior: &[u8], sql: &str, params: &[SqlValue]) -> Result<(Option<ResultSet>, usize)> {
+pub fn read_in_txn(
+    conn: &Connection,
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<(Option<ResultSet>, usize)> {
     rolled_back(conn, |conn| {
         replay(conn, prior)?;
         run_statement(conn, sql, params)
@@ -208,7 +237,10 @@ pub fn finalize(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
 
 /// Checks a DDL statement runs, without keeping its effect.
 pub fn check_ddl(conn: &Connection, sql: &str) -> Result<()> {
-    rolled_back(conn, |conn| conn.execute_batch(sql).map_err(sq("checking the DDL statement")))
+    rolled_back(conn, |conn| {
+        conn.execute_batch(sql)
+            .map_err(sq("checking the DDL statement"))
+    })
 }
 
 fn value_of(v: ValueRef<'_>) -> Value {
@@ -222,7 +254,8 @@ fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     let mut input: &[u8] = changeset;
     let reader: &mut dyn std::io::Read = &mut input;
-    let mut iter = rusqlite::session::ChangesetIter::start_strm(&reader).map_err(sq("reading the changeset"))?;
+    let mut iter = rusqlite::session::ChangesetIter::start_strm(&reader)
+        .map_err(sq("reading the changeset"))?;
     while let Some(item) = iter.next().map_err(sq("reading the changeset"))? {
         let op = item.op().map_err(sq("reading the changeset"))?;
         let table = op.table_name().to_owned();
@@ -234,7 +267,12 @@ fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
         }
         let info = &tables[&table];
         let ncols = (op.number_of_columns() as usize).min(info.columns.len());
-        let key_of = |row: &Row| -> Row { info.pk.iter().filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone()))).collect() };
+        let key_of = |row: &Row| -> Row {
+            info.pk
+                .iter()
+                .filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone())))
+                .collect()
+        };
         match op.code() {
             Action::SQLITE_INSERT => {
                 let mut after = Row::new();
@@ -303,13 +341,21 @@ fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
 }
 
 fn read_row(conn: &Connection, info: &replica::TableInfo, key: &Row) -> Result<Option<Row>> {
-    let cols: Vec<String> = info.columns.iter().map(|c| replica::quote_ident(c)).collect();
+    let cols: Vec<String> = info
+        .columns
+        .iter()
+        .map(|c| replica::quote_ident(c))
+        .collect();
     let mut params = Vec::new();
     let conds: Vec<String> = info
         .pk
         .iter()
         .map(|c| {
-            params.push(key.get(c).map(replica::to_sql_value).unwrap_or(SqlValue::Null));
+            params.push(
+                key.get(c)
+                    .map(replica::to_sql_value)
+                    .unwrap_or(SqlValue::Null),
+            );
             format!("{} IS ?{}", replica::quote_ident(c), params.len())
         })
         .collect();
@@ -319,7 +365,9 @@ fn read_row(conn: &Connection, info: &replica::TableInfo, key: &Row) -> Result<O
         replica::quote_ident(&info.name),
         conds.join(" AND ")
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(sq("reading an updated row"))?;
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(sq("reading an updated row"))?;
     stmt.query_row(params_from_iter(params.iter()), |r| {
         let mut row = Row::new();
         for (i, c) in info.columns.iter().enumerate() {
@@ -345,16 +393,33 @@ mod tests {
     #[test]
     fn captures_full_images_and_rolls_back() -> Result<()> {
         let c = db();
-        let out = speculate(&c, &[], "UPDATE t SET n = n + $1 WHERE id = $2", &[SqlValue::Integer(5), SqlValue::Integer(1)], true)?;
+        let out = speculate(
+            &c,
+            &[],
+            "UPDATE t SET n = n + $1 WHERE id = $2",
+            &[SqlValue::Integer(5), SqlValue::Integer(1)],
+            true,
+        )?;
         assert_eq!(out.affected, 1);
         let changes = out.changes.unwrap_or_default();
         assert_eq!(changes.len(), 1);
         let ch = &changes[0];
         assert_eq!(ch.op, Op::Update);
-        assert_eq!(ch.before.as_ref().and_then(|b| b.get("n")), Some(&Value::Integer(10)));
-        assert_eq!(ch.after.as_ref().and_then(|b| b.get("n")), Some(&Value::Integer(15)));
-        assert_eq!(ch.after.as_ref().and_then(|b| b.get("v")), Some(&Value::Text("a".into())));
-        let n: i64 = c.query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0)).map_err(sq("t"))?;
+        assert_eq!(
+            ch.before.as_ref().and_then(|b| b.get("n")),
+            Some(&Value::Integer(10))
+        );
+        assert_eq!(
+            ch.after.as_ref().and_then(|b| b.get("n")),
+            Some(&Value::Integer(15))
+        );
+        assert_eq!(
+            ch.after.as_ref().and_then(|b| b.get("v")),
+            Some(&Value::Text("a".into()))
+        );
+        let n: i64 = c
+            .query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0))
+            .map_err(sq("t"))?;
         assert_eq!(n, 10, "speculative write was rolled back");
         Ok(())
     }
@@ -363,15 +428,32 @@ mod tests {
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
         let a = speculate(&c, &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], false)?;
-        let b = speculate(&c, &a.changeset, "UPDATE t SET n = 7 WHERE id = 2", &[], false)?;
-        let d = speculate(&c, &b.changeset, "DELETE FROM t WHERE id = 1 RETURNING v", &[], false)?;
+        let b = speculate(
+            &c,
+            &a.changeset,
+            "UPDATE t SET n = 7 WHERE id = 2",
+            &[],
+            false,
+        )?;
+        let d = speculate(
+            &c,
+            &b.changeset,
+            "DELETE FROM t WHERE id = 1 RETURNING v",
+            &[],
+            false,
+        )?;
         assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
         let changes = finalize(&c, &d.changeset)?;
         assert_eq!(changes.len(), 2);
         let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
-        assert_eq!(ins.after.as_ref().and_then(|r| r.get("n")), Some(&Value::Integer(7)));
+        assert_eq!(
+            ins.after.as_ref().and_then(|r| r.get("n")),
+            Some(&Value::Integer(7))
+        );
         assert!(changes.iter().any(|c| c.op == Op::Delete));
-        let count: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).map_err(sq("t"))?;
+        let count: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .map_err(sq("t"))?;
         assert_eq!(count, 1);
         Ok(())
     }

@@ -49,15 +49,26 @@ pub struct Parser {
 impl QueryParser for Parser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut stmts = classify(sql, self.core.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
+        let mut stmts =
+            classify(sql, self.core.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
         if stmts.len() > 1 {
-            return Err(Error::Syntax("cannot insert multiple commands into a prepared statement".into()).to_pgwire());
+            return Err(Error::Syntax(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )
+            .to_pgwire());
         }
-        let Some(stmt) = stmts.pop() else { return Ok(None) };
+        let Some(stmt) = stmts.pop() else {
+            return Ok(None);
+        };
         let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
         let text = stmt.sql.clone();
         let (col_types, described) = self
@@ -65,19 +76,27 @@ impl QueryParser for Parser {
             .readers
             .run(move |c| {
                 let types = exec::column_types(c)?;
-                let described = if describe { Some(exec::describe(c, &text)?) } else { None };
+                let described = if describe {
+                    Some(exec::describe(c, &text)?)
+                } else {
+                    None
+                };
                 Ok::<_, Error>((types, described))
             })
             .await
             .and_then(|r| r)
             .map_err(|e| e.to_pgwire())?;
-        let param_types = pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
+        let param_types =
+            pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
         let (columns, column_types) = match (&stmt.kind, described) {
             (_, Some((names, decls))) => {
                 let t = pgtypes::column_types(&decls, None);
                 (names, t)
             }
-            (Kind::Show { name }, None) => (vec![name.rsplit('.').next().unwrap_or(name).to_owned()], vec![Type::TEXT]),
+            (Kind::Show { name }, None) => (
+                vec![name.rsplit('.').next().unwrap_or(name).to_owned()],
+                vec![Type::TEXT],
+            ),
             _ => (Vec::new(), Vec::new()),
         };
         Ok(Some(Prepared {
@@ -92,8 +111,16 @@ impl QueryParser for Parser {
         Ok(stmt.param_types.clone())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        Ok(pgtypes::fields(&stmt.columns, &stmt.column_types, format.unwrap_or(&Format::UnifiedText)))
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(pgtypes::fields(
+            &stmt.columns,
+            &stmt.column_types,
+            format.unwrap_or(&Format::UnifiedText),
+        ))
     }
 }
 
@@ -120,7 +147,9 @@ where
     for (severity, text) in side.notices {
         let info = ErrorInfo::new(severity.to_owned(), "01000".to_owned(), text);
         client
-            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(info)))
+            .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
+                info,
+            )))
             .await?;
     }
     if let Some(offset) = side.offset {
@@ -208,7 +237,12 @@ impl ExtendedQueryHandler for Connection {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -216,13 +250,18 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = &portal.statement.statement;
-        let params: Vec<SqlValue> = pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
+        let params: Vec<SqlValue> =
+            pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
         let mut session = self.session.lock().await;
         let mut side = Side::default();
         let result = session.execute(&prepared.stmt, params, &mut side).await;
         send_side(client, side).await?;
         match result {
-            Ok(outcome) => Ok(to_response(outcome, Some(prepared), &portal.result_column_format)),
+            Ok(outcome) => Ok(to_response(
+                outcome,
+                Some(prepared),
+                &portal.result_column_format,
+            )),
             Err(e) => {
                 tracing::debug!(error = %e, sql = %prepared.stmt.sql, "statement failed");
                 Err(e.to_pgwire())
@@ -262,4 +301,3 @@ impl PgWireServerHandlers for Handlers {
         Arc::new(Startup)
     }
 }
-

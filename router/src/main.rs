@@ -90,16 +90,22 @@ enum LogCommand {
 }
 
 fn parse_ack(s: &str) -> Result<AckMode, String> {
-    s.parse().map_err(|()| format!("allowed: {}", AckMode::ALLOWED))
+    s.parse()
+        .map_err(|()| format!("allowed: {}", AckMode::ALLOWED))
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

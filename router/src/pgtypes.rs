@@ -26,7 +26,12 @@ pub fn type_for_decl(decl: &str) -> Type {
         Type::BOOL
     } else if d.contains("INT") {
         Type::INT8
-    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") || d.contains("NUMERIC") || d.contains("DECIMAL") {
+    } else if d.contains("REAL")
+        || d.contains("FLOA")
+        || d.contains("DOUB")
+        || d.contains("NUMERIC")
+        || d.contains("DECIMAL")
+    {
         Type::FLOAT8
     } else if d.contains("BLOB") || d.contains("BYTEA") {
         Type::BYTEA
@@ -52,7 +57,11 @@ pub fn column_types(decl_types: &[Option<String>], rows: Option<&[Vec<SqlValue>]
         .map(|(i, d)| match d {
             Some(d) if !d.is_empty() => type_for_decl(d),
             _ => rows
-                .and_then(|rs| rs.iter().map(|r| &r[i]).find(|v| !matches!(v, SqlValue::Null)))
+                .and_then(|rs| {
+                    rs.iter()
+                        .map(|r| &r[i])
+                        .find(|v| !matches!(v, SqlValue::Null))
+                })
                 .map_or(Type::TEXT, type_for_value),
         })
         .collect()
@@ -63,7 +72,9 @@ pub fn fields(columns: &[String], types: &[Type], format: &Format) -> Vec<FieldI
         .iter()
         .zip(types)
         .enumerate()
-        .map(|(i, (name, ty))| FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i)))
+        .map(|(i, (name, ty))| {
+            FieldInfo::new(name.clone(), None, None, ty.clone(), format.format_for(i))
+        })
         .collect()
 }
 
@@ -73,7 +84,10 @@ fn text_of(v: &SqlValue) -> Option<String> {
         SqlValue::Integer(i) => Some(i.to_string()),
         SqlValue::Real(f) => Some(f.to_string()),
         SqlValue::Text(t) => Some(t.clone()),
-        SqlValue::Blob(b) => Some(format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())),
+        SqlValue::Blob(b) => Some(format!(
+            "\\x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )),
     }
 }
 
@@ -84,7 +98,9 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
     match *ty {
         Type::INT8 => match v {
             SqlValue::Integer(i) => enc.encode_field(i),
-            SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => enc.encode_field(&(*f as i64)),
+            SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                enc.encode_field(&(*f as i64))
+            }
             other => match text_of(other).and_then(|t| t.trim().parse::<i64>().ok()) {
                 Some(i) => enc.encode_field(&i),
                 // Not representable as int8: send NULL rather than wrong bytes.
@@ -99,7 +115,12 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
         Type::BOOL => match v {
             SqlValue::Integer(i) => enc.encode_field(&(*i != 0)),
             SqlValue::Real(f) => enc.encode_field(&(*f != 0.0)),
-            other => enc.encode_field(&text_of(other).map(|t| matches!(t.to_ascii_lowercase().as_str(), "t" | "true" | "1" | "yes" | "on"))),
+            other => enc.encode_field(&text_of(other).map(|t| {
+                matches!(
+                    t.to_ascii_lowercase().as_str(),
+                    "t" | "true" | "1" | "yes" | "on"
+                )
+            })),
         },
         Type::BYTEA => match v {
             SqlValue::Blob(b) => enc.encode_field(&b.as_slice()),
@@ -142,7 +163,12 @@ pub fn infer_param_types(
                 .cloned()
                 .flatten()
                 .filter(|t| *t != Type::UNKNOWN)
-                .or_else(|| hints.get(&n).and_then(|c| column_types.get(c)).map(|d| type_for_decl(d)))
+                .or_else(|| {
+                    hints
+                        .get(&n)
+                        .and_then(|c| column_types.get(c))
+                        .map(|d| type_for_decl(d))
+                })
                 .unwrap_or(Type::TEXT)
         })
         .collect()
@@ -161,19 +187,35 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
     for i in 0..portal.parameter_len() {
         let ty = types.get(i).cloned().unwrap_or(Type::TEXT);
         let v = match ty {
-            Type::INT2 => portal.parameter::<i16>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::INT4 => portal.parameter::<i32>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::INT8 => portal.parameter::<i64>(i, &ty).map(|v| v.map(SqlValue::Integer)),
-            Type::FLOAT4 => portal.parameter::<f32>(i, &ty).map(|v| v.map(|x| SqlValue::Real(x.into()))),
-            Type::FLOAT8 => portal.parameter::<f64>(i, &ty).map(|v| v.map(SqlValue::Real)),
-            Type::BOOL => portal.parameter::<bool>(i, &ty).map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::BYTEA => portal.parameter::<Vec<u8>>(i, &ty).map(|v| v.map(SqlValue::Blob)),
+            Type::INT2 => portal
+                .parameter::<i16>(i, &ty)
+                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::INT4 => portal
+                .parameter::<i32>(i, &ty)
+                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::INT8 => portal
+                .parameter::<i64>(i, &ty)
+                .map(|v| v.map(SqlValue::Integer)),
+            Type::FLOAT4 => portal
+                .parameter::<f32>(i, &ty)
+                .map(|v| v.map(|x| SqlValue::Real(x.into()))),
+            Type::FLOAT8 => portal
+                .parameter::<f64>(i, &ty)
+                .map(|v| v.map(SqlValue::Real)),
+            Type::BOOL => portal
+                .parameter::<bool>(i, &ty)
+                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
+            Type::BYTEA => portal
+                .parameter::<Vec<u8>>(i, &ty)
+                .map(|v| v.map(SqlValue::Blob)),
             _ => {
                 let text_ty = match ty {
                     Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => ty.clone(),
                     _ => Type::TEXT,
                 };
-                portal.parameter::<String>(i, &text_ty).map(|v| v.map(SqlValue::Text))
+                portal
+                    .parameter::<String>(i, &text_ty)
+                    .map(|v| v.map(SqlValue::Text))
             }
         }
         .map_err(|e| param_err(i, e))?;

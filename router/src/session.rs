@@ -22,10 +22,18 @@ struct Txn {
 /// What a statement produced, before wire encoding.
 #[derive(Debug)]
 pub enum Outcome {
-    Rows { rows: ResultSet, tag: Option<String> },
-    Command { tag: String, rows: Option<usize> },
+    Rows {
+        rows: ResultSet,
+        tag: Option<String>,
+    },
+    Command {
+        tag: String,
+        rows: Option<usize>,
+    },
     TxnStart,
-    TxnEnd { tag: &'static str },
+    TxnEnd {
+        tag: &'static str,
+    },
 }
 
 /// Messages to send the client before the statement's result.
@@ -48,7 +56,8 @@ pub struct Session {
     txn: Option<Txn>,
 }
 
-const SETTINGS: &str = "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
+const SETTINGS: &str =
+    "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
 
 impl Session {
     pub fn new(core: Arc<RouterCore>) -> Session {
@@ -73,7 +82,12 @@ impl Session {
     }
 
     /// Runs one statement; an error inside a transaction block aborts it.
-    pub async fn execute(&mut self, stmt: &Classified, params: Vec<SqlValue>, side: &mut Side) -> Result<Outcome> {
+    pub async fn execute(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        side: &mut Side,
+    ) -> Result<Outcome> {
         let kind = &stmt.kind;
         if let Some(txn) = &self.txn
             && txn.failed
@@ -99,14 +113,22 @@ impl Session {
         result
     }
 
-    async fn dispatch(&mut self, stmt: &Classified, params: Vec<SqlValue>, side: &mut Side) -> Result<Outcome> {
+    async fn dispatch(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        side: &mut Side,
+    ) -> Result<Outcome> {
         match &stmt.kind {
             Kind::Read => self.read(stmt, params).await,
             Kind::Write { tag } => self.write(stmt, params, tag, side).await,
             Kind::Ddl { tag } => self.ddl(stmt, tag, side).await,
             Kind::Begin => {
                 if self.txn.is_some() {
-                    side.notices.push(("WARNING", "there is already a transaction in progress".into()));
+                    side.notices.push((
+                        "WARNING",
+                        "there is already a transaction in progress".into(),
+                    ));
                 } else {
                     self.txn = Some(Txn::default());
                 }
@@ -115,7 +137,8 @@ impl Session {
             Kind::Commit => self.commit(side).await,
             Kind::Rollback => {
                 if self.txn.take().is_none() {
-                    side.notices.push(("WARNING", "there is no transaction in progress".into()));
+                    side.notices
+                        .push(("WARNING", "there is no transaction in progress".into()));
                 }
                 Ok(Outcome::TxnEnd { tag: "ROLLBACK" })
             }
@@ -152,11 +175,21 @@ impl Session {
         };
         match name {
             "ack" => self.ack = value.parse().map_err(|()| invalid(AckMode::ALLOWED))?,
-            "read_consistency" => self.read = value.parse().map_err(|()| invalid(ReadConsistency::ALLOWED))?,
-            "max_staleness_ms" => {
-                self.max_staleness_ms = value.parse().map_err(|_| invalid("a whole number of milliseconds"))?
+            "read_consistency" => {
+                self.read = value
+                    .parse()
+                    .map_err(|()| invalid(ReadConsistency::ALLOWED))?
             }
-            "min_offset" => self.min_offset = value.parse().map_err(|_| invalid("a log offset (whole number)"))?,
+            "max_staleness_ms" => {
+                self.max_staleness_ms = value
+                    .parse()
+                    .map_err(|_| invalid("a whole number of milliseconds"))?
+            }
+            "min_offset" => {
+                self.min_offset = value
+                    .parse()
+                    .map_err(|_| invalid("a log offset (whole number)"))?
+            }
             _ => {
                 return Err(Error::UnknownSetting {
                     name: format!("tributary.{name}"),
@@ -183,7 +216,9 @@ impl Session {
             _ => {
                 return Err(Error::UnknownSetting {
                     name: name.to_owned(),
-                    allowed: format!("{SETTINGS}, tributary.offset, tributary.node, tributary.replica"),
+                    allowed: format!(
+                        "{SETTINGS}, tributary.offset, tributary.node, tributary.replica"
+                    ),
                 });
             }
         })
@@ -233,11 +268,23 @@ impl Session {
         Ok(rows_outcome(rows))
     }
 
-    async fn write(&mut self, stmt: &Classified, params: Vec<SqlValue>, tag: &str, side: &mut Side) -> Result<Outcome> {
+    async fn write(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        tag: &str,
+        side: &mut Side,
+    ) -> Result<Outcome> {
         // A session writes on top of its own earlier writes.
-        self.core.wait_applied(self.last_write.max(self.min_offset)).await?;
+        self.core
+            .wait_applied(self.last_write.max(self.min_offset))
+            .await?;
         let sql = stmt.sql.clone();
-        let prior = self.txn.as_ref().map(|t| t.changeset.clone()).unwrap_or_default();
+        let prior = self
+            .txn
+            .as_ref()
+            .map(|t| t.changeset.clone())
+            .unwrap_or_default();
         let autocommit = self.txn.is_none();
         let out = self
             .core
@@ -268,10 +315,15 @@ impl Session {
         if self.txn.is_some() {
             return Err(Error::NotInTransactionBlock(tag.to_owned()));
         }
-        self.core.wait_applied(self.last_write.max(self.min_offset)).await?;
+        self.core
+            .wait_applied(self.last_write.max(self.min_offset))
+            .await?;
         let sql = stmt.sql.clone();
         let check = sql.clone();
-        self.core.writer.run(move |c| exec::check_ddl(c, &check)).await??;
+        self.core
+            .writer
+            .run(move |c| exec::check_ddl(c, &check))
+            .await??;
         self.commit_body(RecordBody::Ddl { sql }, side).await?;
         // Later statements on this router must see the new schema.
         self.core.wait_applied(self.last_write).await?;
@@ -283,7 +335,8 @@ impl Session {
 
     async fn commit(&mut self, side: &mut Side) -> Result<Outcome> {
         let Some(txn) = self.txn.take() else {
-            side.notices.push(("WARNING", "there is no transaction in progress".into()));
+            side.notices
+                .push(("WARNING", "there is no transaction in progress".into()));
             return Ok(Outcome::TxnEnd { tag: "COMMIT" });
         };
         if txn.failed {
@@ -291,7 +344,11 @@ impl Session {
         }
         if !txn.changeset.is_empty() {
             let cs = txn.changeset;
-            let changes = self.core.writer.run(move |c| exec::finalize(c, &cs)).await??;
+            let changes = self
+                .core
+                .writer
+                .run(move |c| exec::finalize(c, &cs))
+                .await??;
             if !changes.is_empty() {
                 self.commit_body(RecordBody::Txn { changes }, side).await?;
             }
@@ -311,9 +368,16 @@ fn rows_outcome(rows: Option<ResultSet>) -> Outcome {
 }
 
 fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outcome {
-    let tag = if tag == "INSERT" { "INSERT 0".to_owned() } else { tag.to_owned() };
+    let tag = if tag == "INSERT" {
+        "INSERT 0".to_owned()
+    } else {
+        tag.to_owned()
+    };
     match result {
-        Some(rows) => Outcome::Rows { rows, tag: Some(tag) },
+        Some(rows) => Outcome::Rows {
+            rows,
+            tag: Some(tag),
+        },
         None => Outcome::Command {
             tag,
             rows: Some(affected),
@@ -327,7 +391,10 @@ fn needs_status(sql: &str) -> bool {
 
 /// `tributary_replicas` is a per-connection TEMP table refreshed before each
 /// query that names it, so any SQL (WHERE, ORDER BY, joins) works on it.
-fn refresh_status_table(conn: &rusqlite::Connection, rows: &[crate::core::ReplicaStatus]) -> Result<()> {
+fn refresh_status_table(
+    conn: &rusqlite::Connection,
+    rows: &[crate::core::ReplicaStatus],
+) -> Result<()> {
     let sq = |e| Error::sqlite("refreshing tributary_replicas", e);
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS tributary_replicas (

@@ -30,7 +30,12 @@ impl DirReader {
             .find(|b| **b <= from)
             .or(bases.first())
             .copied()
-            .ok_or_else(|| Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no log segments here")))?;
+            .ok_or_else(|| {
+                Error::io(
+                    dir,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no log segments here"),
+                )
+            })?;
         let path = segment_path(dir, base);
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let mut reader = DirReader {
@@ -60,12 +65,14 @@ impl DirReader {
         loop {
             let mut header = [0u8; HEADER_LEN];
             let path = segment_path(&self.dir, self.base);
-            let got = read_up_to(&self.file, &mut header, self.pos).map_err(|e| Error::io(&path, e))?;
+            let got =
+                read_up_to(&self.file, &mut header, self.pos).map_err(|e| Error::io(&path, e))?;
             if got == HEADER_LEN {
                 let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
                 if len <= self.max_record {
                     let mut frame = vec![0u8; HEADER_LEN + len];
-                    let got = read_up_to(&self.file, &mut frame, self.pos).map_err(|e| Error::io(&path, e))?;
+                    let got = read_up_to(&self.file, &mut frame, self.pos)
+                        .map_err(|e| Error::io(&path, e))?;
                     if got == frame.len()
                         && let Ok(Some((payload, flen))) = decode_frame(&frame, self.max_record)
                     {

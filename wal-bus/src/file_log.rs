@@ -233,7 +233,6 @@ fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> R
         active.positions.extend(positions);
         active.len = len;
         let end = active.end();
-        drop(segs);
         {
             let mut h = shared.history.lock().unwrap_or_else(|p| p.into_inner());
             if h.len() >= HISTORY {
@@ -241,7 +240,9 @@ fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> R
             }
             h.push_back((now_ms(), end));
         }
+        // Published under the index lock so `end()` never trails what readers can see.
         shared.end.send_replace(end);
+        drop(segs);
     }
     Ok(first_offset)
 }
@@ -298,18 +299,20 @@ impl Log for FileLog {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<LogEntry>> {
-        let end = self.end();
+        // The index under the lock is the truth; the `end` watch may lag it
+        // by a moment, and a reader must never be refused a record it saw.
+        let segs = self
+            .shared
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let end = segs.last().map_or(0, Segment::end);
         if from > end {
             return Err(Error::OffsetOutOfRange {
                 requested: from,
                 end,
             });
         }
-        let segs = self
-            .shared
-            .segments
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
         let idx = segs.partition_point(|s| s.base <= from);
         let Some(seg) = idx.checked_sub(1).and_then(|i| segs.get(i)) else {
             return Err(Error::OffsetOutOfRange {

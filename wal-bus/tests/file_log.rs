@@ -266,7 +266,9 @@ async fn dir_reader_follows_segments_from_an_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path());
     for i in 0..100u32 {
-        log.append(format!("r{i}-{}", "y".repeat(200)).into_bytes()).await.expect("append");
+        log.append(format!("r{i}-{}", "y".repeat(200)).into_bytes())
+            .await
+            .expect("append");
     }
     let mut r = wal_bus::DirReader::open(dir.path(), 37, 1024).expect("reader");
     let mut seen = Vec::new();
