@@ -58,7 +58,21 @@ pub struct Classified {
     /// Highest `$n` placeholder used.
     pub param_count: usize,
     /// For `$n`, the column it is compared with or assigned to, if evident.
-    pub param_columns: BTreeMap<usize, String>,
+    pub param_columns: BTreeMap<usize, Hint>,
+    /// For a plain SELECT, a type hint per result column (used when SQLite
+    /// has no declared type, e.g. `count(*)`).
+    pub projection: Vec<Option<Hint>>,
+}
+
+/// Where a type can be learned from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// The declared type of a column with this name.
+    Column(String),
+    /// The declared type of the n-th column (0-based) of a table.
+    Position { table: String, index: usize },
+    /// A fixed SQLite type name (INTEGER, REAL, TEXT).
+    Decl(&'static str),
 }
 
 const READ_PRAGMAS: &[&str] = &[
@@ -115,6 +129,7 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
                         kind,
                         param_count: 0,
                         param_columns: BTreeMap::new(),
+                        projection: Vec::new(),
                     }]);
                 }
                 return Err(Error::Syntax(pg_err.to_string()));
@@ -318,11 +333,13 @@ fn classify_one(stmt: &Statement, sql: String) -> Result<Classified> {
         }
     };
     let (param_count, param_columns) = params_of(stmt);
+    let projection = projection_of(stmt);
     Ok(Classified {
         sql,
         kind,
         param_count,
         param_columns,
+        projection,
     })
 }
 
@@ -407,7 +424,7 @@ fn column_of(e: &Expr) -> Option<String> {
 }
 
 /// Highest placeholder and a column hint for each, to infer parameter types.
-fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
+fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
     let mut max = 0usize;
     let mut cols = BTreeMap::new();
     let _ = visit_expressions(stmt, |e: &Expr| {
@@ -417,15 +434,15 @@ fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
         match e {
             Expr::BinaryOp { left, right, .. } => {
                 if let (Some(n), Some(c)) = (placeholder_index(right), column_of(left)) {
-                    cols.entry(n).or_insert(c);
+                    cols.entry(n).or_insert(Hint::Column(c));
                 } else if let (Some(n), Some(c)) = (placeholder_index(left), column_of(right)) {
-                    cols.entry(n).or_insert(c);
+                    cols.entry(n).or_insert(Hint::Column(c));
                 }
             }
             Expr::InList { expr, list, .. } => {
                 if let Some(c) = column_of(expr) {
                     for n in list.iter().filter_map(placeholder_index) {
-                        cols.entry(n).or_insert_with(|| c.clone());
+                        cols.entry(n).or_insert_with(|| Hint::Column(c.clone()));
                     }
                 }
             }
@@ -434,7 +451,7 @@ fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
             } => {
                 if let Some(c) = column_of(expr) {
                     for n in [low, high].into_iter().filter_map(|e| placeholder_index(e)) {
-                        cols.entry(n).or_insert_with(|| c.clone());
+                        cols.entry(n).or_insert_with(|| Hint::Column(c.clone()));
                     }
                 }
             }
@@ -447,11 +464,21 @@ fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
             if let Some(src) = &ins.source
                 && let SetExpr::Values(values) = src.body.as_ref()
             {
+                let table = ins.table.to_string().trim_matches('"').to_owned();
                 for row in &values.rows {
-                    for (expr, col) in row.iter().zip(&ins.columns) {
-                        if let Some(n) = placeholder_index(expr) {
-                            cols.insert(n, object_name(col));
-                        }
+                    for (i, expr) in row.iter().enumerate() {
+                        let Some(n) = placeholder_index(expr) else {
+                            continue;
+                        };
+                        let hint = match ins.columns.get(i) {
+                            Some(col) => Hint::Column(object_name(col)),
+                            None if ins.columns.is_empty() => Hint::Position {
+                                table: table.clone(),
+                                index: i,
+                            },
+                            None => continue,
+                        };
+                        cols.insert(n, hint);
                     }
                 }
             }
@@ -469,13 +496,92 @@ fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, String>) {
     (max, cols)
 }
 
-fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<usize, String>) {
+fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<usize, Hint>) {
     if let (AssignmentTarget::ColumnName(name), Some(n)) = (target, placeholder_index(value)) {
         let col = name.0.last().map_or_else(String::new, |p| {
             p.as_ident()
                 .map_or_else(|| p.to_string(), |i| i.value.clone())
         });
-        cols.insert(n, col);
+        cols.insert(n, Hint::Column(col));
+    }
+}
+
+/// Type hints for a plain SELECT's result columns.
+fn projection_of(stmt: &Statement) -> Vec<Option<Hint>> {
+    use sqlparser::ast::SelectItem;
+    let Statement::Query(q) = stmt else {
+        return Vec::new();
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Vec::new();
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => expr_hint(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn expr_hint(e: &Expr) -> Option<Hint> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
+        Expr::Nested(inner) => expr_hint(inner),
+        Expr::Cast { data_type, .. } => Some(Hint::Decl(
+            match data_type.to_string().to_ascii_uppercase() {
+                t if t.contains("INT") => "INTEGER",
+                t if t.contains("REAL")
+                    || t.contains("FLOA")
+                    || t.contains("DOUB")
+                    || t.contains("NUMERIC") =>
+                {
+                    "REAL"
+                }
+                t if t.contains("BOOL") => "BOOLEAN",
+                t if t.contains("BLOB") || t.contains("BYTEA") => "BLOB",
+                _ => "TEXT",
+            },
+        )),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some(Hint::Decl("REAL")),
+            Value::Number(..) => Some(Hint::Decl("INTEGER")),
+            Value::SingleQuotedString(_) => Some(Hint::Decl("TEXT")),
+            _ => None,
+        },
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            match name.as_str() {
+                "count" | "length" | "changes" | "total_changes" | "last_insert_rowid"
+                | "instr" | "unicode" | "random" => Some(Hint::Decl("INTEGER")),
+                "avg" | "total" => Some(Hint::Decl("REAL")),
+                "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
+                | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
+                | "format" => Some(Hint::Decl("TEXT")),
+                "sum" | "min" | "max" | "abs" => {
+                    let arg = f.args.to_string();
+                    let col = arg.trim_matches(|c| c == '(' || c == ')').trim();
+                    (!col.is_empty()
+                        && col
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+                    .then(|| Hint::Column(col.rsplit('.').next().unwrap_or(col).to_owned()))
+                }
+                _ => None,
+            }
+        }
+        Expr::BinaryOp { op, left, right } => {
+            use sqlparser::ast::BinaryOperator as B;
+            match op {
+                B::StringConcat => Some(Hint::Decl("TEXT")),
+                B::Eq | B::NotEq | B::Lt | B::Gt | B::LtEq | B::GtEq | B::And | B::Or => {
+                    Some(Hint::Decl("INTEGER"))
+                }
+                _ => expr_hint(left).or_else(|| expr_hint(right)),
+            }
+        }
+        _ => None,
     }
 }
 
@@ -586,12 +692,33 @@ mod tests {
         )?
         .remove(0);
         assert_eq!(c.param_count, 2);
-        assert_eq!(c.param_columns.get(&1).map(String::as_str), Some("balance"));
-        assert_eq!(c.param_columns.get(&2).map(String::as_str), Some("id"));
+        assert_eq!(
+            c.param_columns.get(&1),
+            Some(&Hint::Column("balance".into()))
+        );
+        assert_eq!(c.param_columns.get(&2), Some(&Hint::Column("id".into())));
         let c = classify("INSERT INTO kv (id, v) VALUES ($1, 'value-' || $1) ON CONFLICT (id) DO UPDATE SET v = excluded.v", 1 << 20)?
             .remove(0);
         assert_eq!(c.param_count, 1);
-        assert_eq!(c.param_columns.get(&1).map(String::as_str), Some("id"));
+        assert_eq!(c.param_columns.get(&1), Some(&Hint::Column("id".into())));
+        let c = classify("INSERT INTO n VALUES ($1, $2)", 1 << 20)?.remove(0);
+        assert_eq!(
+            c.param_columns.get(&2),
+            Some(&Hint::Position {
+                table: "n".into(),
+                index: 1
+            })
+        );
+        let c = classify("SELECT count(*), max(v), 'x' || v, 1.5 FROM t", 1 << 20)?.remove(0);
+        assert_eq!(
+            c.projection,
+            vec![
+                Some(Hint::Decl("INTEGER")),
+                Some(Hint::Column("v".into())),
+                Some(Hint::Decl("TEXT")),
+                Some(Hint::Decl("REAL"))
+            ]
+        );
         Ok(())
     }
 }

@@ -75,7 +75,7 @@ impl QueryParser for Parser {
             .core
             .readers
             .run(move |c| {
-                let types = exec::column_types(c)?;
+                let types = exec::schema_types(c)?;
                 let described = if describe {
                     Some(exec::describe(c, &text)?)
                 } else {
@@ -89,7 +89,18 @@ impl QueryParser for Parser {
         let param_types =
             pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
         let (columns, column_types) = match (&stmt.kind, described) {
-            (_, Some((names, decls))) => {
+            (_, Some((names, mut decls))) => {
+                // Expressions have no declared type; take the query's hint.
+                for (i, d) in decls.iter_mut().enumerate() {
+                    if d.as_deref().is_none_or(str::is_empty) {
+                        *d = stmt
+                            .projection
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .and_then(|h| col_types.resolve(&h));
+                    }
+                }
                 let t = pgtypes::column_types(&decls, None);
                 (names, t)
             }

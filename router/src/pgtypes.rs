@@ -6,7 +6,7 @@
 //! are at hand, else text. Each value is converted to its column's type, so
 //! a text value in an INTEGER column still encodes correctly in binary.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pgwire::api::Type;
@@ -16,8 +16,9 @@ use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 use rusqlite::types::Value as SqlValue;
 
+use crate::classify::Hint;
 use crate::error::{Error, Result};
-use crate::exec::ResultSet;
+use crate::exec::{ResultSet, SchemaTypes};
 
 /// The wire type for an SQLite declared type (SQLite's affinity rules).
 pub fn type_for_decl(decl: &str) -> Type {
@@ -153,8 +154,8 @@ pub fn encode_rows(rs: &ResultSet, fields: Arc<Vec<FieldInfo>>) -> Vec<PgWireRes
 pub fn infer_param_types(
     count: usize,
     client: &[Option<Type>],
-    hints: &BTreeMap<usize, String>,
-    column_types: &HashMap<String, String>,
+    hints: &BTreeMap<usize, Hint>,
+    schema: &SchemaTypes,
 ) -> Vec<Type> {
     (1..=count)
         .map(|n| {
@@ -166,8 +167,8 @@ pub fn infer_param_types(
                 .or_else(|| {
                     hints
                         .get(&n)
-                        .and_then(|c| column_types.get(c))
-                        .map(|d| type_for_decl(d))
+                        .and_then(|h| schema.resolve(h))
+                        .map(|d| type_for_decl(&d))
                 })
                 .unwrap_or(Type::TEXT)
         })

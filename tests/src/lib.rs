@@ -1,1 +1,297 @@
-//! placeholder
+//! End-to-end harness: builds and starts the real `tributary` binary on
+//! free loopback ports, waits with bounded `eventually` checks (never bare
+//! sleeps), and kills every process it started when dropped.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio_postgres::{Client, NoTls};
+
+/// The `tributary` binary, built once per test process.
+pub fn binary() -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "router", "--bin", "tributary"])
+                .current_dir(&root)
+                .status()
+                .map_err(|e| format!("running cargo build: {e}"))?;
+            if !status.success() {
+                return Err("cargo build of tributary failed".into());
+            }
+            let target = std::env::var("CARGO_TARGET_DIR")
+                .map_or_else(|_| root.join("target"), PathBuf::from);
+            Ok(target.join("debug").join("tributary"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Retries `check` until it returns `Ok(Some(v))` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() >= deadline {
+            match last_err {
+                Some(e) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `count` consecutive free ports on 127.0.0.1.
+pub fn free_ports(count: u16) -> Result<u16> {
+    for _ in 0..200 {
+        let first = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if first > 65_000 {
+            continue;
+        }
+        let all_free = (0..count).all(|i| TcpListener::bind(("127.0.0.1", first + i)).is_ok());
+        if all_free {
+            return Ok(first);
+        }
+    }
+    bail!("no {count} consecutive free ports found")
+}
+
+/// A running `tributary up`.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub replicas: usize,
+    pub routers: u16,
+    extra_env: Vec<(String, String)>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts a cluster in a new temporary directory.
+    pub async fn start(replicas: usize, routers: u16, env: &[(&str, &str)]) -> Result<Cluster> {
+        let tmp = tempfile::tempdir()?;
+        let mut c = Cluster {
+            dir: tmp.path().to_path_buf(),
+            port: free_ports(routers)?,
+            replicas,
+            routers,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        c.spawn().await?;
+        Ok(c)
+    }
+
+    /// Starts (or restarts) the process on the same data directory.
+    pub async fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tributary.log"))?;
+        let mut cmd = Command::new(binary()?);
+        cmd.arg("up")
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--replicas")
+            .arg(self.replicas.to_string())
+            .arg("--routers")
+            .arg(self.routers.to_string())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().context("starting tributary up")?);
+        for r in 0..self.routers {
+            let port = self.port + r;
+            eventually(
+                Duration::from_secs(60),
+                "router to accept connections",
+                || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
+            )
+            .await
+            .with_context(|| self.log_tail())?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the process (no chance to clean up).
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) -> Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("not running")?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()?;
+        Ok(c.wait()?)
+    }
+
+    pub fn router_port(&self, i: u16) -> u16 {
+        self.port + i
+    }
+
+    pub async fn connect(&self, router: u16) -> Result<Client> {
+        connect_port(self.router_port(router)).await
+    }
+
+    pub fn replica_path(&self, i: usize) -> PathBuf {
+        self.dir.join("data").join(format!("replica{}.db", i + 1))
+    }
+
+    /// Runs the real `tributary` binary with arguments.
+    pub fn tributary(&self, args: &[&str]) -> Result<Output> {
+        Ok(Command::new(binary()?).args(args).output()?)
+    }
+
+    /// Runs psql against router `i` with `-c` commands, returning stdout+stderr.
+    pub fn psql(&self, router: u16, commands: &[&str]) -> Result<String> {
+        let mut cmd = Command::new("psql");
+        cmd.args([
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.router_port(router).to_string(),
+            "-U",
+            "test",
+            "-d",
+            "test",
+        ])
+        .args(["-v", "ON_ERROR_STOP=0"]);
+        for c in commands {
+            cmd.arg("-c").arg(c);
+        }
+        let out = cmd
+            .output()
+            .context("running psql (install postgresql-client)")?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// Waits until every replica has applied the whole log.
+    pub async fn wait_converged(&self) -> Result<()> {
+        let port = self.port;
+        eventually(
+            Duration::from_secs(60),
+            "every replica at the log end",
+            || async move {
+                let c = connect_port(port).await?;
+                let rows = c
+                    .simple_query(
+                        "SELECT count(*) FROM tributary_replicas WHERE applied_offset = log_end",
+                    )
+                    .await?;
+                let n = rows
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            r.get(0).and_then(|v| v.parse::<usize>().ok())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                Ok((n == self.replicas).then_some(()))
+            },
+        )
+        .await
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("tributary.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "process log:\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+pub async fn connect_port(port: u16) -> Result<Client> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=test dbname=test connect_timeout=5"),
+        NoTls,
+    )
+    .await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// A canonical dump of every user table of a replica file, for comparison.
+pub fn dump(path: &Path) -> Result<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_tributary_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    tables.sort();
+    let mut out = String::new();
+    for t in tables {
+        out.push_str(&format!("== {t}\n"));
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let vals: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i) {
+                    Ok(rusqlite::types::ValueRef::Text(t)) => {
+                        format!("'{}'", String::from_utf8_lossy(t))
+                    }
+                    Ok(v) => format!("{v:?}"),
+                    Err(e) => format!("<{e}>"),
+                })
+                .collect();
+            out.push_str(&vals.join("|"));
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
