@@ -84,7 +84,7 @@ pub fn run_statement(
         let n = stmt.raw_execute().map_err(sq("executing the statement"))?;
         return Ok((None, n));
     }
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let decl_types: Vec<Option<String>> = stmt
         .columns()
         .map(|c| c.decl_type().map(str::to_owned))
@@ -116,7 +116,7 @@ pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option
     let stmt = conn
         .prepare_cached(sql)
         .map_err(sq("preparing the statement"))?;
-    let names = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names = stmt.column_names().map(str::to_owned).collect();
     let types = stmt
         .columns()
         .map(|c| c.decl_type().map(str::to_owned))
