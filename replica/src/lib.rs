@@ -20,4 +20,4 @@ pub use config::ReplicaConfig;
 pub use error::{Error, Result};
 pub use meta::{INTERNAL_PREFIX, applied_offset, open_connection};
 pub use schema::{TableInfo, quote_ident, table_info};
-pub use values::{from_value_ref, to_sql_value};
+pub use values::{from_value_ref, owned_value, to_sql_value};

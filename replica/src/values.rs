@@ -13,6 +13,17 @@ pub fn from_value_ref(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// An owned SQLite value (for result rows that outlive their statement).
+pub fn owned_value(v: ValueRef<'_>) -> SqlValue {
+    match v {
+        ValueRef::Null => SqlValue::Null,
+        ValueRef::Integer(i) => SqlValue::Integer(i),
+        ValueRef::Real(f) => SqlValue::Real(f),
+        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+    }
+}
+
 pub fn to_sql_value(v: &Value) -> SqlValue {
     match v {
         Value::Null => SqlValue::Null,

@@ -39,16 +39,6 @@ pub struct SpecOutcome {
     pub changes: Option<Vec<Change>>,
 }
 
-fn owned(v: ValueRef<'_>) -> SqlValue {
-    match v {
-        ValueRef::Null => SqlValue::Null,
-        ValueRef::Integer(i) => SqlValue::Integer(i),
-        ValueRef::Real(f) => SqlValue::Real(f),
-        ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-    }
-}
-
 fn sq(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
     move |e| Error::sqlite(context, e)
 }
@@ -95,7 +85,9 @@ pub fn run_statement(
         while let Some(row) = q.next().map_err(sq("reading result rows"))? {
             let mut vals = Vec::with_capacity(ncols);
             for i in 0..ncols {
-                vals.push(owned(row.get_ref(i).map_err(sq("reading a result value"))?));
+                vals.push(replica::owned_value(
+                    row.get_ref(i).map_err(sq("reading a result value"))?,
+                ));
             }
             rows.push(vals);
         }
@@ -305,32 +297,30 @@ fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
                 .collect()
         };
         match op.code() {
-            Action::SQLITE_INSERT => {
-                let mut after = Row::new();
-                for i in 0..ncols {
-                    let v = item.new_value(i).map(value_of).unwrap_or(Value::Null);
-                    after.insert(info.columns[i].clone(), v);
+            Action::SQLITE_INSERT | Action::SQLITE_DELETE => {
+                // Inserts carry every new value, deletes every old one.
+                let insert = op.code() == Action::SQLITE_INSERT;
+                let mut row = Row::new();
+                for (i, col) in info.columns.iter().enumerate().take(ncols) {
+                    let v = if insert {
+                        item.new_value(i)
+                    } else {
+                        item.old_value(i)
+                    };
+                    row.insert(col.clone(), v.map(value_of).unwrap_or(Value::Null));
                 }
+                let key = key_of(&row);
+                let (op, before, after) = if insert {
+                    (Op::Insert, None, Some(row))
+                } else {
+                    (Op::Delete, Some(row), None)
+                };
                 out.push(Change {
                     table,
-                    op: Op::Insert,
-                    key: key_of(&after),
-                    before: None,
-                    after: Some(after),
-                });
-            }
-            Action::SQLITE_DELETE => {
-                let mut before = Row::new();
-                for i in 0..ncols {
-                    let v = item.old_value(i).map(value_of).unwrap_or(Value::Null);
-                    before.insert(info.columns[i].clone(), v);
-                }
-                out.push(Change {
-                    table,
-                    op: Op::Delete,
-                    key: key_of(&before),
-                    before: Some(before),
-                    after: None,
+                    op,
+                    key,
+                    before,
+                    after,
                 });
             }
             Action::SQLITE_UPDATE => {

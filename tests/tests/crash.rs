@@ -74,8 +74,13 @@ async fn kill9_mid_load_loses_no_acknowledged_write() -> Result<()> {
 
     cluster.spawn().await?;
     cluster.wait_converged().await?;
-    let dumps: Vec<String> = (0..3).map(|i| tests::dump(&cluster.replica_path(i))).collect::<Result<_>>()?;
-    assert!(dumps.iter().all(|d| *d == dumps[0]), "replicas differ after restart");
+    let dumps: Vec<String> = (0..3)
+        .map(|i| tests::dump(&cluster.replica_path(i)))
+        .collect::<Result<_>>()?;
+    assert!(
+        dumps.iter().all(|d| *d == dumps[0]),
+        "replicas differ after restart"
+    );
     for i in 0..3 {
         let conn = rusqlite::Connection::open(cluster.replica_path(i))?;
         let ids: BTreeSet<i64> = conn
@@ -83,7 +88,10 @@ async fn kill9_mid_load_loses_no_acknowledged_write() -> Result<()> {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let missing: Vec<_> = acked.difference(&ids).take(5).collect();
-        assert!(missing.is_empty(), "replica {i} lost acknowledged writes, e.g. {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "replica {i} lost acknowledged writes, e.g. {missing:?}"
+        );
         let partial: i64 = conn.query_row(
             "SELECT count(*) FROM (SELECT grp FROM pairs GROUP BY grp HAVING count(*) <> 2)",
             [],
