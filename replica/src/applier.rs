@@ -8,15 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use resolver::Stamp;
+use resolver::{Policy, Stamp};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use wal_bus::{AckBoard, HlcClock, Log, LogEntry, Offset, Record, RecordBody, Subscription};
 
-use crate::apply::{ChangeCtx, SchemaCache, apply_change, is_deterministic};
+use crate::apply::{
+    ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic, record_conflict,
+};
 use crate::error::{Error, Result, SqliteContext};
-use crate::meta::{applied_offset, open_connection, set_applied_offset};
+use crate::meta::{
+    applied_offset, open_connection, set_applied_offset, store_policy, stored_policy,
+};
 
 /// Live state of one replica, shared with routers and status.
 #[derive(Debug)]
@@ -26,12 +30,22 @@ pub struct ReplicaState {
     applied: AtomicU64,
     /// Why the apply loop stopped, if it did.
     stopped: Mutex<Option<String>>,
+    /// The conflict policy in force at the applied offset, and its version.
+    policy: Mutex<(u64, Arc<Policy>)>,
 }
 
 impl ReplicaState {
     /// Offset of the next record this replica will apply.
     pub fn applied(&self) -> Offset {
         self.applied.load(Ordering::Acquire)
+    }
+
+    /// The policy version in force and the policy.
+    pub fn policy(&self) -> (u64, Arc<Policy>) {
+        self.policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `Some(reason)` once the apply loop has stopped on an error.
@@ -65,6 +79,12 @@ struct Applier {
     conn: Connection,
     cache: SchemaCache,
     clock: Option<Arc<HlcClock>>,
+    policy: Arc<Policy>,
+    policy_version: u64,
+    state: Arc<ReplicaState>,
+    acks: Arc<AckBoard>,
+    /// Rejections of the batch being applied, published after its commit.
+    rejections: Vec<(Offset, String)>,
 }
 
 /// Opens the replica file and starts its apply thread.
@@ -92,11 +112,25 @@ pub fn spawn_applier(
             ),
         });
     }
+    let (policy_version, policy_text) =
+        stored_policy(&conn).ctx(path, "reading the stored policy")?;
+    let policy = Arc::new(if policy_text.is_empty() {
+        Policy::default()
+    } else {
+        Policy::parse(&policy_text, "stored policy").map_err(|e| Error::Config {
+            key: "policy",
+            reason: format!(
+                "the policy stored in {} does not parse: {e}",
+                path.display()
+            ),
+        })?
+    });
     let state = Arc::new(ReplicaState {
         name: name.to_owned(),
         path: path.to_path_buf(),
         applied: AtomicU64::new(applied),
         stopped: Mutex::new(None),
+        policy: Mutex::new((policy_version, policy.clone())),
     });
     acks.publish(name, applied);
     tracing::info!(replica = name, path = %path.display(), applied, log_end = end, "replica starting");
@@ -106,6 +140,11 @@ pub fn spawn_applier(
         conn,
         cache: SchemaCache::default(),
         clock,
+        policy,
+        policy_version,
+        state: state.clone(),
+        acks: acks.clone(),
+        rejections: Vec::new(),
     };
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
@@ -126,6 +165,9 @@ pub fn spawn_applier(
                 };
                 match result {
                     Ok(new_applied) => {
+                        for (offset, reason) in applier.rejections.drain(..) {
+                            applier.acks.reject(offset, reason);
+                        }
                         thread_state.applied.store(new_applied, Ordering::Release);
                         acks.publish(&applier.name, new_applied);
                     }
@@ -163,12 +205,13 @@ impl Applier {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .ctx(&self.path, "beginning an apply transaction")?;
-        match self.apply_entries(batch) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
+        self.rejections.clear();
+        let policy_before = (self.policy_version, self.policy.clone());
+        if let Err(e) = self.apply_entries(batch) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            (self.policy_version, self.policy) = policy_before;
+            self.cache.clear();
+            return Err(e);
         }
         let new_applied = last.offset + 1;
         let stored = set_applied_offset(&self.conn, new_applied)
@@ -176,8 +219,11 @@ impl Applier {
             .ctx(&self.path, "committing an apply transaction");
         if let Err(e) = stored {
             let _ = self.conn.execute_batch("ROLLBACK");
+            (self.policy_version, self.policy) = policy_before;
             return Err(e);
         }
+        *self.state.policy.lock().unwrap_or_else(|p| p.into_inner()) =
+            (self.policy_version, self.policy.clone());
         metrics::counter!("tributary_replica_records_applied_total", "replica" => self.name.clone())
             .increment(batch.len() as u64);
         if let Ok(rec) = Record::decode(&last.payload) {
@@ -202,6 +248,50 @@ impl Applier {
         Ok(())
     }
 
+    /// Applies a transaction's changes; conflicts are recorded, and a
+    /// first-writer-wins rejection rolls the whole record back.
+    fn apply_txn(
+        &mut self,
+        offset: Offset,
+        record: &Record,
+        changes: &[wal_bus::Change],
+    ) -> Result<()> {
+        let stamp = Stamp::new(record.hlc, record.origin.clone());
+        let ctx = ChangeCtx {
+            conn: &self.conn,
+            path: &self.path,
+            offset,
+            txn_id: &record.id,
+            stamp: &stamp,
+            replica: &self.name,
+            policy: &self.policy,
+            policy_version: self.policy_version,
+        };
+        let mut conflicts = Vec::new();
+        for change in changes {
+            match apply_change(&ctx, &mut self.cache, change)? {
+                ChangeResult::Clean => {}
+                ChangeResult::Conflict(c) => conflicts.push(c),
+                ChangeResult::Reject(c) => {
+                    self.conn
+                        .execute_batch("ROLLBACK TO record")
+                        .ctx(&self.path, "rolling back a rejected transaction")?;
+                    let reason = format!(
+                        "transaction {} conflicts on {} key {} ({}) and was rejected by first-writer-wins",
+                        record.id, c.table, c.key, c.kind
+                    );
+                    record_conflict(&ctx, &c)?;
+                    self.rejections.push((offset, reason));
+                    return Ok(());
+                }
+            }
+        }
+        for c in &conflicts {
+            record_conflict(&ctx, c)?;
+        }
+        Ok(())
+    }
+
     /// Applies one record atomically (a savepoint), or skips it whole when it
     /// fails for a reason every replica shares (see `is_deterministic`).
     fn apply_record(&mut self, offset: Offset, record: &Record) -> Result<()> {
@@ -209,30 +299,30 @@ impl Applier {
             .execute_batch("SAVEPOINT record")
             .ctx(&self.path, "opening a record savepoint")?;
         let result = match &record.body {
-            RecordBody::Txn { changes } => {
-                let stamp = Stamp::new(record.hlc, record.origin.clone());
-                let ctx = ChangeCtx {
-                    conn: &self.conn,
-                    path: &self.path,
-                    offset,
-                    stamp: &stamp,
-                    replica: &self.name,
-                };
-                changes
-                    .iter()
-                    .try_for_each(|c| apply_change(&ctx, &mut self.cache, c).map(|_| ()))
-            }
+            RecordBody::Txn { changes } => self.apply_txn(offset, record, changes),
             RecordBody::Ddl { sql } => {
                 self.cache.clear();
                 self.conn
                     .execute_batch(sql)
                     .ctx(&self.path, "applying a DDL record")
             }
-            // Conflict policies are versioned on the log; this build applies
-            // last-writer-wins whatever the policy says.
-            RecordBody::Policy { version, .. } => {
-                tracing::info!(replica = %self.name, offset, version, "policy record seen");
-                Ok(())
+            RecordBody::Policy { version, policy } => {
+                match Policy::parse(policy, "policy record") {
+                    Ok(p) => {
+                        store_policy(&self.conn, *version, policy)
+                            .ctx(&self.path, "storing the policy")?;
+                        tracing::info!(replica = %self.name, offset, version, "conflict policy switched");
+                        self.policy = Arc::new(p);
+                        self.policy_version = *version;
+                        Ok(())
+                    }
+                    Err(e) => Err(Error::BadRecord {
+                        offset,
+                        source: wal_bus::Error::Decode(format!(
+                            "policy version {version} does not parse: {e}"
+                        )),
+                    }),
+                }
             }
         };
         match result {

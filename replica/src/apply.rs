@@ -1,22 +1,27 @@
-//! Applying one record's row changes to SQLite, with conflict detection.
+//! Applying one record's row changes to SQLite, with conflict detection and
+//! resolution.
 //!
 //! The common case costs one statement: the change is written only where the
 //! row still matches its before-image (`UPDATE … WHERE pk AND col IS before`).
-//! When it does not match — the origin computed it against an older or
-//! different version of the row — the conflict goes to the resolver, which
-//! decides from the `(hlc, origin)` stamps kept in `_tributary_rows`.
+//! When it does not — the origin computed it against an older or different
+//! version of the row — or when the table has counter/set columns, the
+//! replica loads the row with its per-column stamps and CRDT states from
+//! `_tributary_cols` and lets the resolver decide. Every decision on a
+//! conflict is recorded in `tributary_conflicts`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use resolver::{ConflictKind, Decision, Stamp, last_writer_wins};
+use resolver::{
+    Action, Cell, CellState, ConflictKind, Incoming, LocalRow, Policy, Resolution, Stamp, resolve,
+};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use wal_bus::{Change, Hlc, Offset, Op, Row, Value};
 
 use crate::error::{Error, Result, SqliteContext};
 use crate::schema::{TableInfo, quote_ident, table_info};
-use crate::values::to_sql_value;
+use crate::values::{from_value_ref, to_sql_value};
 
 /// Table descriptions, reloaded after DDL.
 #[derive(Default)]
@@ -54,8 +59,31 @@ pub(crate) struct ChangeCtx<'a> {
     pub conn: &'a Connection,
     pub path: &'a Path,
     pub offset: Offset,
+    pub txn_id: &'a str,
     pub stamp: &'a Stamp,
     pub replica: &'a str,
+    pub policy: &'a Policy,
+    pub policy_version: u64,
+}
+
+/// A conflict and its resolution, as written to `tributary_conflicts`.
+#[derive(Debug, Clone)]
+pub(crate) struct ConflictRecord {
+    pub table: String,
+    pub key: String,
+    pub kind: ConflictKind,
+    pub resolution: Resolution,
+    pub local_values: Option<String>,
+    pub incoming_values: Option<String>,
+    pub local_stamp: Option<Stamp>,
+}
+
+/// What applying one change came to.
+pub(crate) enum ChangeResult {
+    Clean,
+    Conflict(ConflictRecord),
+    /// First-writer-wins: the whole record must be rolled back.
+    Reject(ConflictRecord),
 }
 
 fn key_values(info: &TableInfo, key: &Row) -> Result<Vec<Value>> {
@@ -88,26 +116,6 @@ fn where_image(params: &mut Vec<SqlValue>, image: &Row) -> String {
     s
 }
 
-fn upsert_sql(table: &str, row: &Row, or_replace: bool) -> String {
-    let cols: Vec<String> = row.keys().map(|c| quote_ident(c)).collect();
-    let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
-    if or_replace {
-        format!(
-            "INSERT OR REPLACE INTO {} ({}) VALUES ({})",
-            quote_ident(table),
-            cols.join(", "),
-            marks.join(", ")
-        )
-    } else {
-        format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-            quote_ident(table),
-            cols.join(", "),
-            marks.join(", ")
-        )
-    }
-}
-
 fn execute(conn: &Connection, path: &Path, sql: &str, params: &[SqlValue]) -> Result<usize> {
     conn.prepare_cached(sql)
         .and_then(|mut s| s.execute(params_from_iter(params.iter())))
@@ -115,13 +123,22 @@ fn execute(conn: &Connection, path: &Path, sql: &str, params: &[SqlValue]) -> Re
 }
 
 fn write_row(ctx: &ChangeCtx<'_>, table: &str, row: &Row, or_replace: bool) -> Result<usize> {
+    let cols: Vec<String> = row.keys().map(|c| quote_ident(c)).collect();
+    let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT {}INTO {} ({}) VALUES ({}){}",
+        if or_replace { "OR REPLACE " } else { "" },
+        quote_ident(table),
+        cols.join(", "),
+        marks.join(", "),
+        if or_replace {
+            ""
+        } else {
+            " ON CONFLICT DO NOTHING"
+        }
+    );
     let params: Vec<SqlValue> = row.values().map(to_sql_value).collect();
-    execute(
-        ctx.conn,
-        ctx.path,
-        &upsert_sql(table, row, or_replace),
-        &params,
-    )
+    execute(ctx.conn, ctx.path, &sql, &params)
 }
 
 fn delete_row(
@@ -142,63 +159,200 @@ fn delete_row(
     execute(ctx.conn, ctx.path, &sql, &params)
 }
 
-fn row_exists(ctx: &ChangeCtx<'_>, info: &TableInfo, key: &[Value]) -> Result<bool> {
+fn update_if_matches(
+    ctx: &ChangeCtx<'_>,
+    info: &TableInfo,
+    key: &[Value],
+    change: &Change,
+    after: &Row,
+) -> Result<usize> {
+    let mut params: Vec<SqlValue> = Vec::new();
+    let sets: Vec<String> = after
+        .iter()
+        .map(|(c, v)| {
+            params.push(to_sql_value(v));
+            format!("{} = ?{}", quote_ident(c), params.len())
+        })
+        .collect();
+    let mut sql = format!(
+        "UPDATE {} SET {} WHERE {}",
+        quote_ident(&info.name),
+        sets.join(", "),
+        where_key(info, &mut params, key)
+    );
+    if let Some(b) = &change.before {
+        sql.push_str(&where_image(&mut params, b));
+    }
+    execute(ctx.conn, ctx.path, &sql, &params)
+}
+
+fn parse_stamp(hlc: &str, origin: String) -> Option<Stamp> {
+    hlc.parse::<Hlc>().ok().map(|h| Stamp::new(h, origin))
+}
+
+/// The replica's row with its per-column stamps and CRDT states.
+fn load_local(ctx: &ChangeCtx<'_>, info: &TableInfo, key: &[Value], pk: &str) -> Result<LocalRow> {
     let mut params = Vec::new();
+    let cols: Vec<String> = info.columns.iter().map(|c| quote_ident(c)).collect();
     let sql = format!(
-        "SELECT 1 FROM {} WHERE {}",
+        "SELECT {} FROM {} WHERE {}",
+        cols.join(", "),
         quote_ident(&info.name),
         where_key(info, &mut params, key)
     );
-    ctx.conn
+    let values: Option<Vec<Value>> = ctx
+        .conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params_from_iter(params.iter()), |_| Ok(()))
-                .optional()
+            s.query_row(params_from_iter(params.iter()), |r| {
+                (0..info.columns.len())
+                    .map(|i| r.get_ref(i).map(from_value_ref))
+                    .collect()
+            })
+            .optional()
         })
-        .map(|r| r.is_some())
-        .ctx(ctx.path, "looking up a conflicting row")
+        .ctx(ctx.path, "reading the local row")?;
+    let Some(values) = values else {
+        let tomb: Option<(String, String, i64)> = ctx
+            .conn
+            .prepare_cached(
+                "SELECT hlc, origin, deleted FROM _tributary_rows WHERE tbl = ?1 AND pk = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row([&info.name, pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .ctx(ctx.path, "reading row metadata")?;
+        return Ok(match tomb {
+            Some((hlc, origin, 1)) => {
+                parse_stamp(&hlc, origin).map_or(LocalRow::Absent, LocalRow::Deleted)
+            }
+            _ => LocalRow::Absent,
+        });
+    };
+    let mut meta: HashMap<String, (Option<Stamp>, Option<String>)> = HashMap::new();
+    {
+        let mut stmt = ctx
+            .conn
+            .prepare_cached(
+                "SELECT col, hlc, origin, state FROM _tributary_cols WHERE tbl = ?1 AND pk = ?2",
+            )
+            .ctx(ctx.path, "reading column metadata")?;
+        let rows = stmt
+            .query_map([&info.name, pk], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .ctx(ctx.path, "reading column metadata")?;
+        for row in rows {
+            let (col, hlc, origin, state) = row.ctx(ctx.path, "reading column metadata")?;
+            meta.insert(col, (parse_stamp(&hlc, origin), state));
+        }
+    }
+    let mut cells = BTreeMap::new();
+    let mut states = BTreeMap::new();
+    for (col, value) in info.columns.iter().zip(values) {
+        let (stamp, state) = meta.remove(col).unwrap_or((None, None));
+        if let Some(st) = state.and_then(|s| CellState::decode(&s).ok()) {
+            states.insert(col.clone(), st);
+        }
+        cells.insert(col.clone(), Cell { value, stamp });
+    }
+    Ok(LocalRow::Present { cells, states })
 }
 
-fn local_stamp(ctx: &ChangeCtx<'_>, table: &str, pk: &str) -> Result<Option<Stamp>> {
-    let row: Option<(String, String)> = ctx
-        .conn
-        .prepare_cached("SELECT hlc, origin FROM _tributary_rows WHERE tbl = ?1 AND pk = ?2")
-        .and_then(|mut s| {
-            s.query_row([table, pk], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .ctx(ctx.path, "reading row metadata")?;
-    Ok(row.and_then(|(hlc, origin)| hlc.parse::<Hlc>().ok().map(|h| Stamp::new(h, origin))))
-}
-
-fn record_stamp(ctx: &ChangeCtx<'_>, table: &str, pk: &str, deleted: bool) -> Result<()> {
+fn stamp_row(ctx: &ChangeCtx<'_>, table: &str, pk: &str, deleted: bool) -> Result<()> {
     ctx.conn
         .prepare_cached(
             "INSERT INTO _tributary_rows (tbl, pk, hlc, origin, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (tbl, pk) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted",
         )
         .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                table,
-                pk,
-                ctx.stamp.hlc.to_string(),
-                ctx.stamp.origin,
-                i64::from(deleted)
-            ])
+            s.execute(rusqlite::params![table, pk, ctx.stamp.hlc.to_string(), ctx.stamp.origin, i64::from(deleted)])
         })
-        .map(|_| ())
-        .ctx(ctx.path, "writing row metadata")
+        .ctx(ctx.path, "writing row metadata")?;
+    if deleted {
+        ctx.conn
+            .prepare_cached("DELETE FROM _tributary_cols WHERE tbl = ?1 AND pk = ?2")
+            .and_then(|mut s| s.execute([table, pk]))
+            .ctx(ctx.path, "clearing column metadata")?;
+    }
+    Ok(())
 }
 
-/// Applies one change; returns the conflict it met, if any, and the decision.
+fn stamp_cols<'c>(
+    ctx: &ChangeCtx<'_>,
+    table: &str,
+    pk: &str,
+    cols: impl Iterator<Item = &'c String>,
+    states: &BTreeMap<String, CellState>,
+) -> Result<()> {
+    let mut stmt = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO _tributary_cols (tbl, pk, col, hlc, origin, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, state = excluded.state",
+        )
+        .ctx(ctx.path, "writing column metadata")?;
+    let hlc = ctx.stamp.hlc.to_string();
+    for col in cols {
+        let state = states.get(col).map(CellState::encode);
+        stmt.execute(rusqlite::params![
+            table,
+            pk,
+            col,
+            hlc,
+            ctx.stamp.origin,
+            state
+        ])
+        .ctx(ctx.path, "writing column metadata")?;
+    }
+    Ok(())
+}
+
+fn row_json(row: Option<&Row>) -> Option<String> {
+    row.and_then(|r| serde_json::to_string(r).ok())
+}
+
+fn local_json(local: &LocalRow) -> (Option<String>, Option<Stamp>) {
+    match local {
+        LocalRow::Present { cells, .. } => {
+            let row: Row = cells
+                .iter()
+                .map(|(c, cell)| (c.clone(), cell.value.clone()))
+                .collect();
+            let newest = cells.values().filter_map(|c| c.stamp.clone()).max();
+            (row_json(Some(&row)), newest)
+        }
+        LocalRow::Deleted(s) => (None, Some(s.clone())),
+        LocalRow::Absent => (None, None),
+    }
+}
+
+/// Whether the replica's row still equals the change's before-image.
+fn matches_before(local: &LocalRow, before: Option<&Row>) -> bool {
+    match (local, before) {
+        (LocalRow::Present { cells, .. }, Some(b)) => b
+            .iter()
+            .all(|(c, v)| cells.get(c).is_some_and(|cell| cell.value == *v)),
+        (LocalRow::Present { .. }, None) => true,
+        _ => false,
+    }
+}
+
+/// Applies one change.
 pub(crate) fn apply_change(
     ctx: &ChangeCtx<'_>,
     cache: &mut SchemaCache,
     change: &Change,
-) -> Result<Option<(ConflictKind, Decision)>> {
+) -> Result<ChangeResult> {
     let info = cache.get(ctx.conn, ctx.path, &change.table)?.clone();
     let key = key_values(&info, &change.key)?;
-    let pk_text = serde_json::to_string(&key).unwrap_or_default();
+    let pk = serde_json::to_string(&key).unwrap_or_default();
     let missing_image = |what: &str| Error::BadRecord {
         offset: ctx.offset,
         source: wal_bus::Error::Decode(format!(
@@ -206,94 +360,164 @@ pub(crate) fn apply_change(
             change.op, info.name
         )),
     };
-    let conflict = match change.op {
-        Op::Insert => {
-            let after = change
-                .after
-                .as_ref()
-                .ok_or_else(|| missing_image("after"))?;
-            if write_row(ctx, &info.name, after, false)? == 1 {
-                None
-            } else {
-                Some(ConflictKind::KeyExists)
+    if matches!(change.op, Op::Insert | Op::Update) && change.after.is_none() {
+        return Err(missing_image("after"));
+    }
+    let crdt = ctx.policy.has_crdt_columns(&info.name);
+    if !crdt {
+        // Fast path: one conditional statement; falls through on a mismatch.
+        let done = match change.op {
+            Op::Insert => {
+                write_row(
+                    ctx,
+                    &info.name,
+                    change
+                        .after
+                        .as_ref()
+                        .ok_or_else(|| missing_image("after"))?,
+                    false,
+                )? == 1
             }
-        }
-        Op::Update => {
-            let after = change
-                .after
-                .as_ref()
-                .ok_or_else(|| missing_image("after"))?;
-            let mut params: Vec<SqlValue> = Vec::new();
-            let sets: Vec<String> = after
-                .iter()
-                .map(|(c, v)| {
-                    params.push(to_sql_value(v));
-                    format!("{} = ?{}", quote_ident(c), params.len())
-                })
-                .collect();
-            let mut sql = format!(
-                "UPDATE {} SET {} WHERE {}",
-                quote_ident(&info.name),
-                sets.join(", "),
-                where_key(&info, &mut params, &key)
-            );
-            if let Some(b) = &change.before {
-                sql.push_str(&where_image(&mut params, b));
-            }
-            if execute(ctx.conn, ctx.path, &sql, &params)? == 1 {
-                None
-            } else if row_exists(ctx, &info, &key)? {
-                Some(ConflictKind::BeforeImageDiffers)
-            } else {
-                Some(ConflictKind::RowMissing)
-            }
-        }
-        Op::Delete => {
-            if delete_row(ctx, &info, &key, change.before.as_ref())? == 1 {
-                None
-            } else if row_exists(ctx, &info, &key)? {
-                Some(ConflictKind::BeforeImageDiffers)
-            } else {
-                Some(ConflictKind::DeleteMissing)
-            }
-        }
-    };
-    let Some(kind) = conflict else {
-        record_stamp(ctx, &info.name, &pk_text, change.op == Op::Delete)?;
-        return Ok(None);
-    };
-    let local = local_stamp(ctx, &info.name, &pk_text)?;
-    let decision = last_writer_wins(local.as_ref(), ctx.stamp);
-    if decision == Decision::ApplyIncoming {
-        match change.op {
-            Op::Insert | Op::Update => {
+            Op::Update => {
                 let after = change
                     .after
                     .as_ref()
                     .ok_or_else(|| missing_image("after"))?;
-                write_row(ctx, &info.name, after, true)?;
+                update_if_matches(ctx, &info, &key, change, after)? == 1
             }
-            Op::Delete => {
-                delete_row(ctx, &info, &key, None)?;
+            Op::Delete => delete_row(ctx, &info, &key, change.before.as_ref())? == 1,
+        };
+        if done {
+            stamp_row(ctx, &info.name, &pk, change.op == Op::Delete)?;
+            if change.op != Op::Delete
+                && let Some(after) = &change.after
+            {
+                let changed = after
+                    .iter()
+                    .filter(|(c, v)| change.before.as_ref().and_then(|b| b.get(*c)) != Some(*v))
+                    .map(|(c, _)| c);
+                stamp_cols(ctx, &info.name, &pk, changed, &BTreeMap::new())?;
+            }
+            return Ok(ChangeResult::Clean);
+        }
+    }
+    let local = load_local(ctx, &info, &key, &pk)?;
+    let kind = match (change.op, &local) {
+        (Op::Insert, LocalRow::Present { .. }) => Some(ConflictKind::InsertExists),
+        (Op::Insert, _) => None,
+        (Op::Update, LocalRow::Present { .. })
+            if matches_before(&local, change.before.as_ref()) =>
+        {
+            None
+        }
+        (Op::Update, LocalRow::Present { .. }) => Some(ConflictKind::UpdateBeforeMismatch),
+        (Op::Update, LocalRow::Deleted(_)) => Some(ConflictKind::UpdateVsDelete),
+        (Op::Update, LocalRow::Absent) => Some(ConflictKind::UpdateMissing),
+        (Op::Delete, LocalRow::Present { .. })
+            if matches_before(&local, change.before.as_ref()) =>
+        {
+            None
+        }
+        (Op::Delete, LocalRow::Present { .. }) => Some(ConflictKind::DeleteVsUpdate),
+        (Op::Delete, _) => Some(ConflictKind::DeleteMissing),
+    };
+    let incoming = Incoming {
+        op: change.op,
+        before: change.before.as_ref(),
+        after: change.after.as_ref(),
+        stamp: ctx.stamp,
+    };
+    let resolution =
+        resolve(ctx.policy, &info.name, kind, &local, incoming).map_err(|e| Error::BadRecord {
+            offset: ctx.offset,
+            source: wal_bus::Error::Decode(e.to_string()),
+        })?;
+    let (local_values, local_stamp) = local_json(&local);
+    let record = kind.map(|kind| ConflictRecord {
+        table: info.name.clone(),
+        key: pk.clone(),
+        kind,
+        resolution: resolution.clone(),
+        local_values,
+        incoming_values: row_json(change.after.as_ref().or(change.before.as_ref())),
+        local_stamp,
+    });
+    match &resolution.action {
+        Action::Reject => {
+            return record.map_or(Ok(ChangeResult::Clean), |r| Ok(ChangeResult::Reject(r)));
+        }
+        Action::Write {
+            row,
+            stamped,
+            states,
+        } => {
+            write_row(ctx, &info.name, row, true)?;
+            stamp_row(ctx, &info.name, &pk, false)?;
+            stamp_cols(ctx, &info.name, &pk, stamped.iter(), states)?;
+        }
+        Action::Delete => {
+            delete_row(ctx, &info, &key, None)?;
+            stamp_row(ctx, &info.name, &pk, true)?;
+        }
+        Action::Keep => {
+            // A delete of a row we do not have still leaves its tombstone,
+            // so an older concurrent update cannot bring the row back.
+            if change.op == Op::Delete {
+                let newer = match &local {
+                    LocalRow::Deleted(t) => ctx.stamp > t,
+                    LocalRow::Absent => true,
+                    LocalRow::Present { .. } => false,
+                };
+                if newer {
+                    stamp_row(ctx, &info.name, &pk, true)?;
+                }
             }
         }
-        record_stamp(ctx, &info.name, &pk_text, change.op == Op::Delete)?;
     }
-    metrics::counter!("tributary_conflicts_total", "kind" => kind.as_str(), "strategy" => "lww")
+    Ok(record.map_or(ChangeResult::Clean, ChangeResult::Conflict))
+}
+
+/// Writes one audit row to `tributary_conflicts`.
+pub(crate) fn record_conflict(ctx: &ChangeCtx<'_>, c: &ConflictRecord) -> Result<()> {
+    metrics::counter!("tributary_conflicts_total", "kind" => c.kind.as_str(), "strategy" => c.resolution.strategy.clone())
         .increment(1);
     tracing::info!(
         replica = ctx.replica,
         offset = ctx.offset,
-        table = %info.name,
-        key = %pk_text,
-        conflict = %kind,
-        incoming_hlc = %ctx.stamp.hlc,
-        incoming_origin = %ctx.stamp.origin,
-        local = ?local.as_ref().map(|s| (s.hlc.to_string(), s.origin.clone())),
-        ?decision,
-        "conflict resolved last-writer-wins"
+        table = %c.table,
+        key = %c.key,
+        conflict = %c.kind,
+        strategy = %c.resolution.strategy,
+        outcome = c.resolution.outcome,
+        "conflict resolved"
     );
-    Ok(Some((kind, decision)))
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO tributary_conflicts (log_offset, txn_id, table_name, key, columns, local_values, incoming_values,
+                 local_hlc, local_origin, incoming_hlc, incoming_origin, kind, strategy, outcome, policy_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                ctx.offset as i64,
+                ctx.txn_id,
+                c.table,
+                c.key,
+                c.resolution.columns.join(","),
+                c.local_values,
+                c.incoming_values,
+                c.local_stamp.as_ref().map(|s| s.hlc.to_string()),
+                c.local_stamp.as_ref().map(|s| s.origin.clone()),
+                ctx.stamp.hlc.to_string(),
+                ctx.stamp.origin,
+                c.kind.as_str(),
+                c.resolution.strategy,
+                c.resolution.outcome,
+                ctx.policy_version as i64,
+            ])
+        })
+        .map(|_| ())
+        .ctx(ctx.path, "recording a conflict")
 }
 
 /// Whether an error is a property of the record and the schema (the same on

@@ -18,6 +18,8 @@ mod values;
 pub use applier::{ReplicaHandle, ReplicaState, spawn_applier};
 pub use config::ReplicaConfig;
 pub use error::{Error, Result};
-pub use meta::{INTERNAL_PREFIX, applied_offset, open_connection};
+pub use meta::{
+    INTERNAL_PREFIX, applied_offset, is_internal_table, open_connection, stored_policy,
+};
 pub use schema::{TableInfo, quote_ident, table_info};
 pub use values::{from_value_ref, owned_value, to_sql_value};

@@ -26,8 +26,43 @@ CREATE TABLE IF NOT EXISTS _tributary_rows (
     deleted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tbl, pk)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _tributary_cols (
+    tbl TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    col TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    state TEXT,
+    PRIMARY KEY (tbl, pk, col)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tributary_conflicts (
+    id INTEGER PRIMARY KEY,
+    log_offset INTEGER NOT NULL,
+    txn_id TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    local_values TEXT,
+    incoming_values TEXT,
+    local_hlc TEXT,
+    local_origin TEXT,
+    incoming_hlc TEXT NOT NULL,
+    incoming_origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    policy_version INTEGER NOT NULL
+);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('applied_offset', 0);
+INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_version', 0);
+INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_text', '');
 ";
+
+/// Tables Tributary keeps in every replica file; clients may read
+/// `tributary_conflicts` but never write any of them.
+pub fn is_internal_table(name: &str) -> bool {
+    name.starts_with(INTERNAL_PREFIX) || name.starts_with("tributary_")
+}
 
 /// Opens a replica file in WAL mode, creating the bookkeeping tables.
 ///
@@ -64,6 +99,39 @@ pub fn applied_offset(conn: &Connection) -> rusqlite::Result<Offset> {
         )
         .optional()?;
     Ok(v.unwrap_or(0).max(0) as Offset)
+}
+
+/// The policy version and text stored in the replica file.
+pub fn stored_policy(conn: &Connection) -> rusqlite::Result<(u64, String)> {
+    let get = |name: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
+        conn.query_row(
+            "SELECT value FROM _tributary_state WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    let version = match get("policy_version")? {
+        Some(rusqlite::types::Value::Integer(i)) => i.max(0) as u64,
+        _ => 0,
+    };
+    let text = match get("policy_text")? {
+        Some(rusqlite::types::Value::Text(t)) => t,
+        _ => String::new(),
+    };
+    Ok((version, text))
+}
+
+pub(crate) fn store_policy(conn: &Connection, version: u64, text: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE _tributary_state SET value = ?1 WHERE name = 'policy_version'",
+        [version as i64],
+    )?;
+    conn.execute(
+        "UPDATE _tributary_state SET value = ?1 WHERE name = 'policy_text'",
+        [text],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn set_applied_offset(conn: &Connection, offset: Offset) -> rusqlite::Result<()> {

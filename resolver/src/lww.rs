@@ -43,22 +43,37 @@ impl PartialOrd for Stamp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConflictKind {
     /// An insert met a row that already has the key.
-    KeyExists,
-    /// An update or delete whose before-image is not the row the replica holds.
-    BeforeImageDiffers,
-    /// An update of a row the replica does not have.
-    RowMissing,
+    InsertExists,
+    /// An update whose before-image is not the row the replica holds.
+    UpdateBeforeMismatch,
+    /// An update of a row the replica never had.
+    UpdateMissing,
+    /// An update of a row the replica deleted (tombstone present).
+    UpdateVsDelete,
     /// A delete of a row the replica does not have.
     DeleteMissing,
+    /// A delete whose before-image is not the row the replica holds (it was updated).
+    DeleteVsUpdate,
 }
 
 impl ConflictKind {
+    pub const ALL: [ConflictKind; 6] = [
+        ConflictKind::InsertExists,
+        ConflictKind::UpdateBeforeMismatch,
+        ConflictKind::UpdateMissing,
+        ConflictKind::UpdateVsDelete,
+        ConflictKind::DeleteMissing,
+        ConflictKind::DeleteVsUpdate,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
-            ConflictKind::KeyExists => "key_exists",
-            ConflictKind::BeforeImageDiffers => "before_image_differs",
-            ConflictKind::RowMissing => "row_missing",
+            ConflictKind::InsertExists => "insert_exists",
+            ConflictKind::UpdateBeforeMismatch => "update_before_mismatch",
+            ConflictKind::UpdateMissing => "update_missing",
+            ConflictKind::UpdateVsDelete => "update_vs_delete",
             ConflictKind::DeleteMissing => "delete_missing",
+            ConflictKind::DeleteVsUpdate => "delete_vs_update",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! backend carries the same acks between processes.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -46,12 +47,19 @@ impl AckSnapshot {
 #[derive(Debug)]
 pub struct AckBoard {
     tx: watch::Sender<AckSnapshot>,
+    /// Records rejected whole at apply (first-writer-wins), by offset; every
+    /// replica rejects the same ones, so one replica's word is enough.
+    rejected: Mutex<BTreeMap<Offset, String>>,
 }
+
+/// Rejections remembered for routers still waiting on them.
+const REJECTIONS_KEPT: usize = 100_000;
 
 impl Default for AckBoard {
     fn default() -> Self {
         AckBoard {
             tx: watch::channel(AckSnapshot::default()).0,
+            rejected: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -79,6 +87,24 @@ impl AckBoard {
         });
         metrics::gauge!("tributary_replica_applied_offset", "replica" => replica.to_owned())
             .set(applied as f64);
+    }
+
+    /// Records that the record at `offset` was rejected (call before the ack).
+    pub fn reject(&self, offset: Offset, reason: String) {
+        let mut r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        r.insert(offset, reason);
+        while r.len() > REJECTIONS_KEPT {
+            r.pop_first();
+        }
+    }
+
+    /// Why the record at `offset` was rejected, if it was.
+    pub fn rejection(&self, offset: Offset) -> Option<String> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&offset)
+            .cloned()
     }
 
     pub fn snapshot(&self) -> AckSnapshot {

@@ -1,0 +1,303 @@
+//! Row-level resolution: given the policy, the replica's row (with per-column
+//! stamps and CRDT states) and an incoming change, decide what the row
+//! becomes. Pure and deterministic: every replica that asks with the same
+//! inputs gets the same answer.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use wal_bus::{Op, Row, Value};
+
+use crate::cell::{Cell, CellState, merge_max, merge_min};
+use crate::error::Result;
+use crate::lww::{ConflictKind, Stamp};
+use crate::policy::{ColumnRule, DeletePolicy, Policy, Strategy};
+
+/// The replica's current state of the row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalRow {
+    Present {
+        cells: BTreeMap<String, Cell>,
+        states: BTreeMap<String, CellState>,
+    },
+    /// Deleted by the write with this stamp.
+    Deleted(Stamp),
+    /// Never seen.
+    Absent,
+}
+
+/// The change being applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub op: Op,
+    pub before: Option<&'a Row>,
+    pub after: Option<&'a Row>,
+    pub stamp: &'a Stamp,
+}
+
+/// What the replica does with the row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Store this whole row; `stamped` columns take the incoming stamp;
+    /// `states` are the new CRDT states of counter/set cells.
+    Write {
+        row: Row,
+        stamped: BTreeSet<String>,
+        states: BTreeMap<String, CellState>,
+    },
+    Delete,
+    Keep,
+    /// First-writer-wins: the whole transaction is rejected.
+    Reject,
+}
+
+/// A decision and how it was reached (for the conflict audit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub action: Action,
+    /// `applied`, `merged`, `kept_local`, `resurrected`, `deleted`, `rejected`, …
+    pub outcome: &'static str,
+    /// The strategies/rules that decided, comma-separated.
+    pub strategy: String,
+    /// Columns the decision concerned.
+    pub columns: Vec<String>,
+}
+
+fn newer(incoming: &Stamp, local: Option<&Stamp>) -> bool {
+    local.is_none_or(|l| incoming > l)
+}
+
+/// Decides the row's fate. `kind` is `None` when the change applies cleanly
+/// (it still passes through here for tables with counter or set columns).
+pub fn resolve(
+    policy: &Policy,
+    table: &str,
+    kind: Option<ConflictKind>,
+    local: &LocalRow,
+    inc: Incoming<'_>,
+) -> Result<Resolution> {
+    let strategy = policy.strategy_of(table);
+    if kind.is_some() && strategy == Strategy::FirstWriterWins {
+        return Ok(Resolution {
+            action: Action::Reject,
+            outcome: "rejected",
+            strategy: strategy.as_str().to_owned(),
+            columns: Vec::new(),
+        });
+    }
+    let deletes = policy.deletes_of(table);
+    match (inc.op, local) {
+        (Op::Delete, LocalRow::Present { cells, .. }) => {
+            let delete = match (kind, deletes) {
+                (None, _) | (_, DeletePolicy::DeleteWins) => true,
+                (_, DeletePolicy::UpdateWins) => false,
+                (_, DeletePolicy::Lww) => {
+                    cells.values().all(|c| newer(inc.stamp, c.stamp.as_ref()))
+                }
+            };
+            Ok(Resolution {
+                action: if delete { Action::Delete } else { Action::Keep },
+                outcome: if delete { "deleted" } else { "kept_local" },
+                strategy: format!("deletes={}", deletes.as_str()),
+                columns: Vec::new(),
+            })
+        }
+        (Op::Delete, _) => Ok(Resolution {
+            action: Action::Keep,
+            outcome: "already_deleted",
+            strategy: format!("deletes={}", deletes.as_str()),
+            columns: Vec::new(),
+        }),
+        (Op::Insert | Op::Update, LocalRow::Present { cells, states }) => {
+            merge_into(policy, table, kind, cells, states, inc)
+        }
+        (Op::Insert | Op::Update, LocalRow::Deleted(tomb))
+            if inc.op == Op::Update || kind.is_some() =>
+        {
+            let resurrect = match deletes {
+                DeletePolicy::DeleteWins => false,
+                DeletePolicy::UpdateWins => true,
+                DeletePolicy::Lww => inc.stamp > tomb,
+            };
+            if resurrect {
+                Ok(fresh_row(
+                    inc,
+                    "resurrected",
+                    format!("deletes={}", deletes.as_str()),
+                ))
+            } else {
+                Ok(Resolution {
+                    action: Action::Keep,
+                    outcome: "kept_deleted",
+                    strategy: format!("deletes={}", deletes.as_str()),
+                    columns: Vec::new(),
+                })
+            }
+        }
+        (Op::Insert | Op::Update, _) => {
+            let outcome = if kind.is_some() {
+                "inserted"
+            } else {
+                "applied"
+            };
+            Ok(fresh_row(inc, outcome, strategy.as_str().to_owned()))
+        }
+    }
+}
+
+/// The incoming after-image as a new row (CRDT cells start from it).
+fn fresh_row(inc: Incoming<'_>, outcome: &'static str, strategy: String) -> Resolution {
+    let row = inc.after.cloned().unwrap_or_default();
+    Resolution {
+        action: Action::Write {
+            stamped: row.keys().cloned().collect(),
+            states: BTreeMap::new(),
+            row,
+        },
+        outcome,
+        strategy,
+        columns: Vec::new(),
+    }
+}
+
+fn merge_into(
+    policy: &Policy,
+    table: &str,
+    kind: Option<ConflictKind>,
+    cells: &BTreeMap<String, Cell>,
+    states: &BTreeMap<String, CellState>,
+    inc: Incoming<'_>,
+) -> Result<Resolution> {
+    let after = inc.after.cloned().unwrap_or_default();
+    let null = Value::Null;
+    let mut row: Row = cells
+        .iter()
+        .map(|(c, cell)| (c.clone(), cell.value.clone()))
+        .collect();
+    let mut stamped = BTreeSet::new();
+    let mut new_states = BTreeMap::new();
+    let mut rules = BTreeSet::new();
+    let mut columns = Vec::new();
+    let mut took_all = true;
+    let mut took_any = false;
+    for (col, new) in &after {
+        let old = inc.before.and_then(|b| b.get(col));
+        if inc.op == Op::Update && old == Some(new) {
+            continue; // this change did not touch the column
+        }
+        let local = cells.get(col);
+        let local_value = local.map_or(&null, |c| &c.value);
+        let local_stamp = local.and_then(|c| c.stamp.as_ref());
+        let rule = policy.rule_of(table, col);
+        let take = |row: &mut Row, stamped: &mut BTreeSet<String>, v: Value| {
+            row.insert(col.clone(), v);
+            stamped.insert(col.clone());
+        };
+        let mut taken = false;
+        match (rule, kind) {
+            (ColumnRule::Counter, k) if k != Some(ConflictKind::InsertExists) => {
+                let state = if inc.op == Op::Insert {
+                    CellState::counter_from(new)
+                } else {
+                    let mut st = states
+                        .get(col)
+                        .cloned()
+                        .unwrap_or_else(|| CellState::counter_from(local_value));
+                    st.apply_change(&inc.stamp.origin, old.unwrap_or(&null), new)?;
+                    st
+                };
+                take(&mut row, &mut stamped, state.value());
+                new_states.insert(col.clone(), state);
+                taken = true;
+            }
+            (ColumnRule::Set, _) => {
+                let mut state = match (inc.op, kind) {
+                    (Op::Insert, None) => CellState::set_from(&null),
+                    _ => states
+                        .get(col)
+                        .cloned()
+                        .unwrap_or_else(|| CellState::set_from(local_value)),
+                };
+                let from = if inc.op == Op::Insert {
+                    &null
+                } else {
+                    old.unwrap_or(&null)
+                };
+                state.apply_change(&inc.stamp.origin, from, new)?;
+                take(&mut row, &mut stamped, state.value());
+                new_states.insert(col.clone(), state);
+                taken = true;
+            }
+            (_, None) => {
+                take(&mut row, &mut stamped, new.clone());
+                taken = true;
+            }
+            (ColumnRule::Lww | ColumnRule::Counter, Some(_)) => {
+                if newer(inc.stamp, local_stamp) {
+                    take(&mut row, &mut stamped, new.clone());
+                    if rule == ColumnRule::Counter {
+                        // Overwritten, not added to: the counter restarts here.
+                        new_states.insert(col.clone(), CellState::counter_from(new));
+                    }
+                    taken = true;
+                }
+            }
+            (ColumnRule::Priority, Some(_)) => {
+                let mine = policy.rank(table, &inc.stamp.origin);
+                let theirs = local_stamp.map_or(usize::MAX, |s| policy.rank(table, &s.origin));
+                let wins = match mine.cmp(&theirs) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => newer(inc.stamp, local_stamp),
+                };
+                if wins {
+                    take(&mut row, &mut stamped, new.clone());
+                    taken = true;
+                }
+            }
+            (ColumnRule::Max | ColumnRule::Min, Some(_)) => {
+                let merged = if rule == ColumnRule::Max {
+                    merge_max(local_value, new)
+                } else {
+                    merge_min(local_value, new)
+                };
+                taken = merged == *new && merged != *local_value;
+                if taken {
+                    take(&mut row, &mut stamped, merged);
+                }
+            }
+            (ColumnRule::KeepLocal, Some(_)) => {}
+            (ColumnRule::PreferNonNull, Some(_)) => {
+                let wins = match (local_value, new) {
+                    (_, Value::Null) => false,
+                    (Value::Null, _) => true,
+                    _ => newer(inc.stamp, local_stamp),
+                };
+                if wins {
+                    take(&mut row, &mut stamped, new.clone());
+                    taken = true;
+                }
+            }
+        }
+        rules.insert(rule.as_str());
+        columns.push(col.clone());
+        took_all &= taken;
+        took_any |= taken;
+    }
+    let outcome = match (kind, took_any, took_all) {
+        (None, _, _) => "applied",
+        (Some(_), _, true) => "applied",
+        (Some(_), true, false) => "merged",
+        (Some(_), false, _) => "kept_local",
+    };
+    Ok(Resolution {
+        action: Action::Write {
+            row,
+            stamped,
+            states: new_states,
+        },
+        outcome,
+        strategy: rules.into_iter().collect::<Vec<_>>().join(","),
+        columns,
+    })
+}
