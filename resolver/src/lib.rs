@@ -8,12 +8,14 @@
 //! clock, no database — only the rules and the policy files that pick them.
 
 mod cell;
+mod config;
 mod error;
 mod lww;
 mod policy;
 mod resolve;
 
 pub use cell::{Cell, CellState, cmp_values, merge_lww, merge_max, merge_min, set_members};
+pub use config::ConflictsConfig;
 pub use error::{Error, Result};
 pub use lww::{ConflictKind, Decision, Stamp, last_writer_wins};
 pub use policy::{ColumnRule, DeletePolicy, Policy, Strategy, TablePolicy};

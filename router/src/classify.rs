@@ -226,9 +226,22 @@ fn classify_one(stmt: &Statement, sql: String) -> Result<Classified> {
             _ => Kind::Read,
         },
         Statement::Explain { .. } | Statement::ExplainTable { .. } => Kind::Read,
-        Statement::Insert(_) => Kind::Write { tag: "INSERT" },
-        Statement::Update(_) => Kind::Write { tag: "UPDATE" },
-        Statement::Delete(_) => Kind::Write { tag: "DELETE" },
+        Statement::Insert(ins) => {
+            refuse_internal(&ins.table.to_string())?;
+            Kind::Write { tag: "INSERT" }
+        }
+        Statement::Update(up) => {
+            refuse_internal(&up.table.relation.to_string())?;
+            Kind::Write { tag: "UPDATE" }
+        }
+        Statement::Delete(del) => {
+            let (sqlparser::ast::FromTable::WithFromKeyword(from)
+            | sqlparser::ast::FromTable::WithoutKeyword(from)) = &del.from;
+            for t in from {
+                refuse_internal(&t.relation.to_string())?;
+            }
+            Kind::Write { tag: "DELETE" }
+        }
         Statement::CreateTable(ct) => {
             if ct.temporary {
                 return Err(unsupported(
@@ -384,6 +397,20 @@ fn pragma_fallback(sql: &str) -> Result<Option<Kind>> {
         return Ok(None);
     }
     pragma_kind(name, !tail.is_empty(), tail.starts_with('=')).map(Some)
+}
+
+/// Writes to Tributary's own tables (`tributary_conflicts`, `_tributary_*`) are refused.
+fn refuse_internal(target: &str) -> Result<()> {
+    let name = target
+        .rsplit('.')
+        .next()
+        .unwrap_or(target)
+        .trim_matches('"')
+        .to_ascii_lowercase();
+    if replica::is_internal_table(&name) {
+        return Err(Error::ReadOnlyTable { table: name });
+    }
+    Ok(())
 }
 
 fn classify_set(set: &sqlparser::ast::Set) -> Kind {

@@ -36,10 +36,26 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
         }
     }
     let log_end = rows.iter().map(|r| r.log_end).max().unwrap_or(0);
+    let mut conflicts = Vec::new();
+    for m in client
+        .simple_query(
+            "SELECT kind, strategy, count(*) FROM tributary_conflicts GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .await
+        .context("querying tributary_conflicts")?
+    {
+        if let SimpleQueryMessage::Row(r) = m {
+            conflicts.push(serde_json::json!({
+                "kind": r.get(0).unwrap_or(""),
+                "strategy": r.get(1).unwrap_or(""),
+                "count": r.get(2).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+            }));
+        }
+    }
     if json {
         println!(
             "{}",
-            serde_json::json!({ "log_end": log_end, "replicas": rows })
+            serde_json::json!({ "log_end": log_end, "replicas": rows, "conflicts": conflicts })
         );
         return Ok(());
     }
@@ -53,6 +69,20 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
             "{:<12} {:>14} {:>12} {:>8}  {:<10} {}",
             r.name, r.applied_offset, r.lag_records, r.lag_ms, r.state, r.path
         );
+    }
+    if conflicts.is_empty() {
+        println!("conflicts: none");
+    } else {
+        println!("conflicts (as resolved on the router's replica):");
+        println!("{:<24} {:<28} {:>8}", "kind", "strategy", "count");
+        for c in &conflicts {
+            println!(
+                "{:<24} {:<28} {:>8}",
+                c["kind"].as_str().unwrap_or(""),
+                c["strategy"].as_str().unwrap_or(""),
+                c["count"]
+            );
+        }
     }
     Ok(())
 }

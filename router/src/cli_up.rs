@@ -34,6 +34,9 @@ fn config_from(args: &UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(a) = args.ack {
         config.replication.ack = a;
     }
+    if let Some(p) = &args.policy {
+        config.conflicts.policy = Some(p.clone());
+    }
     config
         .validate()
         .map_err(|(key, reason)| anyhow::anyhow!("command line: {key}: {reason}"))?;
@@ -75,6 +78,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         replicas.push(handle);
     }
     let states: Vec<_> = replicas.iter().map(|h| h.state.clone()).collect();
+    if let Some(file) = &config.conflicts.policy
+        && let Err(e) = crate::cli_policy::apply_at_startup(file, &log, &clock, &states[0]).await
+    {
+        cancel.cancel();
+        return Err(e);
+    }
 
     let first: SocketAddr = config.router.listen.parse().context("router.listen")?;
     let mut servers = Vec::new();

@@ -173,6 +173,7 @@ pub struct NodeConfig {
     pub log: LogConfig,
     pub replication: ReplicationConfig,
     pub router: RouterConfig,
+    pub conflicts: resolver::ConflictsConfig,
     #[serde(rename = "replica")]
     pub replica_list: Vec<ReplicaConfig>,
 }
@@ -185,6 +186,7 @@ impl Default for NodeConfig {
             log: LogConfig::default(),
             replication: ReplicationConfig::default(),
             router: RouterConfig::default(),
+            conflicts: resolver::ConflictsConfig::default(),
             replica_list: Vec::new(),
         }
     }

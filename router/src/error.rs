@@ -58,6 +58,18 @@ pub enum Error {
     Log(#[from] wal_bus::Error),
     #[error("invalid parameter ${index}: {reason}")]
     Parameter { index: usize, reason: String },
+    #[error("could not serialize access: {0}")]
+    SerializationFailure(String),
+    #[error("{table} is maintained by Tributary and is read-only")]
+    ReadOnlyTable { table: String },
+    #[error("invalid value for set column {table}.{column}: {reason}")]
+    InvalidSetValue {
+        table: String,
+        column: String,
+        reason: String,
+    },
+    #[error("invalid conflict policy: {0}")]
+    Policy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,6 +97,10 @@ impl Error {
             Error::ReplicaStopped { .. } => "58000",
             Error::Log(_) => "58030",
             Error::Parameter { .. } => "22P02",
+            Error::SerializationFailure(_) => "40001",
+            Error::ReadOnlyTable { .. } => "42501",
+            Error::InvalidSetValue { .. } => "22P02",
+            Error::Policy(_) => "22023",
             Error::Internal(_) => "XX000",
         }
     }

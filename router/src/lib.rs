@@ -9,4 +9,5 @@ pub mod error;
 pub mod exec;
 pub mod handler;
 pub mod pgtypes;
+pub mod policy;
 pub mod session;

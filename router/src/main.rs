@@ -1,5 +1,6 @@
 //! The `tributary` command.
 
+mod cli_policy;
 mod cli_status;
 mod cli_tail;
 mod cli_up;
@@ -42,6 +43,34 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Check or apply a conflict-policy file.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file without starting anything: syntax, allowed
+    /// values, and (when a replica file exists in --data-dir) table and
+    /// column names and column types.
+    Check {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// Data directory whose replica schema to check against.
+        #[arg(long, default_value = "./tributary-data")]
+        data_dir: PathBuf,
+    },
+    /// Validate a policy file on a running router and append it to the log
+    /// as the next policy version; every replica switches at that offset.
+    Apply {
+        /// The policy file (TOML).
+        file: PathBuf,
+        /// Router to send it to.
+        #[arg(long, default_value = "127.0.0.1:5433")]
+        router: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -65,6 +94,10 @@ struct UpArgs {
     /// Default ack mode: async, semi-sync or sync [config: replication.ack].
     #[arg(long, value_parser = parse_ack)]
     ack: Option<AckMode>,
+    /// Conflict-policy file; appended as a new policy version at start-up
+    /// when it differs from the one in force [config: conflicts.policy].
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -126,6 +159,12 @@ fn main() -> std::process::ExitCode {
                         offsets,
                     },
             } => cli_tail::run(data_dir, config, from, follow, offsets).await,
+            Command::Policy {
+                command: PolicyCommand::Check { file, data_dir },
+            } => cli_policy::check(&file, &data_dir),
+            Command::Policy {
+                command: PolicyCommand::Apply { file, router },
+            } => cli_policy::apply(&file, &router).await,
         }
     });
     match result {

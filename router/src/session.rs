@@ -142,6 +142,13 @@ impl Session {
                 }
                 Ok(Outcome::TxnEnd { tag: "ROLLBACK" })
             }
+            Kind::SetTributary { name, value } if name == "apply_policy" => {
+                self.apply_policy(value, side).await?;
+                Ok(Outcome::Command {
+                    tag: "SET".into(),
+                    rows: None,
+                })
+            }
             Kind::SetTributary { name, value } => {
                 self.set(name, value)?;
                 Ok(Outcome::Command {
@@ -209,6 +216,7 @@ impl Session {
             "tributary.offset" => self.last_write.to_string(),
             "tributary.node" => self.core.name.clone(),
             "tributary.replica" => self.core.replica.name.clone(),
+            "tributary.policy_version" => self.core.replica.policy().0.to_string(),
             "server_version" => "15.0 (Tributary)".into(),
             "transaction_isolation" => "read committed".into(),
             "client_encoding" | "server_encoding" => "UTF8".into(),
@@ -302,12 +310,58 @@ impl Session {
     }
 
     async fn commit_body(&mut self, body: RecordBody, side: &mut Side) -> Result<()> {
+        if let RecordBody::Txn { changes } = &body {
+            crate::policy::check_set_values(&self.core.replica.policy().1, changes)?;
+        }
         let target = self.core.append(self.id, body).await?;
         self.last_write = target;
         side.offset = Some(target);
         if let Some(notice) = self.core.await_acks(target, self.ack).await? {
             side.notices.push(("NOTICE", notice));
         }
+        // First-writer-wins rejects at apply; a replica that applied the
+        // record knows (async writes learn it from tributary_conflicts).
+        if self.ack != AckMode::Async
+            && let Some(reason) = self.core.acks.rejection(target - 1)
+        {
+            return Err(Error::SerializationFailure(reason));
+        }
+        Ok(())
+    }
+
+    /// `SET tributary.apply_policy = '<policy TOML>'`: validate against the
+    /// schema, append as the next policy version, wait until applied here.
+    async fn apply_policy(&mut self, text: &str, side: &mut Side) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(Error::NotInTransactionBlock("applying a policy".into()));
+        }
+        self.core.wait_applied(self.core.log.end()).await?;
+        let owned = text.to_owned();
+        self.core
+            .readers
+            .run(move |c| crate::policy::check(c, &owned, "policy"))
+            .await??;
+        let version = self.core.replica.policy().0 + 1;
+        let target = self
+            .core
+            .append(
+                self.id,
+                RecordBody::Policy {
+                    version,
+                    policy: text.to_owned(),
+                },
+            )
+            .await?;
+        self.last_write = target;
+        side.offset = Some(target);
+        self.core.wait_applied(target).await?;
+        side.notices.push((
+            "NOTICE",
+            format!(
+                "conflict policy version {version} in force from log offset {}",
+                target - 1
+            ),
+        ));
         Ok(())
     }
 
