@@ -18,5 +18,5 @@ pub use cell::{Cell, CellState, cmp_values, merge_lww, merge_max, merge_min, set
 pub use config::ConflictsConfig;
 pub use error::{Error, Result};
 pub use lww::{ConflictKind, Decision, Stamp, last_writer_wins};
-pub use policy::{ColumnRule, DeletePolicy, Policy, Strategy, TablePolicy};
+pub use policy::{ColumnInfo, ColumnRule, DeletePolicy, Policy, Strategy, TablePolicy};
 pub use resolve::{Action, Incoming, LocalRow, Resolution, resolve};

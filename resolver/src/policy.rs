@@ -105,6 +105,9 @@ impl DeletePolicy {
     }
 }
 
+/// `(column name, declared type, is part of the primary key)`.
+pub type ColumnInfo = (String, String, bool);
+
 /// `[tables.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -202,7 +205,7 @@ impl Policy {
     pub fn validate_schema(
         &self,
         source_name: &str,
-        columns_of: &dyn Fn(&str) -> Option<Vec<(String, String, bool)>>,
+        columns_of: &dyn Fn(&str) -> Option<Vec<ColumnInfo>>,
     ) -> Result<()> {
         let invalid = |key: String, reason: String| Error::Invalid {
             source_name: source_name.to_owned(),
