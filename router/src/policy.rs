@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 pub fn policy_tables(
     conn: &Connection,
     policy: &Policy,
-) -> Result<HashMap<String, Vec<(String, String, bool)>>> {
+) -> Result<HashMap<String, Vec<resolver::ColumnInfo>>> {
     let mut out = HashMap::new();
     for table in policy.tables.keys() {
         if let Some(info) =
