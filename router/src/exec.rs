@@ -202,39 +202,102 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
 }
 
 /// Runs a write speculatively on top of the transaction's earlier writes
-/// (`prior`, a changeset) and captures the net changeset.
+/// (`prior`, a changeset). Returns the transaction's combined changeset
+/// (for replaying it before later statements) and this statement's own row
+/// changes with full images (for [`compose`]).
 pub fn speculate(
     conn: &Connection,
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
-    want_changes: bool,
 ) -> Result<SpecOutcome> {
     rolled_back(conn, |conn| {
+        replay(conn, prior)?;
+        // Attached after the replay: captures this statement alone, so the
+        // transaction keeps the before-images of its first touch of a row.
         let mut session = Session::new(conn).map_err(sq("starting change capture"))?;
         session.table_filter(Some(user_table));
         session
             .attach(None::<&str>)
             .map_err(sq("starting change capture"))?;
-        replay(conn, prior)?;
         let (result, affected) = run_statement(conn, sql, params)?;
-        let mut changeset = Vec::new();
+        let mut own = Vec::new();
         session
-            .changeset_strm(&mut changeset)
+            .changeset_strm(&mut own)
             .map_err(sq("capturing row changes"))?;
         drop(session);
-        let changes = if want_changes {
-            Some(changes_in(conn, &changeset)?)
+        let changes = changes_in(conn, &own)?;
+        let changeset = if prior.is_empty() {
+            own
         } else {
-            None
+            combine(prior, &own)?
         };
         Ok(SpecOutcome {
             result,
             affected,
             changeset,
-            changes,
+            changes: Some(changes),
         })
     })
+}
+
+/// Concatenates two changesets into one net changeset.
+fn combine(first: &[u8], second: &[u8]) -> Result<Vec<u8>> {
+    let mut group = rusqlite::session::Changegroup::new().map_err(sq("combining changesets"))?;
+    group
+        .add_stream(&mut &first[..])
+        .map_err(sq("combining changesets"))?;
+    group
+        .add_stream(&mut &second[..])
+        .map_err(sq("combining changesets"))?;
+    let mut out = Vec::new();
+    group
+        .output_strm(&mut out)
+        .map_err(sq("combining changesets"))?;
+    Ok(out)
+}
+
+/// Folds a statement's row changes into the transaction's net changes:
+/// the before-image of a row's first change, the after-image of its last.
+pub fn compose(net: &mut Vec<Change>, next: Vec<Change>) {
+    for c in next {
+        let Some(i) = net
+            .iter()
+            .position(|p| p.table == c.table && p.key == c.key)
+        else {
+            net.push(c);
+            continue;
+        };
+        let p = &net[i];
+        let merged = match (p.op, c.op) {
+            (Op::Insert, Op::Update) => Some(Change {
+                after: c.after,
+                ..p.clone()
+            }),
+            (Op::Insert, Op::Delete) => None,
+            (Op::Update, Op::Update) => Some(Change {
+                after: c.after,
+                ..p.clone()
+            }),
+            (Op::Update, Op::Delete) => Some(Change {
+                op: Op::Delete,
+                after: None,
+                ..p.clone()
+            }),
+            (Op::Delete, Op::Insert) => Some(Change {
+                op: Op::Update,
+                after: c.after,
+                ..p.clone()
+            }),
+            _ => Some(c),
+        };
+        match merged {
+            Some(m) => net[i] = m,
+            None => {
+                net.remove(i);
+            }
+        }
+    }
 }
 
 /// Runs a read on top of the transaction's earlier writes.
@@ -247,14 +310,6 @@ pub fn read_in_txn(
     rolled_back(conn, |conn| {
         replay(conn, prior)?;
         run_statement(conn, sql, params)
-    })
-}
-
-/// Row changes (full images) of a whole transaction's changeset.
-pub fn finalize(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
-    rolled_back(conn, |conn| {
-        replay(conn, changeset)?;
-        changes_in(conn, changeset)
     })
 }
 
@@ -419,7 +474,6 @@ mod tests {
             &[],
             "UPDATE t SET n = n + $1 WHERE id = $2",
             &[SqlValue::Integer(5), SqlValue::Integer(1)],
-            true,
         )?;
         assert_eq!(out.affected, 1);
         let changes = out.changes.unwrap_or_default();

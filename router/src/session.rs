@@ -15,7 +15,10 @@ use crate::exec::{self, ResultSet};
 /// A transaction block in progress: the net changeset of its writes.
 #[derive(Debug, Default)]
 struct Txn {
+    /// Net SQLite changeset, replayed before each later statement.
     changeset: Vec<u8>,
+    /// Net row changes with full images: what COMMIT appends.
+    changes: Vec<wal_bus::Change>,
     failed: bool,
 }
 
@@ -293,17 +296,16 @@ impl Session {
             .as_ref()
             .map(|t| t.changeset.clone())
             .unwrap_or_default();
-        let autocommit = self.txn.is_none();
         let out = self
             .core
             .writer
-            .run(move |c| exec::speculate(c, &prior, &sql, &params, autocommit))
+            .run(move |c| exec::speculate(c, &prior, &sql, &params))
             .await??;
+        let changes = out.changes.unwrap_or_default();
         if let Some(txn) = &mut self.txn {
             txn.changeset = out.changeset;
-        } else if let Some(changes) = out.changes
-            && !changes.is_empty()
-        {
+            exec::compose(&mut txn.changes, changes);
+        } else if !changes.is_empty() {
             self.commit_body(RecordBody::Txn { changes }, side).await?;
         }
         Ok(write_outcome(tag, out.result, out.affected))
@@ -396,16 +398,14 @@ impl Session {
         if txn.failed {
             return Ok(Outcome::TxnEnd { tag: "ROLLBACK" });
         }
-        if !txn.changeset.is_empty() {
-            let cs = txn.changeset;
-            let changes = self
-                .core
-                .writer
-                .run(move |c| exec::finalize(c, &cs))
-                .await??;
-            if !changes.is_empty() {
-                self.commit_body(RecordBody::Txn { changes }, side).await?;
-            }
+        if !txn.changes.is_empty() {
+            self.commit_body(
+                RecordBody::Txn {
+                    changes: txn.changes,
+                },
+                side,
+            )
+            .await?;
         }
         Ok(Outcome::TxnEnd { tag: "COMMIT" })
     }
