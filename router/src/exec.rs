@@ -502,23 +502,19 @@ mod tests {
     #[test]
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
-        let a = speculate(&c, &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], false)?;
-        let b = speculate(
-            &c,
-            &a.changeset,
-            "UPDATE t SET n = 7 WHERE id = 2",
-            &[],
-            false,
-        )?;
+        let mut changes = Vec::new();
+        let a = speculate(&c, &[], "INSERT INTO t VALUES (2, 'b', 1)", &[])?;
+        compose(&mut changes, a.changes.unwrap_or_default());
+        let b = speculate(&c, &a.changeset, "UPDATE t SET n = 7 WHERE id = 2", &[])?;
+        compose(&mut changes, b.changes.unwrap_or_default());
         let d = speculate(
             &c,
             &b.changeset,
             "DELETE FROM t WHERE id = 1 RETURNING v",
             &[],
-            false,
         )?;
+        compose(&mut changes, d.changes.unwrap_or_default());
         assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
-        let changes = finalize(&c, &d.changeset)?;
         assert_eq!(changes.len(), 2);
         let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
         assert_eq!(

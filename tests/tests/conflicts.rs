@@ -181,7 +181,8 @@ async fn every_strategy_converges_and_keeps_its_promise() -> Result<()> {
         .unwrap_or_else(|p| p.into_inner())
         .entry(1)
         .or_default() += 8;
-    for (key, sum) in expected.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    let sums = expected.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (key, sum) in sums {
         let n = scalar(&c[2], &format!("SELECT n FROM counters WHERE id = {key}")).await?;
         assert_eq!(
             n,
