@@ -325,6 +325,17 @@ columns.tags = "set"
     }
 
     #[test]
+    fn example_file_parses() -> Result<()> {
+        let p = Policy::parse(
+            include_str!("../../conflict-policy.example.toml"),
+            "example",
+        )?;
+        assert_eq!(p.rule_of("accounts", "balance"), ColumnRule::Counter);
+        assert_eq!(p.rank("profiles", "r2"), 0);
+        Ok(())
+    }
+
+    #[test]
     fn parses_and_answers() -> Result<()> {
         let p = Policy::parse(EXAMPLE, "p.toml")?;
         p.validate_schema("p.toml", &schema)?;

@@ -301,3 +301,99 @@ fn merge_into(
         columns,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use wal_bus::Hlc;
+
+    fn row(v: &str) -> Row {
+        [
+            ("id".to_owned(), Value::Integer(1)),
+            ("v".to_owned(), Value::Text(v.to_owned())),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// Applies concurrent updates (all computed against `init`) in order.
+    fn fold(policy: &Policy, writes: &[(String, u64)]) -> Result<(Option<String>, usize)> {
+        let init = row("init");
+        let mut cells: BTreeMap<String, Cell> = init
+            .iter()
+            .map(|(c, v)| {
+                (
+                    c.clone(),
+                    Cell {
+                        value: v.clone(),
+                        stamp: None,
+                    },
+                )
+            })
+            .collect();
+        let mut rejected = 0;
+        for (i, (origin, wall)) in writes.iter().enumerate() {
+            let after = row(&format!("{origin}-{i}"));
+            let stamp = Stamp::new(Hlc::new(*wall, i as u32), origin.clone());
+            let local = LocalRow::Present {
+                cells: cells.clone(),
+                states: BTreeMap::new(),
+            };
+            let kind = if cells["v"].value == Value::Text("init".into()) {
+                None
+            } else {
+                Some(ConflictKind::UpdateBeforeMismatch)
+            };
+            let inc = Incoming {
+                op: Op::Update,
+                before: Some(&init),
+                after: Some(&after),
+                stamp: &stamp,
+            };
+            match resolve(policy, "t", kind, &local, inc)?.action {
+                Action::Write { row, stamped, .. } => {
+                    for (c, v) in row {
+                        let stamp = if stamped.contains(&c) {
+                            Some(stamp.clone())
+                        } else {
+                            cells[&c].stamp.clone()
+                        };
+                        cells.insert(c, Cell { value: v, stamp });
+                    }
+                }
+                Action::Reject => rejected += 1,
+                _ => {}
+            }
+        }
+        let v = match &cells["v"].value {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        };
+        Ok((v, rejected))
+    }
+
+    fn writes() -> impl proptest::strategy::Strategy<Value = Vec<(String, u64)>> {
+        proptest::collection::vec(("r[123]", 0u64..100), 1..8)
+    }
+
+    proptest! {
+        #[test]
+        fn priority_keeps_the_highest_ranked_origin(ws in writes()) {
+            let policy = Policy::parse("default = \"priority\"\npriority = [\"r1\", \"r2\", \"r3\"]\n", "p").expect("policy");
+            let (v, _) = fold(&policy, &ws).expect("fold");
+            let best = ws.iter().map(|(o, _)| o.clone()).min().expect("non-empty");
+            prop_assert!(v.as_deref().is_some_and(|v| v.starts_with(&best)), "{v:?} should come from {best}");
+            prop_assert_eq!(fold(&policy, &ws).expect("fold"), fold(&policy, &ws).expect("fold"));
+        }
+
+        #[test]
+        fn first_writer_wins_keeps_the_first_and_rejects_the_rest(ws in writes()) {
+            let policy = Policy::parse("default = \"first-writer-wins\"\n", "p").expect("policy");
+            let (v, rejected) = fold(&policy, &ws).expect("fold");
+            prop_assert_eq!(v, Some(format!("{}-0", ws[0].0)));
+            prop_assert_eq!(rejected, ws.len() - 1);
+            prop_assert_eq!(fold(&policy, &ws).expect("fold"), fold(&policy, &ws).expect("fold"));
+        }
+    }
+}
