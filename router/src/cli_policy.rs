@@ -132,5 +132,23 @@ pub async fn apply_at_startup(
     };
     let offset = log.append(record.encode()).await?;
     tracing::info!(version = version + 1, offset, file = %name, "conflict policy appended");
+    // Routers open only once the new policy is in force on their replica.
+    wait_applied(replica, offset + 1).await
+}
+
+async fn wait_applied(replica: &ReplicaState, target: u64) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while replica.applied() < target {
+        if let Some(reason) = replica.stopped() {
+            bail!("replica {} stopped: {reason}", replica.name);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "replica {} did not reach offset {target} within 120 s",
+                replica.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }

@@ -445,3 +445,38 @@ async fn bad_policies_are_refused_with_nothing_appended() -> Result<()> {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such table"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_policy_is_appended_only_when_it_changes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, "default = \"lww\"\npriority = [\"r1\"]\n")?;
+    let path = file.display().to_string();
+    let mut cluster = Cluster::start(2, 1, &[("TRIBUTARY__CONFLICTS__POLICY", &path)]).await?;
+    let version = |c: Client| async move { scalar(&c, "SHOW tributary.policy_version").await };
+    assert_eq!(version(cluster.connect(0).await?).await?, "1");
+    cluster.stop()?;
+    cluster.spawn().await?;
+    assert_eq!(
+        version(cluster.connect(0).await?).await?,
+        "1",
+        "unchanged policy is not appended again"
+    );
+    cluster.stop()?;
+    std::fs::write(&file, "default = \"first-writer-wins\"\n")?;
+    cluster.spawn().await?;
+    assert_eq!(version(cluster.connect(0).await?).await?, "2");
+    cluster.wait_converged().await?;
+    let out = cluster.tributary(&[
+        "log",
+        "tail",
+        "--data-dir",
+        &cluster.dir.join("data").display().to_string(),
+    ])?;
+    let policies = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"type\":\"policy\""))
+        .count();
+    assert_eq!(policies, 2);
+    Ok(())
+}
