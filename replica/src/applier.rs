@@ -12,7 +12,7 @@ use resolver::{Policy, Stamp};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, HlcClock, Log, LogEntry, Offset, Record, RecordBody, Subscription};
+use wal_bus::{AckBoard, HlcClock, Log, LogEntry, Offset, Record, RecordBody};
 
 use crate::apply::{
     ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic, record_conflict,
@@ -150,7 +150,14 @@ pub fn spawn_applier(
     let thread = std::thread::Builder::new()
         .name(format!("apply-{name}"))
         .spawn(move || {
-            let mut sub = Subscription::new(log, applied).with_batch_limits(8192, 32 << 20);
+            let mut sub = match wal_bus::tail(log, applied) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(replica = %applier.name, error = %e, "cannot tail the log");
+                    *thread_state.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    return;
+                }
+            };
             loop {
                 let next = rt.block_on(async {
                     tokio::select! {

@@ -1,6 +1,8 @@
-//! `tributary up`: the whole cluster in one process on the embedded log.
+//! `tributary up` (the whole cluster in one process) and `tributary node`
+//! (one replica and, if enabled, one router of a multi-process cluster).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -9,7 +11,7 @@ use router::core::RouterCore;
 use router::handler::Handlers;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, FileLog, HlcClock, Log};
+use wal_bus::{AckBoard, FileLog, HlcClock, KafkaAcks, KafkaLog, Log};
 
 use crate::UpArgs;
 
@@ -43,8 +45,50 @@ fn config_from(args: &UpArgs) -> anyhow::Result<NodeConfig> {
     Ok(config)
 }
 
+/// `tributary up`: N replicas and M routers named r1..rM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let config = config_from(&args)?;
+    let first: SocketAddr = config.router.listen.parse().context("router.listen")?;
+    let routers = (0..config.router.routers)
+        .map(|i| {
+            (
+                format!("r{}", i + 1),
+                SocketAddr::new(first.ip(), first.port() + i as u16),
+                i,
+            )
+        })
+        .collect();
+    let replicas = config.replica_paths();
+    serve_node(config, replicas, routers).await
+}
+
+/// `tributary node --config FILE`: one replica (named after the node unless
+/// `[[replica]]` says otherwise) and a router named after the node.
+pub async fn run_node(config_file: PathBuf) -> anyhow::Result<()> {
+    let config = NodeConfig::load(Some(&config_file))?;
+    let replicas = if config.replica_list.is_empty() {
+        vec![(
+            config.node_id.clone(),
+            config.data_dir.join(format!("{}.db", config.node_id)),
+        )]
+    } else {
+        config.replica_paths()
+    };
+    let routers = if config.router.enabled {
+        let addr: SocketAddr = config.router.listen.parse().context("router.listen")?;
+        vec![(config.node_id.clone(), addr, 0)]
+    } else {
+        Vec::new()
+    };
+    serve_node(config, replicas, routers).await
+}
+
+/// Opens the log, starts the replicas and routers, serves until a signal.
+async fn serve_node(
+    config: NodeConfig,
+    replica_paths: Vec<(String, PathBuf)>,
+    routers: Vec<(String, SocketAddr, usize)>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock_path = config.data_dir.join("LOCK");
@@ -58,16 +102,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         );
     }
 
-    let log: Arc<dyn Log> = Arc::new(FileLog::open(&config.log_dir(), &config.log)?);
     let acks = Arc::new(AckBoard::default());
+    let local_names: Vec<String> = replica_paths.iter().map(|(n, _)| n.clone()).collect();
+    let (log, _kafka_acks): (Arc<dyn Log>, Option<KafkaAcks>) = match config.log.backend.as_str() {
+        "kafka" => {
+            let log = KafkaLog::open(&config.log).await?;
+            let k = KafkaAcks::start(&config.log, acks.clone(), local_names.clone())?;
+            (log, Some(k))
+        }
+        _ => (
+            Arc::new(FileLog::open(&config.log_dir(), &config.log)?),
+            None,
+        ),
+    };
     let clock = Arc::new(HlcClock::new()?);
     let cancel = CancellationToken::new();
 
     let mut replicas = Vec::new();
-    for (name, path) in config.replica_paths() {
+    for (name, path) in &replica_paths {
         let handle = replica::spawn_applier(
-            &name,
-            &path,
+            name,
+            path,
             log.clone(),
             acks.clone(),
             Some(clock.clone()),
@@ -85,13 +140,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Err(e);
     }
 
-    let first: SocketAddr = config.router.listen.parse().context("router.listen")?;
     let mut servers = Vec::new();
-    for i in 0..config.router.routers {
-        let addr = SocketAddr::new(first.ip(), first.port() + i as u16);
-        let replica = states[i % states.len()].clone();
+    for (name, addr, replica_index) in &routers {
+        let replica = states[replica_index % states.len()].clone();
         let core = Arc::new(RouterCore::new(
-            format!("r{}", i + 1),
+            name.clone(),
             log.clone(),
             acks.clone(),
             clock.clone(),
@@ -102,20 +155,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         )?);
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("router r{} cannot listen on {addr}", i + 1))?;
+            .with_context(|| format!("router {name} cannot listen on {addr}"))?;
         tracing::info!(router = %core.name, %addr, replica = %replica.name, "router listening");
         println!(
-            "router {} listening on {addr} (replica {}, {})",
-            core.name,
+            "router {name} listening on {addr} (replica {}, {})",
             replica.name,
             replica.path.display()
         );
         servers.push(tokio::spawn(serve(listener, core, cancel.child_token())));
     }
     println!(
-        "tributary up: {} replicas, {} routers, log {}, ack {}; Ctrl-C stops",
+        "tributary: {} replicas, {} routers, log {}, ack {}; Ctrl-C stops",
         states.len(),
-        config.router.routers,
+        routers.len(),
         log.describe(),
         config.replication.ack
     );
@@ -162,23 +214,15 @@ async fn serve(listener: TcpListener, core: Arc<RouterCore>, cancel: Cancellatio
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
     }
 }

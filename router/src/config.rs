@@ -146,6 +146,8 @@ pub struct RouterConfig {
     pub max_statement_bytes: usize,
     /// Threads serving reads per router.
     pub read_threads: usize,
+    /// Whether `tributary node` runs a router (a replica-only node if false).
+    pub enabled: bool,
 }
 
 impl Default for RouterConfig {
@@ -158,6 +160,7 @@ impl Default for RouterConfig {
             read_timeout_ms: 5_000,
             max_statement_bytes: 1 << 20,
             read_threads: 2,
+            enabled: true,
         }
     }
 }
@@ -166,6 +169,9 @@ impl Default for RouterConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
+    /// This node's id for `tributary node`: its router's origin name and
+    /// its replica's default name. Unique in the cluster.
+    pub node_id: String,
     /// Where logs and replica files live.
     pub data_dir: PathBuf,
     /// Number of replicas when no `[[replica]]` is listed.
@@ -181,6 +187,7 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
+            node_id: "n1".into(),
             data_dir: PathBuf::from("./tributary-data"),
             replicas: 3,
             log: LogConfig::default(),

@@ -126,13 +126,19 @@ impl RouterCore {
     /// Waits for the ack mode's condition on `target`; a NOTICE text is
     /// returned when the wait timed out and the config says degrade.
     pub async fn await_acks(&self, target: Offset, mode: AckMode) -> Result<Option<String>> {
+        // Sync waits for every replica known to the board: this node's and,
+        // on a shared log, those whose acks arrive from other nodes.
+        let local = self.all_replicas.len();
         let needed = match mode {
             AckMode::Async => return Ok(None),
             AckMode::SemiSync => self.replication.semi_sync_k,
-            AckMode::Sync => self.all_replicas.len(),
+            AckMode::Sync => local.max(self.acks.replica_count()),
         };
         let timeout = Duration::from_millis(self.replication.ack_timeout_ms);
-        let wait = self.acks.wait_until(|s| s.count_at_least(target) >= needed);
+        let wait = self.acks.wait_until(|s| match mode {
+            AckMode::Sync => s.replicas.len() >= local && s.all_at_least(target),
+            _ => s.count_at_least(target) >= needed,
+        });
         if tokio::time::timeout(timeout, wait).await.is_ok() {
             return Ok(None);
         }

@@ -28,6 +28,15 @@ enum Command {
     /// replicas (SQLite files) and M routers (PostgreSQL endpoints).
     /// Restarting on the same data directory resumes where it stopped.
     Up(UpArgs),
+    /// Run one node of a multi-process cluster: one replica and, unless
+    /// `[router] enabled = false`, one router, on the configured log
+    /// (`[log] backend = "kafka"` for several machines). A restarted node
+    /// resumes from its applied offset; a new node starts from the beginning.
+    Node {
+        /// Node configuration file (TOML; see tributary.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show the log end and each replica's applied offset and lag, read
     /// through a running router.
     Status {
@@ -149,6 +158,7 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Up(args) => cli_up::run(args).await,
+            Command::Node { config } => cli_up::run_node(config).await,
             Command::Status { router, json } => cli_status::run(&router, json).await,
             Command::Log {
                 command:

@@ -50,6 +50,8 @@ pub struct AckBoard {
     /// Records rejected whole at apply (first-writer-wins), by offset; every
     /// replica rejects the same ones, so one replica's word is enough.
     rejected: Mutex<BTreeMap<Offset, String>>,
+    /// New rejections, for forwarding to other processes.
+    rejections: tokio::sync::broadcast::Sender<(Offset, String)>,
 }
 
 /// Rejections remembered for routers still waiting on them.
@@ -60,6 +62,7 @@ impl Default for AckBoard {
         AckBoard {
             tx: watch::channel(AckSnapshot::default()).0,
             rejected: Mutex::new(BTreeMap::new()),
+            rejections: tokio::sync::broadcast::channel(1024).0,
         }
     }
 }
@@ -92,7 +95,9 @@ impl AckBoard {
     /// Records that the record at `offset` was rejected (call before the ack).
     pub fn reject(&self, offset: Offset, reason: String) {
         let mut r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
-        r.insert(offset, reason);
+        if r.insert(offset, reason.clone()).is_none() {
+            let _ = self.rejections.send((offset, reason));
+        }
         while r.len() > REJECTIONS_KEPT {
             r.pop_first();
         }
@@ -105,6 +110,16 @@ impl AckBoard {
             .unwrap_or_else(|p| p.into_inner())
             .get(&offset)
             .cloned()
+    }
+
+    /// Every change of the board (for forwarding local acks elsewhere).
+    pub fn subscribe(&self) -> watch::Receiver<AckSnapshot> {
+        self.tx.subscribe()
+    }
+
+    /// New rejections as they are recorded.
+    pub fn subscribe_rejections(&self) -> tokio::sync::broadcast::Receiver<(Offset, String)> {
+        self.rejections.subscribe()
     }
 
     pub fn snapshot(&self) -> AckSnapshot {

@@ -18,6 +18,42 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Largest record accepted (one transaction's JSON).
     pub max_record_bytes: usize,
+    /// `[log.kafka]`: the Kafka backend's settings.
+    pub kafka: KafkaConfig,
+}
+
+/// `[log.kafka]`: where the Kafka log lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`, e.g. `"kafka1:9092,kafka2:9092"`.
+    pub brokers: String,
+    /// The log topic (one partition: the total order).
+    pub topic: String,
+    /// Compacted topic carrying replicas' applied offsets, keyed by replica.
+    pub acks_topic: String,
+    /// Create missing topics at start (needs the broker's permission).
+    pub create_topics: bool,
+    /// Replication factor for topics this node creates.
+    pub replication_factor: i32,
+    /// How long an append, a metadata call or start-up may take.
+    pub timeout_ms: u64,
+    /// Any librdkafka setting (`"security.protocol" = "SASL_SSL"`, `"sasl.mechanism"`, …).
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "tributary.log".into(),
+            acks_topic: "tributary.acks".into(),
+            create_topics: true,
+            replication_factor: 1,
+            timeout_ms: 10_000,
+            properties: Default::default(),
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -27,17 +63,41 @@ impl Default for LogConfig {
             dir: None,
             segment_bytes: 64 << 20,
             max_record_bytes: 16 << 20,
+            kafka: KafkaConfig::default(),
         }
     }
 }
 
 impl LogConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.backend != "file" {
+        if self.backend != "file" && self.backend != "kafka" {
             return Err(Error::Config {
                 key: "log.backend",
-                reason: format!("unknown backend {:?}; allowed: \"file\"", self.backend),
+                reason: format!(
+                    "unknown backend {:?}; allowed: \"file\", \"kafka\"",
+                    self.backend
+                ),
             });
+        }
+        if self.backend == "kafka" {
+            if self.kafka.brokers.trim().is_empty() {
+                return Err(Error::Config {
+                    key: "log.kafka.brokers",
+                    reason: "must name at least one broker (host:port)".into(),
+                });
+            }
+            if self.kafka.topic.is_empty() || self.kafka.topic == self.kafka.acks_topic {
+                return Err(Error::Config {
+                    key: "log.kafka.topic",
+                    reason: "must be non-empty and differ from log.kafka.acks_topic".into(),
+                });
+            }
+            if self.kafka.timeout_ms == 0 || self.kafka.replication_factor < 1 {
+                return Err(Error::Config {
+                    key: "log.kafka",
+                    reason: "timeout_ms and replication_factor must be positive".into(),
+                });
+            }
         }
         if !(4096..=(u32::MAX as u64)).contains(&self.segment_bytes) {
             return Err(Error::Config {

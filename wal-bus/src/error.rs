@@ -35,6 +35,8 @@ pub enum Error {
     Closed,
     #[error("clock error: {0}")]
     Clock(String),
+    #[error("kafka: {context}: {reason}")]
+    Kafka { context: String, reason: String },
     #[error("invalid log configuration: {key}: {reason}")]
     Config { key: &'static str, reason: String },
 }

@@ -11,17 +11,21 @@ mod dir_reader;
 mod error;
 mod file_log;
 mod hlc;
+#[cfg(feature = "kafka")]
+mod kafka_log;
 mod log;
 mod record;
 mod segment;
 mod value;
 
 pub use acks::{AckBoard, AckSnapshot};
-pub use config::LogConfig;
+pub use config::{KafkaConfig, LogConfig};
 pub use dir_reader::DirReader;
 pub use error::{Error, Result};
 pub use file_log::FileLog;
 pub use hlc::{Hlc, HlcClock};
-pub use log::{Log, LogEntry, Offset, Subscription};
+#[cfg(feature = "kafka")]
+pub use kafka_log::{KafkaAcks, KafkaLog};
+pub use log::{Log, LogEntry, Offset, Subscription, Tail, tail};
 pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
 pub use value::Value;

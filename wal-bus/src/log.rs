@@ -57,6 +57,31 @@ pub trait Log: Send + Sync + 'static {
 
     /// A human-readable description (path or broker) for status output.
     fn describe(&self) -> String;
+
+    /// The backend's own way of tailing from `from`, if it has one (Kafka
+    /// consumers); `None` means [`tail`] builds one on `read` + `wait_beyond`.
+    fn native_tail(&self, _from: Offset) -> Option<Result<Box<dyn Tail>>> {
+        None
+    }
+}
+
+/// A tailing reader: batches of records in order, waking on new ones.
+#[async_trait]
+pub trait Tail: Send {
+    /// Waits for at least one record and returns every record available now.
+    async fn next_batch(&mut self) -> Result<Vec<LogEntry>>;
+    /// The offset the next batch starts at.
+    fn position(&self) -> Offset;
+}
+
+/// Tails `log` from `from` with the backend's best mechanism.
+pub fn tail(log: Arc<dyn Log>, from: Offset) -> Result<Box<dyn Tail>> {
+    match log.native_tail(from) {
+        Some(t) => t,
+        None => Ok(Box::new(
+            Subscription::new(log, from).with_batch_limits(8192, 32 << 20),
+        )),
+    }
 }
 
 /// Tails a log from an offset, waking on new records instead of polling.
@@ -65,6 +90,17 @@ pub struct Subscription {
     next: Offset,
     max_records: usize,
     max_bytes: usize,
+}
+
+#[async_trait]
+impl Tail for Subscription {
+    async fn next_batch(&mut self) -> Result<Vec<LogEntry>> {
+        Subscription::next_batch(self).await
+    }
+
+    fn position(&self) -> Offset {
+        self.next
+    }
 }
 
 impl Subscription {

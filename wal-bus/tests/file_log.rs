@@ -4,102 +4,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use wal_bus::{FileLog, Log, LogConfig, Subscription};
+use wal_bus::{FileLog, Log, LogConfig};
 
-mod conformance {
-    use super::*;
-
-    pub async fn ordered_appends(log: Arc<dyn Log>) {
-        let base = log.end();
-        for i in 0..20u64 {
-            let off = log
-                .append(format!("rec-{i}").into_bytes())
-                .await
-                .expect("append");
-            assert_eq!(off, base + i);
-        }
-        let got = log.read(base, 100, 1 << 20).await.expect("read");
-        assert_eq!(got.len(), 20);
-        for (i, e) in got.iter().enumerate() {
-            assert_eq!(&*e.payload, format!("rec-{i}").as_bytes());
-        }
-    }
-
-    pub async fn concurrent_appends(log: Arc<dyn Log>) {
-        let base = log.end();
-        let mut tasks = Vec::new();
-        for t in 0..8 {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut offs = Vec::new();
-                for i in 0..50 {
-                    offs.push(
-                        log.append(format!("{t}-{i}").into_bytes())
-                            .await
-                            .expect("append"),
-                    );
-                }
-                offs
-            }));
-        }
-        let mut all = Vec::new();
-        for t in tasks {
-            let offs = t.await.expect("task");
-            // One writer's appends keep their order.
-            assert!(offs.windows(2).all(|w| w[0] < w[1]));
-            all.extend(offs);
-        }
-        all.sort_unstable();
-        assert_eq!(all, (base..base + 400).collect::<Vec<_>>());
-        assert_eq!(log.end(), base + 400);
-    }
-
-    pub async fn read_from_offset_and_limits(log: Arc<dyn Log>) {
-        let base = log.end();
-        for i in 0..10u8 {
-            log.append(vec![i; 100]).await.expect("append");
-        }
-        let got = log.read(base + 4, 3, 1 << 20).await.expect("read");
-        assert_eq!(
-            got.iter().map(|e| e.offset).collect::<Vec<_>>(),
-            vec![base + 4, base + 5, base + 6]
-        );
-        assert_eq!(&*got[0].payload, &[4u8; 100][..]);
-        let one = log.read(base, 10, 10).await.expect("read");
-        assert_eq!(one.len(), 1, "max_bytes still returns one record");
-        assert!(
-            log.read(log.end(), 10, 100)
-                .await
-                .expect("read at end")
-                .is_empty()
-        );
-        assert!(log.read(log.end() + 1, 10, 100).await.is_err());
-    }
-
-    pub async fn tailing_wakes(log: Arc<dyn Log>) {
-        let mut sub = Subscription::new(log.clone(), log.end());
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            while got.len() < 5 {
-                for e in sub.next_batch().await.expect("batch") {
-                    got.push(e.payload.to_vec());
-                }
-            }
-            got
-        });
-        for i in 0..5u8 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            log.append(vec![i]).await.expect("append");
-        }
-        let got = tokio::time::timeout(Duration::from_secs(10), reader)
-            .await
-            .expect("tail within 10s")
-            .expect("task");
-        assert_eq!(got, (0..5u8).map(|i| vec![i]).collect::<Vec<_>>());
-    }
-}
+mod conformance;
 
 fn small_segments() -> LogConfig {
     LogConfig {
@@ -135,6 +43,20 @@ async fn file_read_from_offset() {
 async fn file_tailing() {
     let dir = tempfile::tempdir().expect("tempdir");
     conformance::tailing_wakes(open(dir.path())).await;
+}
+
+#[tokio::test]
+async fn file_restart_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    conformance::restart_resumes(open(&path), async || open(&path)).await;
+}
+
+#[tokio::test]
+async fn file_acks() {
+    // In one process every replica shares one board.
+    let board = std::sync::Arc::new(wal_bus::AckBoard::default());
+    conformance::acks_wait_for_k(board.clone(), board).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,564 @@
+//! The Kafka log: one topic with one partition holds the records in total
+//! order (a single partition is what makes the order total; it also caps the
+//! log at one partition leader's throughput). Appends go through an
+//! idempotent producer with `acks=all` and resolve only when the broker has
+//! acknowledged them; replicas tail with consumers from any offset; replica
+//! acks travel on a compacted acks topic keyed by replica ([`KafkaAcks`]).
+//!
+//! Kafka offsets are the log offsets: record n of the topic is offset n. That
+//! holds because only this producer writes the topic without transactions
+//! (no control records); a message some other producer writes is still an
+//! offset, and replicas skip it as foreign.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Message, Offset as KOffset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+
+use crate::acks::AckBoard;
+use crate::config::{KafkaConfig, LogConfig};
+use crate::error::{Error, Result};
+use crate::log::{Log, LogEntry, Offset, Tail};
+
+fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        context: context.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How often the log end (high watermark) is refreshed from the broker.
+const END_REFRESH: Duration = Duration::from_millis(20);
+const HISTORY: usize = 65_536;
+
+fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    for (key, value) in &k.properties {
+        c.set(key, value);
+    }
+    c
+}
+
+fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
+    let mut c = client_config(k);
+    c.set(
+        "group.id",
+        format!("tributary-{purpose}-{}", std::process::id()),
+    )
+    .set("enable.auto.commit", "false")
+    .set("enable.auto.offset.store", "false")
+    .set("fetch.wait.max.ms", "10")
+    .set("session.timeout.ms", "6000");
+    c.create().map_err(|e| kerr("creating a consumer", e))
+}
+
+/// Creates `topic` (one partition) unless it exists.
+async fn ensure_topic(k: &KafkaConfig, topic: &str, compact: bool) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(k)
+        .create()
+        .map_err(|e| kerr("creating an admin client", e))?;
+    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(k.replication_factor));
+    if compact {
+        new = new.set("cleanup.policy", "compact");
+    }
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Timeout::After(Duration::from_millis(k.timeout_ms))));
+    let results = tokio::time::timeout(
+        Duration::from_millis(k.timeout_ms),
+        admin.create_topics([&new], &opts),
+    )
+    .await
+    .map_err(|_| {
+        kerr(
+            &format!("creating topic {topic}"),
+            format!("no answer from {} within {} ms", k.brokers, k.timeout_ms),
+        )
+    })?
+    .map_err(|e| kerr(&format!("creating topic {topic}"), e))?;
+    for r in results {
+        match r {
+            Ok(_) => tracing::info!(topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => return Err(kerr(&format!("creating topic {t}"), code)),
+        }
+    }
+    Ok(())
+}
+
+/// Checks the topic exists with exactly one partition.
+fn check_topic(c: &BaseConsumer, k: &KafkaConfig, topic: &str) -> Result<()> {
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_millis(k.timeout_ms))
+        .map_err(|e| {
+            kerr(
+                &format!("reading metadata of {topic} from {}", k.brokers),
+                e,
+            )
+        })?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| {
+            kerr(
+                topic,
+                "topic does not exist (set log.kafka.create_topics = true or create it)",
+            )
+        })?;
+    if let Some(e) = t.error() {
+        return Err(kerr(
+            topic,
+            format!(
+                "{e:?} (does it exist? set log.kafka.create_topics = true or create it with one partition)"
+            ),
+        ));
+    }
+    if t.partitions().len() != 1 {
+        return Err(kerr(
+            topic,
+            format!(
+                "has {} partitions; the log needs exactly 1 for a total order",
+                t.partitions().len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The Kafka-backed log.
+pub struct KafkaLog {
+    config: KafkaConfig,
+    producer: FutureProducer,
+    max_record: usize,
+    end: watch::Sender<Offset>,
+    history: Mutex<VecDeque<(u64, Offset)>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl KafkaLog {
+    /// Connects, creates the topics if allowed, and starts tracking the end.
+    pub async fn open(config: &LogConfig) -> Result<Arc<KafkaLog>> {
+        config.validate()?;
+        let k = config.kafka.clone();
+        if k.create_topics {
+            ensure_topic(&k, &k.topic, false).await?;
+            ensure_topic(&k, &k.acks_topic, true).await?;
+        }
+        let probe = consumer(&k, "meta")?;
+        let (probe, end) = {
+            let k2 = k.clone();
+            tokio::task::spawn_blocking(move || -> Result<(BaseConsumer, i64)> {
+                check_topic(&probe, &k2, &k2.topic)?;
+                check_topic(&probe, &k2, &k2.acks_topic)?;
+                let (_, high) = probe
+                    .fetch_watermarks(&k2.topic, 0, Duration::from_millis(k2.timeout_ms))
+                    .map_err(|e| kerr(&format!("reading the end of {}", k2.topic), e))?;
+                Ok((probe, high))
+            })
+            .await
+            .map_err(|e| kerr("start-up", e))??
+        };
+        let mut pc = client_config(&k);
+        pc.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", k.timeout_ms.to_string())
+            .set(
+                "message.max.bytes",
+                (config.max_record_bytes + 1024).to_string(),
+            );
+        let producer: FutureProducer = pc.create().map_err(|e| kerr("creating the producer", e))?;
+        let end = end.max(0) as Offset;
+        let log = Arc::new(KafkaLog {
+            config: k.clone(),
+            producer,
+            max_record: config.max_record_bytes,
+            end: watch::channel(end).0,
+            history: Mutex::new(VecDeque::from([(now_ms(), end)])),
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        tracing::info!(brokers = %k.brokers, topic = %k.topic, end, "kafka log open");
+        let tracker = Arc::downgrade(&log);
+        let stop = log.stop.clone();
+        std::thread::Builder::new()
+            .name("kafka-end".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let Some(log) = tracker.upgrade() else { break };
+                    match probe.fetch_watermarks(&k.topic, 0, Duration::from_secs(1)) {
+                        Ok((_, high)) => log.observe_end(high.max(0) as Offset),
+                        Err(e) => tracing::debug!(error = %e, "refreshing the kafka log end"),
+                    }
+                    drop(log);
+                    std::thread::sleep(END_REFRESH);
+                }
+            })
+            .map_err(|e| kerr("starting the end tracker", e))?;
+        Ok(log)
+    }
+
+    fn observe_end(&self, end: Offset) {
+        let changed = self.end.send_if_modified(|cur| {
+            if end > *cur {
+                *cur = end;
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() >= HISTORY {
+                h.pop_front();
+            }
+            h.push_back((now_ms(), end));
+        }
+    }
+
+    fn read_blocking(
+        k: &KafkaConfig,
+        from: Offset,
+        until: Offset,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let c = consumer(k, "read")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&k.topic, 0, KOffset::Offset(from as i64))
+            .map_err(|e| kerr("assigning the log partition", e))?;
+        c.assign(&tpl)
+            .map_err(|e| kerr("assigning the log partition", e))?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let deadline = std::time::Instant::now() + Duration::from_millis(k.timeout_ms);
+        let mut next = from;
+        while next < until && out.len() < max_records {
+            if std::time::Instant::now() > deadline {
+                return Err(kerr(
+                    "reading the log",
+                    format!("offset {next} not delivered within {} ms", k.timeout_ms),
+                ));
+            }
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let offset = m.offset().max(0) as Offset;
+                    let payload = m.payload().unwrap_or(&[]);
+                    if !out.is_empty() && bytes + payload.len() > max_bytes {
+                        break;
+                    }
+                    bytes += payload.len();
+                    out.push(LogEntry {
+                        offset,
+                        payload: Arc::from(payload),
+                    });
+                    next = offset + 1;
+                }
+                Some(Err(e)) => return Err(kerr("reading the log", e)),
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for KafkaLog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[async_trait]
+impl Log for KafkaLog {
+    async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
+        if payload.len() > self.max_record {
+            return Err(Error::RecordTooLarge {
+                size: payload.len(),
+                limit: self.max_record,
+            });
+        }
+        let record: FutureRecord<'_, (), [u8]> =
+            FutureRecord::to(&self.config.topic).payload(&payload);
+        let delivery = self
+            .producer
+            .send(
+                record,
+                Timeout::After(Duration::from_millis(self.config.timeout_ms)),
+            )
+            .await
+            .map_err(|(e, _)| {
+                kerr(
+                    &format!(
+                        "appending to {} on {}",
+                        self.config.topic, self.config.brokers
+                    ),
+                    format!(
+                        "{e} (not acknowledged within {} ms)",
+                        self.config.timeout_ms
+                    ),
+                )
+            })?;
+        let offset = delivery.offset.max(0) as Offset;
+        self.observe_end(offset + 1);
+        Ok(offset)
+    }
+
+    fn end(&self) -> Offset {
+        *self.end.borrow()
+    }
+
+    fn start(&self) -> Offset {
+        0
+    }
+
+    async fn read(
+        &self,
+        from: Offset,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>> {
+        let end = self.end();
+        if from > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: from,
+                end,
+            });
+        }
+        if from == end {
+            return Ok(Vec::new());
+        }
+        let k = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            KafkaLog::read_blocking(&k, from, end, max_records.max(1), max_bytes)
+        })
+        .await
+        .map_err(|e| kerr("reading the log", e))?
+    }
+
+    async fn wait_beyond(&self, offset: Offset) -> Result<()> {
+        let mut rx = self.end.subscribe();
+        rx.wait_for(|end| *end > offset)
+            .await
+            .map(|_| ())
+            .map_err(|_| Error::Closed)
+    }
+
+    fn end_as_of(&self, ts_ms: u64) -> Offset {
+        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let idx = h.partition_point(|(t, _)| *t <= ts_ms);
+        match idx.checked_sub(1).and_then(|i| h.get(i)) {
+            Some((_, end)) => *end,
+            None => h.front().map_or_else(|| self.end(), |(_, e)| *e),
+        }
+    }
+
+    fn appended_at_ms(&self, offset: Offset) -> Option<u64> {
+        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let idx = h.partition_point(|(_, end)| *end <= offset);
+        h.get(idx).map(|(t, _)| *t)
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka:{}/{}", self.config.brokers, self.config.topic)
+    }
+
+    fn native_tail(&self, from: Offset) -> Option<Result<Box<dyn Tail>>> {
+        Some(KafkaTail::start(&self.config, from).map(|t| Box::new(t) as Box<dyn Tail>))
+    }
+}
+
+/// A consumer thread feeding a bounded channel.
+struct KafkaTail {
+    rx: mpsc::Receiver<Result<LogEntry>>,
+    next: Offset,
+    stop: Arc<AtomicBool>,
+}
+
+impl KafkaTail {
+    fn start(k: &KafkaConfig, from: Offset) -> Result<KafkaTail> {
+        let c = consumer(k, "tail")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&k.topic, 0, KOffset::Offset(from as i64))
+            .map_err(|e| kerr("assigning the log partition", e))?;
+        c.assign(&tpl)
+            .map_err(|e| kerr("assigning the log partition", e))?;
+        let (tx, rx) = mpsc::channel(8192);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::Builder::new()
+            .name("kafka-tail".into())
+            .spawn(move || {
+                while !stop2.load(Ordering::Acquire) {
+                    let item = match c.poll(Duration::from_millis(100)) {
+                        Some(Ok(m)) => Ok(LogEntry {
+                            offset: m.offset().max(0) as Offset,
+                            payload: Arc::from(m.payload().unwrap_or(&[])),
+                        }),
+                        Some(Err(e)) => {
+                            // librdkafka retries broker errors itself; report and go on.
+                            tracing::warn!(error = %e, "kafka log consumer");
+                            continue;
+                        }
+                        None => continue,
+                    };
+                    if tx.blocking_send(item).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| kerr("starting a tail thread", e))?;
+        Ok(KafkaTail {
+            rx,
+            next: from,
+            stop,
+        })
+    }
+}
+
+impl Drop for KafkaTail {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+#[async_trait]
+impl Tail for KafkaTail {
+    async fn next_batch(&mut self) -> Result<Vec<LogEntry>> {
+        let first = self.rx.recv().await.ok_or(Error::Closed)??;
+        let mut out = vec![first];
+        while out.len() < 8192 {
+            match self.rx.try_recv() {
+                Ok(item) => out.push(item?),
+                Err(_) => break,
+            }
+        }
+        // Kafka may redeliver after a reconnect; never hand out an offset twice.
+        out.retain(|e| e.offset >= self.next);
+        if let Some(last) = out.last() {
+            self.next = last.offset + 1;
+        }
+        Ok(out)
+    }
+
+    fn position(&self) -> Offset {
+        self.next
+    }
+}
+
+/// Replica acks on the compacted acks topic: local replicas' applied offsets
+/// and first-writer-wins rejections are produced there; every node consumes
+/// it into its own [`AckBoard`], so semi-sync and sync work across processes.
+pub struct KafkaAcks {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for KafkaAcks {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl KafkaAcks {
+    /// Starts publishing `local` replicas' acks and consuming everyone's.
+    pub fn start(
+        config: &LogConfig,
+        board: Arc<AckBoard>,
+        local: Vec<String>,
+    ) -> Result<KafkaAcks> {
+        let k = config.kafka.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        // Consumer: the whole compacted topic from the beginning, then tail.
+        let c = consumer(&k, "acks")?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&k.acks_topic, 0, KOffset::Beginning)
+            .map_err(|e| kerr("assigning the acks partition", e))?;
+        c.assign(&tpl)
+            .map_err(|e| kerr("assigning the acks partition", e))?;
+        let (board_c, stop_c, local_c) = (board.clone(), stop.clone(), local.clone());
+        std::thread::Builder::new()
+            .name("kafka-acks-in".into())
+            .spawn(move || {
+                while !stop_c.load(Ordering::Acquire) {
+                    let Some(Ok(m)) = c.poll(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
+                    let value = m.payload().map(String::from_utf8_lossy).unwrap_or_default();
+                    if let Some(replica) = key.strip_prefix("applied:") {
+                        if local_c.iter().any(|l| l == replica) {
+                            continue;
+                        }
+                        if let Ok(offset) = value.parse::<Offset>() {
+                            board_c.publish(replica, offset);
+                        }
+                    } else if let Some(offset) = key
+                        .strip_prefix("rejected:")
+                        .and_then(|o| o.parse::<Offset>().ok())
+                    {
+                        board_c.reject(offset, value.into_owned());
+                    }
+                }
+            })
+            .map_err(|e| kerr("starting the acks consumer", e))?;
+        // Producer: local replicas' changes, coalesced.
+        let mut pc = client_config(&k);
+        pc.set("linger.ms", "1").set("acks", "all");
+        let producer: FutureProducer = pc
+            .create()
+            .map_err(|e| kerr("creating the acks producer", e))?;
+        let mut rx = board.subscribe();
+        let mut rejections = board.subscribe_rejections();
+        let stop_p = stop.clone();
+        tokio::spawn(async move {
+            let mut sent: std::collections::BTreeMap<String, Offset> = Default::default();
+            loop {
+                if stop_p.load(Ordering::Acquire) {
+                    break;
+                }
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() { break; }
+                        let snap = rx.borrow_and_update().clone();
+                        for name in &local {
+                            let Some(ack) = snap.replicas.get(name) else { continue };
+                            if sent.get(name) == Some(&ack.applied) { continue; }
+                            let key = format!("applied:{name}");
+                            let value = ack.applied.to_string();
+                            let rec: FutureRecord<'_, str, str> = FutureRecord::to(&k.acks_topic).key(key.as_str()).payload(value.as_str());
+                            match producer.send(rec, Timeout::After(Duration::from_millis(k.timeout_ms))).await {
+                                Ok(_) => { sent.insert(name.clone(), ack.applied); }
+                                Err((e, _)) => tracing::warn!(error = %e, replica = %name, "publishing an ack"),
+                            }
+                        }
+                    }
+                    r = rejections.recv() => {
+                        let Ok((offset, reason)) = r else { continue };
+                        let key = format!("rejected:{offset}");
+                        let rec: FutureRecord<'_, str, str> = FutureRecord::to(&k.acks_topic).key(key.as_str()).payload(reason.as_str());
+                        if let Err((e, _)) = producer.send(rec, Timeout::After(Duration::from_millis(k.timeout_ms))).await {
+                            tracing::warn!(error = %e, offset, "publishing a rejection");
+                        }
+                    }
+                }
+            }
+        });
+        Ok(KafkaAcks { stop })
+    }
+}

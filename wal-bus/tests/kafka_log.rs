@@ -1,0 +1,161 @@
+//! The same conformance checks as `file_log.rs`, against the Kafka log on a
+//! real Kafka-protocol broker (tansu, started on a free port per test).
+
+#![cfg(feature = "kafka")]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wal_bus::{AckBoard, KafkaAcks, KafkaConfig, KafkaLog, Log, LogConfig};
+
+mod conformance;
+
+/// A tansu broker for one test; killed on drop.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu_binary() -> String {
+    if let Ok(p) = std::env::var("TANSU") {
+        return p;
+    }
+    let home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
+        .unwrap_or_default();
+    let cargo_bin = format!("{home}/bin/tansu");
+    if std::path::Path::new(&cargo_bin).exists() {
+        cargo_bin
+    } else {
+        "tansu".into()
+    }
+}
+
+fn broker() -> Broker {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu_binary())
+        .args([
+            "broker",
+            "--storage-engine",
+            "memory://tansu/",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu (install with: cargo install tansu --locked --features dynostore)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Broker { child, port }
+}
+
+fn config(b: &Broker, topic: &str) -> LogConfig {
+    LogConfig {
+        backend: "kafka".into(),
+        kafka: KafkaConfig {
+            brokers: format!("127.0.0.1:{}", b.port),
+            topic: topic.into(),
+            acks_topic: format!("{topic}.acks"),
+            timeout_ms: 20_000,
+            ..KafkaConfig::default()
+        },
+        ..LogConfig::default()
+    }
+}
+
+async fn open(c: &LogConfig) -> Arc<dyn Log> {
+    KafkaLog::open(c).await.expect("kafka log")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_ordered_appends() {
+    let b = broker();
+    conformance::ordered_appends(open(&config(&b, "ordered")).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_concurrent_appends() {
+    let b = broker();
+    conformance::concurrent_appends(open(&config(&b, "concurrent")).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_read_from_offset() {
+    let b = broker();
+    conformance::read_from_offset_and_limits(open(&config(&b, "reads")).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_tailing() {
+    let b = broker();
+    conformance::tailing_wakes(open(&config(&b, "tailing")).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_restart_resumes() {
+    let b = broker();
+    let c = config(&b, "restart");
+    let first = open(&c).await;
+    conformance::restart_resumes(first, async || open(&c).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_acks_travel_between_processes() {
+    let b = broker();
+    let c = config(&b, "acks");
+    let _log = open(&c).await;
+    let mine = Arc::new(AckBoard::default());
+    let theirs = Arc::new(AckBoard::default());
+    let _a = KafkaAcks::start(&c, mine.clone(), vec!["a".into()]).expect("acks a");
+    let _b = KafkaAcks::start(&c, theirs.clone(), vec!["b".into()]).expect("acks b");
+    conformance::acks_wait_for_k(mine, theirs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_fails_within_the_timeout() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut c = LogConfig {
+        backend: "kafka".into(),
+        ..LogConfig::default()
+    };
+    c.kafka.brokers = format!("127.0.0.1:{port}");
+    c.kafka.timeout_ms = 2_000;
+    let started = Instant::now();
+    let err = KafkaLog::open(&c)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
