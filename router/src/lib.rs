@@ -5,6 +5,7 @@ pub mod classify;
 pub mod config;
 pub mod core;
 pub mod db;
+pub mod debezium;
 pub mod error;
 pub mod exec;
 pub mod handler;

@@ -125,9 +125,26 @@ enum LogCommand {
         /// Keep printing new records as they are appended.
         #[arg(long)]
         follow: bool,
-        /// Wrap each record as {"offset": N, "record": {...}}.
+        /// Wrap each record as {"offset": N, "record": {...}} (records format).
         #[arg(long)]
         offsets: bool,
+        /// `records` (as stored) or `debezium` (one change event per row change).
+        #[arg(long, value_enum, default_value = "records")]
+        format: cli_tail::Format,
+    },
+    /// Publish the Debezium change-event view to per-table Kafka topics
+    /// `<prefix>.<table>`, keyed by the primary key, with a tombstone after
+    /// each delete. Runs until stopped; resumes where it left off.
+    Publish {
+        /// Node configuration with `[log] backend = "kafka"`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where the publisher keeps its position.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Topic prefix.
+        #[arg(long, default_value = "tributary")]
+        prefix: String,
     },
 }
 
@@ -168,8 +185,17 @@ fn main() -> std::process::ExitCode {
                         from,
                         follow,
                         offsets,
+                        format,
                     },
-            } => cli_tail::run(data_dir, config, from, follow, offsets).await,
+            } => cli_tail::run(data_dir, config, from, follow, offsets, format).await,
+            Command::Log {
+                command:
+                    LogCommand::Publish {
+                        config,
+                        data_dir,
+                        prefix,
+                    },
+            } => cli_tail::publish(config, data_dir, prefix).await,
             Command::Policy {
                 command: PolicyCommand::Check { file, data_dir },
             } => cli_policy::check(&file, &data_dir),
