@@ -19,7 +19,8 @@ use crate::apply::{
 };
 use crate::error::{Error, Result, SqliteContext};
 use crate::meta::{
-    applied_offset, open_connection, set_applied_offset, store_policy, stored_policy,
+    applied_offset, bump_skipped, open_connection, set_applied_offset, skipped_count, store_policy,
+    stored_policy,
 };
 
 /// Live state of one replica, shared with routers and status.
@@ -32,6 +33,8 @@ pub struct ReplicaState {
     stopped: Mutex<Option<String>>,
     /// The conflict policy in force at the applied offset, and its version.
     policy: Mutex<(u64, Arc<Policy>)>,
+    /// Log entries skipped because they were not Tributary records.
+    skipped: AtomicU64,
 }
 
 impl ReplicaState {
@@ -46,6 +49,11 @@ impl ReplicaState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Log entries skipped as foreign (not Tributary records).
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// `Some(reason)` once the apply loop has stopped on an error.
@@ -85,6 +93,8 @@ struct Applier {
     acks: Arc<AckBoard>,
     /// Rejections of the batch being applied, published after its commit.
     rejections: Vec<(Offset, String)>,
+    /// Foreign entries skipped in the batch being applied.
+    skipped_in_batch: u64,
 }
 
 /// Opens the replica file and starts its apply thread.
@@ -131,6 +141,7 @@ pub fn spawn_applier(
         applied: AtomicU64::new(applied),
         stopped: Mutex::new(None),
         policy: Mutex::new((policy_version, policy.clone())),
+        skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
     });
     acks.publish(name, applied);
     tracing::info!(replica = name, path = %path.display(), applied, log_end = end, "replica starting");
@@ -145,6 +156,7 @@ pub fn spawn_applier(
         state: state.clone(),
         acks: acks.clone(),
         rejections: Vec::new(),
+        skipped_in_batch: 0,
     };
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
@@ -172,6 +184,8 @@ pub fn spawn_applier(
                 };
                 match result {
                     Ok(new_applied) => {
+                        thread_state.skipped.fetch_add(applier.skipped_in_batch, Ordering::Relaxed);
+                        applier.skipped_in_batch = 0;
                         for (offset, reason) in applier.rejections.drain(..) {
                             applier.acks.reject(offset, reason);
                         }
@@ -179,6 +193,7 @@ pub fn spawn_applier(
                         acks.publish(&applier.name, new_applied);
                     }
                     Err(e) => {
+                        applier.skipped_in_batch = 0;
                         tracing::error!(replica = %applier.name, error = %e, "replica stopped; fix the cause and restart the node");
                         *thread_state.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                         break;
@@ -243,10 +258,26 @@ impl Applier {
 
     fn apply_entries(&mut self, batch: &[LogEntry]) -> Result<()> {
         for entry in batch {
-            let record = Record::decode(&entry.payload).map_err(|source| Error::BadRecord {
-                offset: entry.offset,
-                source,
-            })?;
+            let record = match Record::decode(&entry.payload) {
+                Ok(r) => r,
+                // A newer format must not be misapplied: stop and say so.
+                Err(source @ wal_bus::Error::UnsupportedVersion { .. }) => {
+                    return Err(Error::BadRecord {
+                        offset: entry.offset,
+                        source,
+                    });
+                }
+                // Anything else is not ours (another producer wrote to the
+                // log topic): skip it, loudly, and count it.
+                Err(e) => {
+                    tracing::error!(replica = %self.name, offset = entry.offset, error = %e,
+                        "skipping a log entry that is not a Tributary record");
+                    metrics::counter!("tributary_replica_foreign_entries_total", "replica" => self.name.clone()).increment(1);
+                    bump_skipped(&self.conn).ctx(&self.path, "counting a skipped entry")?;
+                    self.skipped_in_batch += 1;
+                    continue;
+                }
+            };
             if let Some(clock) = &self.clock {
                 clock.observe(record.hlc);
             }

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS tributary_conflicts (
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('applied_offset', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_version', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_text', '');
+INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('skipped_entries', 0);
 ";
 
 /// Tables Tributary keeps in every replica file; clients may read
@@ -130,6 +131,26 @@ pub(crate) fn store_policy(conn: &Connection, version: u64, text: &str) -> rusql
     conn.execute(
         "UPDATE _tributary_state SET value = ?1 WHERE name = 'policy_text'",
         [text],
+    )?;
+    Ok(())
+}
+
+/// Log entries this replica skipped as foreign, kept across restarts.
+pub(crate) fn skipped_count(conn: &Connection) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM _tributary_state WHERE name = 'skipped_entries'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.unwrap_or(0).max(0) as u64)
+}
+
+pub(crate) fn bump_skipped(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE _tributary_state SET value = value + 1 WHERE name = 'skipped_entries'",
+        [],
     )?;
     Ok(())
 }

@@ -183,7 +183,7 @@ async fn applies_resumes_and_resolves_lww() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_record_stops_the_replica_naming_the_offset() {
+async fn foreign_entries_are_skipped_and_newer_versions_stop_the_replica() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log: Arc<dyn Log> =
         Arc::new(FileLog::open(&dir.path().join("log"), &LogConfig::default()).expect("log"));
@@ -201,17 +201,41 @@ async fn undecodable_record_stops_the_replica_naming_the_offset() {
     log.append(b"{\"not\":\"a record\"}".to_vec())
         .await
         .expect("append");
+    log.append(b"\xff\xfe binary".to_vec())
+        .await
+        .expect("append");
+    log.append(rec(
+        "1",
+        "a",
+        10,
+        RecordBody::Txn {
+            changes: vec![ins(1, 100)],
+        },
+    ))
+    .await
+    .expect("append");
     let cancel = CancellationToken::new();
+    let db = dir.path().join("r1.db");
     let h = replica::spawn_applier(
         "r1",
-        &dir.path().join("r1.db"),
-        log,
-        acks,
+        &db,
+        log.clone(),
+        acks.clone(),
         None,
         cancel.clone(),
         tokio::runtime::Handle::current(),
     )
     .expect("spawn");
+    wait_applied(&acks, "r1", 4).await;
+    assert_eq!(values(&db), vec![(1, 100)]);
+    assert_eq!(h.state.skipped(), 2);
+    // A record from a newer format version stops the replica, naming the offset.
+    log.append(
+        br#"{"v":2,"type":"txn","id":"x","origin":"o","hlc":"1.0","ts_ms":1,"changes":[]}"#
+            .to_vec(),
+    )
+    .await
+    .expect("append");
     let state = h.state.clone();
     tokio::time::timeout(Duration::from_secs(20), async {
         while state.stopped().is_none() {
@@ -221,9 +245,11 @@ async fn undecodable_record_stops_the_replica_naming_the_offset() {
     .await
     .expect("replica stops");
     let reason = state.stopped().unwrap_or_default();
-    assert!(reason.contains("offset 1"), "{reason}");
-    // Nothing of the batch holding the bad record was committed.
-    assert_eq!(state.applied(), 0);
+    assert!(
+        reason.contains("offset 4") && reason.contains("newer"),
+        "{reason}"
+    );
+    assert_eq!(state.applied(), 4);
     cancel.cancel();
     tokio::task::spawn_blocking(move || h.join())
         .await

@@ -16,7 +16,7 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     tokio::spawn(connection);
     let msgs = client
         .simple_query(
-            "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state FROM tributary_replicas ORDER BY name",
+            "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state, skipped_entries FROM tributary_replicas ORDER BY name",
         )
         .await
         .context("querying tributary_replicas")?;
@@ -32,6 +32,7 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
                 lag_records: num(4),
                 lag_ms: num(5),
                 state: r.get(6).unwrap_or("").to_owned(),
+                skipped_entries: num(7),
             });
         }
     }
@@ -61,13 +62,13 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     }
     println!("log end: {log_end}");
     println!(
-        "{:<12} {:>14} {:>12} {:>8}  {:<10} path",
-        "replica", "applied_offset", "lag_records", "lag_ms", "state"
+        "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} path",
+        "replica", "applied_offset", "lag_records", "lag_ms", "skipped", "state"
     );
     for r in rows {
         println!(
-            "{:<12} {:>14} {:>12} {:>8}  {:<10} {}",
-            r.name, r.applied_offset, r.lag_records, r.lag_ms, r.state, r.path
+            "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} {}",
+            r.name, r.applied_offset, r.lag_records, r.lag_ms, r.skipped_entries, r.state, r.path
         );
     }
     if conflicts.is_empty() {

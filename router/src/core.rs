@@ -42,6 +42,8 @@ pub struct ReplicaStatus {
     pub lag_records: u64,
     pub lag_ms: u64,
     pub state: String,
+    /// Log entries skipped because they were not Tributary records.
+    pub skipped_entries: u64,
 }
 
 pub fn now_ms() -> u64 {
@@ -206,6 +208,7 @@ impl RouterCore {
                     state: r
                         .stopped()
                         .map_or_else(|| "applying".to_owned(), |e| format!("stopped: {e}")),
+                    skipped_entries: r.skipped(),
                 }
             })
             .collect()

@@ -453,12 +453,14 @@ fn refresh_status_table(
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS tributary_replicas (
             name TEXT PRIMARY KEY, path TEXT, applied_offset INTEGER, log_end INTEGER,
-            lag_records INTEGER, lag_ms INTEGER, state TEXT);
+            lag_records INTEGER, lag_ms INTEGER, state TEXT, skipped_entries INTEGER);
          DELETE FROM temp.tributary_replicas;",
     )
     .map_err(sq)?;
     let mut ins = conn
-        .prepare_cached("INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .prepare_cached(
+            "INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
         .map_err(sq)?;
     for r in rows {
         ins.execute(rusqlite::params![
@@ -468,7 +470,8 @@ fn refresh_status_table(
             r.log_end as i64,
             r.lag_records as i64,
             r.lag_ms as i64,
-            r.state
+            r.state,
+            r.skipped_entries as i64
         ])
         .map_err(sq)?;
     }
