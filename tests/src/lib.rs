@@ -295,3 +295,151 @@ pub fn dump(path: &Path) -> Result<String> {
     }
     Ok(out)
 }
+
+/// A tansu broker (Kafka protocol) on a free port, killed on drop.
+pub struct Tansu {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+fn tansu_binary() -> String {
+    if let Ok(p) = std::env::var("TANSU") {
+        return p;
+    }
+    let home = std::env::var("CARGO_HOME")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
+        .unwrap_or_default();
+    let cargo_bin = format!("{home}/bin/tansu");
+    if Path::new(&cargo_bin).exists() { cargo_bin } else { "tansu".into() }
+}
+
+impl Tansu {
+    pub async fn start() -> Result<Tansu> {
+        let port = free_ports(1)?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_binary())
+            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting tansu (cargo install tansu --locked --features dynostore)")?;
+        eventually(Duration::from_secs(30), "tansu to listen", || async move {
+            Ok(std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()))
+        })
+        .await?;
+        Ok(Tansu { port, child: Some(child) })
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: unreachable, state kept.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        if let Some(c) = &self.child {
+            Command::new("kill").arg(format!("-{sig}")).arg(c.id().to_string()).status()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `tributary node` process with its own config and data directory.
+pub struct Node {
+    pub id: String,
+    pub dir: PathBuf,
+    pub port: Option<u16>,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// Writes the node's config; `router` gives it a router on a free port.
+    pub fn new(root: &Path, id: &str, brokers: &str, router: bool, extra: &str) -> Result<Node> {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir)?;
+        let port = if router { Some(free_ports(1)?) } else { None };
+        let config = dir.join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\n{extra}\n[log]\nbackend = \"kafka\"\n[log.kafka]\nbrokers = \"{brokers}\"\ntimeout_ms = 5000\n[router]\nenabled = {router}\nlisten = \"127.0.0.1:{}\"\n",
+                dir.join("data").display(),
+                port.unwrap_or(0)
+            ),
+        )?;
+        Ok(Node {
+            id: id.to_owned(),
+            dir,
+            port,
+            config,
+            child: None,
+        })
+    }
+
+    pub async fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))?;
+        let child = Command::new(binary()?)
+            .arg("node")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        if let Some(port) = self.port {
+            eventually(Duration::from_secs(60), "node router to accept connections", || async move {
+                Ok(connect_port(port).await.ok().map(|_| ()))
+            })
+            .await
+            .with_context(|| self.log_tail())?;
+        }
+        Ok(())
+    }
+
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    pub fn replica_path(&self) -> PathBuf {
+        self.dir.join("data").join(format!("{}.db", self.id))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("{} log:\n{}", self.id, lines[lines.len().saturating_sub(30)..].join("\n"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// The applied offset stored in a replica file.
+pub fn applied_offset(path: &Path) -> Result<u64> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let v: i64 = conn.query_row("SELECT value FROM _tributary_state WHERE name = 'applied_offset'", [], |r| r.get(0))?;
+    Ok(v.max(0) as u64)
+}
