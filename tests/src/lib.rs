@@ -311,7 +311,11 @@ fn tansu_binary() -> String {
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cargo")))
         .unwrap_or_default();
     let cargo_bin = format!("{home}/bin/tansu");
-    if Path::new(&cargo_bin).exists() { cargo_bin } else { "tansu".into() }
+    if Path::new(&cargo_bin).exists() {
+        cargo_bin
+    } else {
+        "tansu".into()
+    }
 }
 
 impl Tansu {
@@ -319,16 +323,29 @@ impl Tansu {
         let port = free_ports(1)?;
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_binary())
-            .args(["broker", "--storage-engine", "memory://tansu/", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--storage-engine",
+                "memory://tansu/",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting tansu (cargo install tansu --locked --features dynostore)")?;
         eventually(Duration::from_secs(30), "tansu to listen", || async move {
-            Ok(std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()))
+            Ok(std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ()))
         })
         .await?;
-        Ok(Tansu { port, child: Some(child) })
+        Ok(Tansu {
+            port,
+            child: Some(child),
+        })
     }
 
     pub fn brokers(&self) -> String {
@@ -338,7 +355,10 @@ impl Tansu {
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: unreachable, state kept.
     pub fn signal(&self, sig: &str) -> Result<()> {
         if let Some(c) = &self.child {
-            Command::new("kill").arg(format!("-{sig}")).arg(c.id().to_string()).status()?;
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status()?;
         }
         Ok(())
     }
@@ -347,7 +367,10 @@ impl Tansu {
 impl Drop for Tansu {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -403,9 +426,11 @@ impl Node {
             .spawn()?;
         self.child = Some(child);
         if let Some(port) = self.port {
-            eventually(Duration::from_secs(60), "node router to accept connections", || async move {
-                Ok(connect_port(port).await.ok().map(|_| ()))
-            })
+            eventually(
+                Duration::from_secs(60),
+                "node router to accept connections",
+                || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
+            )
             .await
             .with_context(|| self.log_tail())?;
         }
@@ -427,7 +452,11 @@ impl Node {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        format!("{} log:\n{}", self.id, lines[lines.len().saturating_sub(30)..].join("\n"))
+        format!(
+            "{} log:\n{}",
+            self.id,
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
     }
 }
 
@@ -439,7 +468,12 @@ impl Drop for Node {
 
 /// The applied offset stored in a replica file.
 pub fn applied_offset(path: &Path) -> Result<u64> {
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let v: i64 = conn.query_row("SELECT value FROM _tributary_state WHERE name = 'applied_offset'", [], |r| r.get(0))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let v: i64 = conn.query_row(
+        "SELECT value FROM _tributary_state WHERE name = 'applied_offset'",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(v.max(0) as u64)
 }

@@ -11,7 +11,11 @@ fn compose_file_validates() -> anyhow::Result<()> {
         .args(["-f", "docker/compose.yml", "config", "-q"])
         .current_dir(&root)
         .output()?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dockerfile = std::fs::read_to_string(root.join("docker/Dockerfile"))?;
     assert!(dockerfile.contains("docker/node.toml") && root.join("docker/node.toml").exists());
     Ok(())

@@ -11,11 +11,24 @@ use anyhow::Result;
 use tests::{Node, Tansu, eventually};
 
 async fn converged(nodes: &[&Node]) -> Result<()> {
-    eventually(Duration::from_secs(60), "all replicas identical", || async {
-        let dumps: Vec<String> = nodes.iter().map(|n| tests::dump(&n.replica_path())).collect::<Result<_>>()?;
-        let offsets: Vec<u64> = nodes.iter().map(|n| tests::applied_offset(&n.replica_path())).collect::<Result<_>>()?;
-        Ok((dumps.iter().all(|d| *d == dumps[0]) && offsets.iter().all(|o| *o == offsets[0])).then_some(()))
-    })
+    eventually(
+        Duration::from_secs(60),
+        "all replicas identical",
+        || async {
+            let dumps: Vec<String> = nodes
+                .iter()
+                .map(|n| tests::dump(&n.replica_path()))
+                .collect::<Result<_>>()?;
+            let offsets: Vec<u64> = nodes
+                .iter()
+                .map(|n| tests::applied_offset(&n.replica_path()))
+                .collect::<Result<_>>()?;
+            Ok(
+                (dumps.iter().all(|d| *d == dumps[0]) && offsets.iter().all(|o| *o == offsets[0]))
+                    .then_some(()),
+            )
+        },
+    )
     .await
 }
 
@@ -32,7 +45,8 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     n3.spawn().await?;
     let (p1, p2) = (n1.port.unwrap_or(0), n2.port.unwrap_or(0));
     let a = tests::connect_port(p1).await?;
-    a.batch_execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, v TEXT)").await?;
+    a.batch_execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, v TEXT)")
+        .await?;
     let mut acked = BTreeSet::new();
     // Concurrent writes through both routers, each ack mode.
     for (round, mode) in ["async", "semi-sync", "sync"].iter().enumerate() {
@@ -41,11 +55,13 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
             let mode = mode.to_string();
             tasks.push(tokio::spawn(async move {
                 let c = tests::connect_port(port).await?;
-                c.batch_execute(&format!("SET tributary.ack = '{mode}'")).await?;
+                c.batch_execute(&format!("SET tributary.ack = '{mode}'"))
+                    .await?;
                 let mut ids = Vec::new();
                 for i in 0..10i64 {
                     let id = (round as i64) * 1000 + (w as i64) * 100 + i;
-                    c.execute("INSERT INTO kv VALUES ($1, $2)", &[&id, &mode]).await?;
+                    c.execute("INSERT INTO kv VALUES ($1, $2)", &[&id, &mode])
+                        .await?;
                     ids.push(id);
                 }
                 anyhow::Ok(ids)
@@ -60,7 +76,11 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     // kill -9 a replica-only node, keep writing, restart it: it catches up.
     n3.kill9()?;
     for i in 0..20i64 {
-        a.execute("INSERT INTO kv VALUES ($1, 'while n3 was down')", &[&(5000 + i)]).await?;
+        a.execute(
+            "INSERT INTO kv VALUES ($1, 'while n3 was down')",
+            &[&(5000 + i)],
+        )
+        .await?;
         acked.insert(5000 + i);
     }
     n3.spawn().await?;
@@ -68,7 +88,8 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     n2.kill9()?;
     n2.spawn().await?;
     let b = tests::connect_port(p2).await?;
-    b.execute("INSERT INTO kv VALUES (6000, 'after n2 restart')", &[]).await?;
+    b.execute("INSERT INTO kv VALUES (6000, 'after n2 restart')", &[])
+        .await?;
     acked.insert(6000);
     converged(&[&n1, &n2, &n3]).await?;
 
@@ -80,13 +101,29 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
         .await
         .expect_err("broker is frozen");
     let msg = format!("{e:?}");
-    assert!(msg.contains("kafka") || msg.contains("log append failed"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(30), "failed after {:?}", started.elapsed());
+    assert!(
+        msg.contains("kafka") || msg.contains("log append failed"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "failed after {:?}",
+        started.elapsed()
+    );
     broker.signal("CONT")?;
     // The cluster resumes.
-    eventually(Duration::from_secs(60), "writes to succeed again", || async {
-        Ok(a.execute("INSERT INTO kv VALUES (7001, 'after outage')", &[]).await.ok().map(|_| ()))
-    })
+    eventually(
+        Duration::from_secs(60),
+        "writes to succeed again",
+        || async {
+            Ok(
+                a.execute("INSERT INTO kv VALUES (7001, 'after outage')", &[])
+                    .await
+                    .ok()
+                    .map(|_| ()),
+            )
+        },
+    )
     .await?;
     acked.insert(7001);
     converged(&[&n1, &n2, &n3]).await?;
@@ -97,7 +134,11 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         let missing: Vec<_> = acked.difference(&ids).take(5).collect();
-        assert!(missing.is_empty(), "{} lost acknowledged writes: {missing:?}", n.id);
+        assert!(
+            missing.is_empty(),
+            "{} lost acknowledged writes: {missing:?}",
+            n.id
+        );
     }
     Ok(())
 }
