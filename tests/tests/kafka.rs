@@ -10,23 +10,35 @@ use std::time::Duration;
 use anyhow::Result;
 use tests::{Node, Tansu, eventually};
 
-async fn converged(nodes: &[&Node]) -> Result<()> {
+/// Waits until every node applied the whole log (its end as a router sees
+/// it now) and all replica files hold the same rows.
+async fn converged(router_port: u16, nodes: &[&Node]) -> Result<()> {
+    let c = tests::connect_port(router_port).await?;
+    let end: u64 = c
+        .simple_query("SELECT log_end FROM tributary_replicas")
+        .await?
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .unwrap_or(0);
     eventually(
         Duration::from_secs(60),
-        "all replicas identical",
+        "all replicas at the log end and identical",
         || async {
-            let dumps: Vec<String> = nodes
-                .iter()
-                .map(|n| tests::dump(&n.replica_path()))
-                .collect::<Result<_>>()?;
             let offsets: Vec<u64> = nodes
                 .iter()
                 .map(|n| tests::applied_offset(&n.replica_path()))
                 .collect::<Result<_>>()?;
-            Ok(
-                (dumps.iter().all(|d| *d == dumps[0]) && offsets.iter().all(|o| *o == offsets[0]))
-                    .then_some(()),
-            )
+            if offsets.iter().any(|o| *o < end) {
+                return Ok(None);
+            }
+            let dumps: Vec<String> = nodes
+                .iter()
+                .map(|n| tests::dump(&n.replica_path()))
+                .collect::<Result<_>>()?;
+            Ok(dumps.iter().all(|d| *d == dumps[0]).then_some(()))
         },
     )
     .await
@@ -71,7 +83,7 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
             acked.extend(t.await??);
         }
     }
-    converged(&[&n1, &n2, &n3]).await?;
+    converged(p1, &[&n1, &n2, &n3]).await?;
 
     // kill -9 a replica-only node, keep writing, restart it: it catches up.
     n3.kill9()?;
@@ -91,7 +103,7 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     b.execute("INSERT INTO kv VALUES (6000, 'after n2 restart')", &[])
         .await?;
     acked.insert(6000);
-    converged(&[&n1, &n2, &n3]).await?;
+    converged(p1, &[&n1, &n2, &n3]).await?;
 
     // Freeze the broker: a write fails with a clear error within the timeout.
     broker.signal("STOP")?;
@@ -126,7 +138,7 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     )
     .await?;
     acked.insert(7001);
-    converged(&[&n1, &n2, &n3]).await?;
+    converged(p1, &[&n1, &n2, &n3]).await?;
     for n in [&n1, &n2, &n3] {
         let conn = rusqlite::Connection::open(n.replica_path())?;
         let ids: BTreeSet<i64> = conn

@@ -20,8 +20,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset as KOffset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
@@ -143,10 +143,22 @@ fn check_topic(c: &BaseConsumer, k: &KafkaConfig, topic: &str) -> Result<()> {
     Ok(())
 }
 
+fn new_producer(k: &KafkaConfig, max_record: usize) -> Result<FutureProducer> {
+    let mut pc = client_config(k);
+    pc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", k.timeout_ms.to_string())
+        .set("message.max.bytes", (max_record + 1024).to_string());
+    pc.create().map_err(|e| kerr("creating the producer", e))
+}
+
 /// The Kafka-backed log.
 pub struct KafkaLog {
     config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced when it hits a fatal error (e.g. fenced after a broker
+    /// outage): an idempotent producer cannot recover by itself.
+    producer: std::sync::RwLock<Arc<FutureProducer>>,
     max_record: usize,
     end: watch::Sender<Offset>,
     history: Mutex<VecDeque<(u64, Offset)>>,
@@ -176,20 +188,11 @@ impl KafkaLog {
             .await
             .map_err(|e| kerr("start-up", e))??
         };
-        let mut pc = client_config(&k);
-        pc.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", k.timeout_ms.to_string())
-            .set(
-                "message.max.bytes",
-                (config.max_record_bytes + 1024).to_string(),
-            );
-        let producer: FutureProducer = pc.create().map_err(|e| kerr("creating the producer", e))?;
+        let producer = Arc::new(new_producer(&k, config.max_record_bytes)?);
         let end = end.max(0) as Offset;
         let log = Arc::new(KafkaLog {
             config: k.clone(),
-            producer,
+            producer: std::sync::RwLock::new(producer),
             max_record: config.max_record_bytes,
             end: watch::channel(end).0,
             history: Mutex::new(VecDeque::from([(now_ms(), end)])),
@@ -294,27 +297,60 @@ impl Log for KafkaLog {
                 limit: self.max_record,
             });
         }
-        let record: FutureRecord<'_, (), [u8]> =
-            FutureRecord::to(&self.config.topic).payload(&payload);
-        let delivery = self
-            .producer
-            .send(
-                record,
-                Timeout::After(Duration::from_millis(self.config.timeout_ms)),
-            )
-            .await
-            .map_err(|(e, _)| {
-                kerr(
-                    &format!(
-                        "appending to {} on {}",
-                        self.config.topic, self.config.brokers
-                    ),
-                    format!(
-                        "{e} (not acknowledged within {} ms)",
-                        self.config.timeout_ms
-                    ),
-                )
-            })?;
+        let timeout = Timeout::After(Duration::from_millis(self.config.timeout_ms));
+        let mut retried = false;
+        let delivery = loop {
+            let producer = self
+                .producer
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let record: FutureRecord<'_, (), [u8]> =
+                FutureRecord::to(&self.config.topic).payload(&payload);
+            match producer.send(record, timeout).await {
+                Ok(d) => break d,
+                Err((e, _)) => {
+                    let code = match &e {
+                        KafkaError::MessageProduction(code) => Some(*code),
+                        _ => None,
+                    };
+                    let fenced = matches!(
+                        code,
+                        Some(
+                            RDKafkaErrorCode::ProducerFenced
+                                | RDKafkaErrorCode::InvalidProducerEpoch
+                                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                                | RDKafkaErrorCode::UnknownProducerId
+                                | RDKafkaErrorCode::InvalidProducerIdMapping
+                        )
+                    ) || producer.client().fatal_error().is_some();
+                    // An idempotent producer whose sequence is in doubt (a
+                    // timed-out request) or that was fenced rejects everything
+                    // from then on; a new one gets a new producer id.
+                    if fenced || code == Some(RDKafkaErrorCode::MessageTimedOut) {
+                        tracing::warn!(error = %e, "restarting the kafka producer");
+                        let fresh = Arc::new(new_producer(&self.config, self.max_record)?);
+                        *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    }
+                    // A fenced record was refused, not written: one retry
+                    // cannot duplicate it.
+                    if fenced && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(kerr(
+                        &format!(
+                            "appending to {} on {}",
+                            self.config.topic, self.config.brokers
+                        ),
+                        format!(
+                            "{e} (not acknowledged within {} ms)",
+                            self.config.timeout_ms
+                        ),
+                    ));
+                }
+            }
+        };
         let offset = delivery.offset.max(0) as Offset;
         self.observe_end(offset + 1);
         Ok(offset)
