@@ -27,6 +27,9 @@ command -v cargo >/dev/null 2>&1 || {
   exit 1
 }
 
+# The log-consumer test reads the Debezium topics with kafka-python.
+python3 -c "import kafka" >/dev/null 2>&1 || python3 -m pip install -q kafka-python==3.0.12
+
 # The Kafka backend's tests run against tansu, a Kafka-protocol broker from
 # crates.io. Building it takes 10-17 minutes once; the binary stays in
 # ~/.cargo/bin. Set SKIP_TANSU=1 to skip (only `./scripts/up.sh` does).

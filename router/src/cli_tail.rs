@@ -145,6 +145,7 @@ pub async fn publish(
     let producer: FutureProducer = pc.create().context("creating the Debezium producer")?;
     let timeout = Timeout::After(Duration::from_millis(cfg.log.kafka.timeout_ms));
     let mut tail = wal_bus::tail(log, from)?;
+    let mut topics = std::collections::BTreeSet::new();
     eprintln!("publishing the Debezium view to {prefix}.<table> from offset {from}");
     loop {
         let batch = tail.next_batch().await?;
@@ -158,6 +159,11 @@ pub async fn publish(
             };
             for ev in debezium::events(&rec, entry.offset, now_ms()) {
                 let topic = format!("{prefix}.{}", ev.table);
+                if !topics.contains(&topic) {
+                    // Compacted, so the tombstone after a delete lets Kafka forget the row.
+                    wal_bus::ensure_topic(&cfg.log.kafka, &topic, true).await?;
+                    topics.insert(topic.clone());
+                }
                 let payload = ev.envelope.to_string();
                 producer
                     .send(

@@ -70,8 +70,8 @@ fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
     c.create().map_err(|e| kerr("creating a consumer", e))
 }
 
-/// Creates `topic` (one partition) unless it exists.
-async fn ensure_topic(k: &KafkaConfig, topic: &str, compact: bool) -> Result<()> {
+/// Creates `topic` (one partition; compacted if asked) unless it exists.
+pub async fn ensure_topic(k: &KafkaConfig, topic: &str, compact: bool) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(k)
         .create()
         .map_err(|e| kerr("creating an admin client", e))?;

@@ -25,7 +25,7 @@ pub use error::{Error, Result};
 pub use file_log::FileLog;
 pub use hlc::{Hlc, HlcClock};
 #[cfg(feature = "kafka")]
-pub use kafka_log::{KafkaAcks, KafkaLog};
+pub use kafka_log::{KafkaAcks, KafkaLog, ensure_topic};
 pub use log::{Log, LogEntry, Offset, Subscription, Tail, tail};
 pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
 pub use value::Value;
