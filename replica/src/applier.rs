@@ -95,6 +95,8 @@ struct Applier {
     rejections: Vec<(Offset, String)>,
     /// Foreign entries skipped in the batch being applied.
     skipped_in_batch: u64,
+    /// Origin timestamp of the last record applied (for the lag metric).
+    last_ts_ms: u64,
 }
 
 /// Opens the replica file and starts its apply thread.
@@ -157,11 +159,13 @@ pub fn spawn_applier(
         acks: acks.clone(),
         rejections: Vec::new(),
         skipped_in_batch: 0,
+        last_ts_ms: 0,
     };
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
         .name(format!("apply-{name}"))
         .spawn(move || {
+            let end_of = log.clone();
             let mut sub = match wal_bus::tail(log, applied) {
                 Ok(s) => s,
                 Err(e) => {
@@ -191,6 +195,8 @@ pub fn spawn_applier(
                         }
                         thread_state.applied.store(new_applied, Ordering::Release);
                         acks.publish(&applier.name, new_applied);
+                        metrics::gauge!("tributary_replica_lag_records", "replica" => applier.name.clone())
+                            .set(end_of.end().saturating_sub(new_applied) as f64);
                     }
                     Err(e) => {
                         applier.skipped_in_batch = 0;
@@ -248,11 +254,10 @@ impl Applier {
             (self.policy_version, self.policy.clone());
         metrics::counter!("tributary_replica_records_applied_total", "replica" => self.name.clone())
             .increment(batch.len() as u64);
-        if let Ok(rec) = Record::decode(&last.payload) {
-            let lag = now_ms().saturating_sub(rec.ts_ms);
-            metrics::histogram!("tributary_replica_apply_lag_ms", "replica" => self.name.clone())
-                .record(lag as f64);
-        }
+        // From the origin's timestamp (taken just before its append) to this commit.
+        let lag = now_ms().saturating_sub(self.last_ts_ms);
+        metrics::histogram!("tributary_replica_apply_lag_seconds", "replica" => self.name.clone())
+            .record(lag as f64 / 1000.0);
         Ok(new_applied)
     }
 
@@ -281,6 +286,7 @@ impl Applier {
             if let Some(clock) = &self.clock {
                 clock.observe(record.hlc);
             }
+            self.last_ts_ms = record.ts_ms;
             self.apply_record(entry.offset, &record)?;
         }
         Ok(())

@@ -39,6 +39,9 @@ fn config_from(args: &UpArgs) -> anyhow::Result<NodeConfig> {
     if let Some(p) = &args.policy {
         config.conflicts.policy = Some(p.clone());
     }
+    if let Some(m) = args.metrics {
+        config.metrics.listen = Some(m.to_string());
+    }
     config
         .validate()
         .map_err(|(key, reason)| anyhow::anyhow!("command line: {key}: {reason}"))?;
@@ -102,6 +105,28 @@ async fn serve_node(
         );
     }
 
+    if let Some(addr) = &config.metrics.listen {
+        let addr: SocketAddr = addr.parse().context("metrics.listen")?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets(&[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ])
+            .context("metrics buckets")?
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    "tributary_log_group_commit_records".into(),
+                ),
+                &[
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+                ],
+            )
+            .context("metrics buckets")?
+            .install()
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        println!("metrics on http://{addr}/metrics");
+    }
     let acks = Arc::new(AckBoard::default());
     let local_names: Vec<String> = replica_paths.iter().map(|(n, _)| n.clone()).collect();
     let (log, _kafka_acks): (Arc<dyn Log>, Option<KafkaAcks>) = match config.log.backend.as_str() {

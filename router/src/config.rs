@@ -165,6 +165,14 @@ impl Default for RouterConfig {
     }
 }
 
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `HOST:PORT` serving Prometheus text at `/metrics`; off when unset.
+    pub listen: Option<String>,
+}
+
 /// The whole node configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -180,6 +188,7 @@ pub struct NodeConfig {
     pub replication: ReplicationConfig,
     pub router: RouterConfig,
     pub conflicts: resolver::ConflictsConfig,
+    pub metrics: MetricsConfig,
     #[serde(rename = "replica")]
     pub replica_list: Vec<ReplicaConfig>,
 }
@@ -194,6 +203,7 @@ impl Default for NodeConfig {
             replication: ReplicationConfig::default(),
             router: RouterConfig::default(),
             conflicts: resolver::ConflictsConfig::default(),
+            metrics: MetricsConfig::default(),
             replica_list: Vec::new(),
         }
     }
@@ -289,6 +299,14 @@ impl NodeConfig {
         }
         if self.router.max_statement_bytes == 0 {
             return Err(("router.max_statement_bytes".into(), "must be > 0".into()));
+        }
+        if let Some(m) = &self.metrics.listen
+            && m.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err((
+                "metrics.listen".into(),
+                format!("{m:?} is not HOST:PORT with a numeric IP"),
+            ));
         }
         if self.router.read_threads == 0 {
             return Err(("router.read_threads".into(), "must be > 0".into()));

@@ -103,6 +103,9 @@ struct UpArgs {
     /// Default ack mode: async, semi-sync or sync [config: replication.ack].
     #[arg(long, value_parser = parse_ack)]
     ack: Option<AckMode>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics [config: metrics.listen].
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
     /// Conflict-policy file; appended as a new policy version at start-up
     /// when it differs from the one in force [config: conflicts.policy].
     #[arg(long)]

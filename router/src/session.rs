@@ -98,6 +98,7 @@ impl Session {
         {
             return Err(Error::TxnAborted);
         }
+        let started = std::time::Instant::now();
         let result = self.dispatch(stmt, params, side).await;
         if result.is_err()
             && let Some(txn) = &mut self.txn
@@ -113,6 +114,8 @@ impl Session {
         };
         metrics::counter!("tributary_router_statements_total", "kind" => label, "ok" => if result.is_ok() { "true" } else { "false" })
             .increment(1);
+        metrics::histogram!("tributary_router_statement_seconds", "kind" => label)
+            .record(started.elapsed().as_secs_f64());
         result
     }
 

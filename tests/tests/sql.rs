@@ -436,3 +436,42 @@ async fn restart_resumes_and_status_shows_replicas() -> Result<()> {
     eventually(Duration::from_secs(5), "nothing", || async { Ok(Some(())) }).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_endpoint() -> Result<()> {
+    let port = tests::free_ports(1)?;
+    let addr = format!("127.0.0.1:{port}");
+    let cluster = Cluster::start(2, 1, &[("TRIBUTARY__METRICS__LISTEN", &addr)]).await?;
+    cluster.psql(
+        0,
+        &[
+            "CREATE TABLE m (id BIGINT PRIMARY KEY)",
+            "INSERT INTO m VALUES (1)",
+            "SELECT * FROM m",
+        ],
+    )?;
+    cluster.wait_converged().await?;
+    let body = eventually(Duration::from_secs(10), "metrics", || {
+        let addr = addr.clone();
+        async move {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(&addr)?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body.contains("tributary_log_end_offset").then_some(body))
+        }
+    })
+    .await?;
+    for name in [
+        "tributary_log_end_offset 2",
+        "tributary_replica_applied_offset{replica=\"replica2\"} 2",
+        "tributary_replica_lag_records",
+        "tributary_log_group_commit_records_bucket",
+        "tributary_router_statement_seconds_bucket{kind=\"write\"",
+        "tributary_replica_apply_lag_seconds",
+    ] {
+        assert!(body.contains(name), "{name} missing from:\n{body}");
+    }
+    Ok(())
+}

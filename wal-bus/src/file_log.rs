@@ -242,6 +242,7 @@ fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> R
         }
         // Published under the index lock so `end()` never trails what readers can see.
         shared.end.send_replace(end);
+        metrics::gauge!("tributary_log_end_offset").set(end as f64);
         drop(segs);
     }
     Ok(first_offset)

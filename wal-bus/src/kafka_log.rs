@@ -228,6 +228,7 @@ impl KafkaLog {
             }
         });
         if changed {
+            metrics::gauge!("tributary_log_end_offset").set(end as f64);
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             if h.len() >= HISTORY {
                 h.pop_front();
