@@ -3,6 +3,6 @@
 # e.g. ./scripts/up.sh --replicas 3 --routers 2 --ack semi-sync
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SKIP_TANSU=1 ./scripts/setup.sh
+./scripts/setup.sh
 cargo build --release -p router --bin tributary
 exec ./target/release/tributary up "$@"

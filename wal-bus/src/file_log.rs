@@ -9,17 +9,16 @@
 //! of the last segment; damage anywhere else is refused, since cutting there
 //! would drop records that follow it.
 
-use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::LogConfig;
+use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
 use crate::log::{Log, LogEntry, Offset};
 use crate::segment::{Segment, decode_frame, encode_frame, list_segments};
@@ -41,16 +40,7 @@ struct Shared {
     poisoned: AtomicBool,
     /// `(ms, end after the group)` for recent group commits, oldest first:
     /// answers "what was the end at time T" for bounded-staleness reads.
-    history: Mutex<VecDeque<(u64, Offset)>>,
-}
-
-/// Group commits remembered for `end_as_of` / `appended_at_ms`.
-const HISTORY: usize = 65_536;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    history: EndHistory,
 }
 
 /// The embedded, single-machine log.
@@ -74,7 +64,7 @@ impl FileLog {
             max_record: config.max_record_bytes,
             segment_bytes: config.segment_bytes,
             poisoned: AtomicBool::new(false),
-            history: Mutex::new(VecDeque::from([(now_ms(), end)])),
+            history: EndHistory::new(end),
         });
         let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
         let writer = shared.clone();
@@ -233,16 +223,9 @@ fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> R
         active.positions.extend(positions);
         active.len = len;
         let end = active.end();
-        {
-            let mut h = shared.history.lock().unwrap_or_else(|p| p.into_inner());
-            if h.len() >= HISTORY {
-                h.pop_front();
-            }
-            h.push_back((now_ms(), end));
-        }
+        shared.history.record(end);
         // Published under the index lock so `end()` never trails what readers can see.
         shared.end.send_replace(end);
-        metrics::gauge!("tributary_log_end_offset").set(end as f64);
         drop(segs);
     }
     Ok(first_offset)
@@ -371,28 +354,11 @@ impl Log for FileLog {
     }
 
     fn end_as_of(&self, ts_ms: u64) -> Offset {
-        let h = self
-            .shared
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        // Last group committed at or before ts_ms; before the window, the
-        // oldest remembered end (later than the truth, so callers over-wait).
-        let idx = h.partition_point(|(t, _)| *t <= ts_ms);
-        match idx.checked_sub(1).and_then(|i| h.get(i)) {
-            Some((_, end)) => *end,
-            None => h.front().map_or_else(|| self.end(), |(_, e)| *e),
-        }
+        self.shared.history.end_as_of(ts_ms, self.end())
     }
 
     fn appended_at_ms(&self, offset: Offset) -> Option<u64> {
-        let h = self
-            .shared
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let idx = h.partition_point(|(_, end)| *end <= offset);
-        h.get(idx).map(|(t, _)| *t)
+        self.shared.history.appended_at_ms(offset)
     }
 
     fn describe(&self) -> String {

@@ -10,10 +10,9 @@
 //! (no control records); a message some other producer writes is still an
 //! offset, and replicas skip it as foreign.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -28,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::acks::AckBoard;
 use crate::config::{KafkaConfig, LogConfig};
+use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
 use crate::log::{Log, LogEntry, Offset, Tail};
 
@@ -38,15 +38,8 @@ fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// How often the log end (high watermark) is refreshed from the broker.
 const END_REFRESH: Duration = Duration::from_millis(20);
-const HISTORY: usize = 65_536;
 
 fn client_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -161,7 +154,7 @@ pub struct KafkaLog {
     producer: std::sync::RwLock<Arc<FutureProducer>>,
     max_record: usize,
     end: watch::Sender<Offset>,
-    history: Mutex<VecDeque<(u64, Offset)>>,
+    history: EndHistory,
     stop: Arc<AtomicBool>,
 }
 
@@ -195,7 +188,7 @@ impl KafkaLog {
             producer: std::sync::RwLock::new(producer),
             max_record: config.max_record_bytes,
             end: watch::channel(end).0,
-            history: Mutex::new(VecDeque::from([(now_ms(), end)])),
+            history: EndHistory::new(end),
             stop: Arc::new(AtomicBool::new(false)),
         });
         tracing::info!(brokers = %k.brokers, topic = %k.topic, end, "kafka log open");
@@ -228,12 +221,7 @@ impl KafkaLog {
             }
         });
         if changed {
-            metrics::gauge!("tributary_log_end_offset").set(end as f64);
-            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            if h.len() >= HISTORY {
-                h.pop_front();
-            }
-            h.push_back((now_ms(), end));
+            self.history.record(end);
         }
     }
 
@@ -398,18 +386,11 @@ impl Log for KafkaLog {
     }
 
     fn end_as_of(&self, ts_ms: u64) -> Offset {
-        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let idx = h.partition_point(|(t, _)| *t <= ts_ms);
-        match idx.checked_sub(1).and_then(|i| h.get(i)) {
-            Some((_, end)) => *end,
-            None => h.front().map_or_else(|| self.end(), |(_, e)| *e),
-        }
+        self.history.end_as_of(ts_ms, self.end())
     }
 
     fn appended_at_ms(&self, offset: Offset) -> Option<u64> {
-        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        let idx = h.partition_point(|(_, end)| *end <= offset);
-        h.get(idx).map(|(t, _)| *t)
+        self.history.appended_at_ms(offset)
     }
 
     fn describe(&self) -> String {

@@ -8,6 +8,7 @@
 mod acks;
 mod config;
 mod dir_reader;
+mod end_history;
 mod error;
 mod file_log;
 mod hlc;
