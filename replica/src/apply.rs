@@ -388,7 +388,11 @@ pub(crate) fn apply_change(
             Op::Delete => delete_row(ctx, &info, &key, change.before.as_ref())? == 1,
         };
         if done {
-            stamp_row(ctx, &info.name, &pk, change.op == Op::Delete)?;
+            // Present rows are described by their column stamps; only a
+            // delete leaves a row-level stamp (its tombstone).
+            if change.op == Op::Delete {
+                stamp_row(ctx, &info.name, &pk, true)?;
+            }
             if change.op != Op::Delete
                 && let Some(after) = &change.after
             {
@@ -452,7 +456,6 @@ pub(crate) fn apply_change(
             states,
         } => {
             write_row(ctx, &info.name, row, true)?;
-            stamp_row(ctx, &info.name, &pk, false)?;
             stamp_cols(ctx, &info.name, &pk, stamped.iter(), states)?;
         }
         Action::Delete => {

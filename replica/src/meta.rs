@@ -2,8 +2,10 @@
 //! commit atomically with the data they describe.
 //!
 //! - `_tributary_state`: the applied offset (offset of the next record to apply).
-//! - `_tributary_rows`: for each replicated row, the `(hlc, origin)` of the
-//!   write that last won, and whether that write was a delete (tombstone).
+//! - `_tributary_rows`: delete tombstones: the `(hlc, origin)` of the delete
+//!   that removed a row (consulted only while the row is absent).
+//! - `_tributary_cols`: for each row and column, the `(hlc, origin)` of the
+//!   write that last won, and the CRDT state of counter/set cells.
 
 use std::path::Path;
 use std::time::Duration;

@@ -78,19 +78,44 @@ struct WireOut<'a> {
     ts_ms: u64,
 }
 
+/// Every field any record type has, so one pass of serde_json's struct
+/// deserializer reads a record (a flattened, internally tagged enum would
+/// buffer the whole object first, several times slower).
 #[derive(Deserialize)]
 struct WireIn {
-    #[serde(flatten)]
-    body: RecordBody,
+    v: Option<serde_json::Value>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
     id: String,
     origin: String,
     hlc: Hlc,
     ts_ms: u64,
+    changes: Option<Vec<Change>>,
+    sql: Option<String>,
+    version: Option<u64>,
+    policy: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct VersionProbe {
     v: Option<serde_json::Value>,
+}
+
+fn check_version(v: Option<&serde_json::Value>) -> Result<()> {
+    match v {
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(RECORD_VERSION) => Ok(()),
+            Some(found) if found > RECORD_VERSION => Err(Error::UnsupportedVersion {
+                found,
+                supported: RECORD_VERSION,
+            }),
+            _ => Err(Error::Decode(format!("unknown record version {n}"))),
+        },
+        Some(other) => Err(Error::Decode(format!(
+            "field v must be a number, got {other}"
+        ))),
+        None => Err(Error::Decode("missing field v (record version)".into())),
+    }
 }
 
 impl Record {
@@ -110,34 +135,44 @@ impl Record {
 
     /// Parses a record, refusing unknown versions and malformed input.
     pub fn decode(bytes: &[u8]) -> Result<Record> {
-        let probe: VersionProbe = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Decode(format!("not a record object: {e}")))?;
-        match probe.v {
-            Some(serde_json::Value::Number(n)) => match n.as_u64() {
-                Some(RECORD_VERSION) => {}
-                Some(found) if found > RECORD_VERSION => {
-                    return Err(Error::UnsupportedVersion {
-                        found,
-                        supported: RECORD_VERSION,
-                    });
-                }
-                _ => return Err(Error::Decode(format!("unknown record version {n}"))),
+        let wire: WireIn = match serde_json::from_slice(bytes) {
+            Ok(w) => w,
+            Err(e) => {
+                // A newer version may have another shape: say so rather
+                // than report a field error.
+                let probe: VersionProbe = serde_json::from_slice(bytes)
+                    .map_err(|_| Error::Decode(format!("not a record object: {e}")))?;
+                check_version(probe.v.as_ref())?;
+                return Err(Error::Decode(e.to_string()));
+            }
+        };
+        check_version(wire.v.as_ref())?;
+        let missing =
+            |field: &str, kind: &str| Error::Decode(format!("{kind} record without field {field}"));
+        let body = match wire.kind.as_deref() {
+            Some("txn") => RecordBody::Txn {
+                changes: wire.changes.ok_or_else(|| missing("changes", "txn"))?,
+            },
+            Some("ddl") => RecordBody::Ddl {
+                sql: wire.sql.ok_or_else(|| missing("sql", "ddl"))?,
+            },
+            Some("policy") => RecordBody::Policy {
+                version: wire.version.ok_or_else(|| missing("version", "policy"))?,
+                policy: wire.policy.ok_or_else(|| missing("policy", "policy"))?,
             },
             Some(other) => {
                 return Err(Error::Decode(format!(
-                    "field v must be a number, got {other}"
+                    "unknown record type {other:?}; expected txn, ddl or policy"
                 )));
             }
-            None => return Err(Error::Decode("missing field v (record version)".into())),
-        }
-        let wire: WireIn =
-            serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+            None => return Err(Error::Decode("missing field type".into())),
+        };
         Ok(Record {
             id: wire.id,
             origin: wire.origin,
             hlc: wire.hlc,
             ts_ms: wire.ts_ms,
-            body: wire.body,
+            body,
         })
     }
 
