@@ -61,6 +61,30 @@ where
     }
 }
 
+/// Starts `cmd` with stdout and stderr appended to `log_file`.
+fn spawn_logged(cmd: &mut Command, log_file: &Path) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file)?;
+    cmd.env("RUST_LOG", "info")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .stdin(Stdio::null());
+    cmd.spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))
+}
+
+/// Waits until a router accepts PostgreSQL connections on `port`.
+async fn wait_for_router(port: u16) -> Result<()> {
+    eventually(
+        Duration::from_secs(60),
+        "router to accept connections",
+        || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
+    )
+    .await
+}
+
 /// `count` consecutive free ports on 127.0.0.1.
 pub fn free_ports(count: u16) -> Result<u16> {
     for _ in 0..200 {
@@ -109,10 +133,6 @@ impl Cluster {
 
     /// Starts (or restarts) the process on the same data directory.
     pub async fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("tributary.log"))?;
         let mut cmd = Command::new(binary()?);
         cmd.arg("up")
             .arg("--data-dir")
@@ -122,24 +142,15 @@ impl Cluster {
             .arg("--replicas")
             .arg(self.replicas.to_string())
             .arg("--routers")
-            .arg(self.routers.to_string())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null());
+            .arg(self.routers.to_string());
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().context("starting tributary up")?);
+        self.child = Some(spawn_logged(&mut cmd, &self.dir.join("tributary.log"))?);
         for r in 0..self.routers {
-            let port = self.port + r;
-            eventually(
-                Duration::from_secs(60),
-                "router to accept connections",
-                || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
-            )
-            .await
-            .with_context(|| self.log_tail())?;
+            wait_for_router(self.port + r)
+                .await
+                .with_context(|| self.log_tail())?;
         }
         Ok(())
     }
@@ -411,28 +422,13 @@ impl Node {
     }
 
     pub async fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))?;
-        let child = Command::new(binary()?)
-            .arg("node")
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
+        let mut cmd = Command::new(binary()?);
+        cmd.arg("node").arg("--config").arg(&self.config);
+        self.child = Some(spawn_logged(&mut cmd, &self.dir.join("node.log"))?);
         if let Some(port) = self.port {
-            eventually(
-                Duration::from_secs(60),
-                "node router to accept connections",
-                || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
-            )
-            .await
-            .with_context(|| self.log_tail())?;
+            wait_for_router(port)
+                .await
+                .with_context(|| self.log_tail())?;
         }
         Ok(())
     }
