@@ -211,7 +211,23 @@ pub fn speculate(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<SpecOutcome> {
+    speculate_after(conn, &[], prior, sql, params)
+}
+
+/// [`speculate`] on top of `pending`: the session's own writes that are in
+/// the log but maybe not yet on this replica (replaying a changeset that is
+/// already applied changes nothing, so the race with the applier is benign).
+pub fn speculate_after(
+    conn: &Connection,
+    pending: &[std::sync::Arc<[u8]>],
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<SpecOutcome> {
     rolled_back(conn, |conn| {
+        for p in pending {
+            replay(conn, p)?;
+        }
         replay(conn, prior)?;
         // Attached after the replay: captures this statement alone, so the
         // transaction keeps the before-images of its first touch of a row.

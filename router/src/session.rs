@@ -56,8 +56,15 @@ pub struct Session {
     min_offset: Offset,
     /// Log position after this session's latest write.
     last_write: Offset,
+    /// This session's writes that are in the log but may not be on the
+    /// router's replica yet: `(position after, changeset)`. Later writes are
+    /// speculated on top of them instead of waiting for the replica.
+    pending: Vec<(Offset, std::sync::Arc<[u8]>)>,
     txn: Option<Txn>,
 }
+
+/// Unapplied writes a session may pipeline before it waits for its replica.
+const MAX_PENDING: usize = 256;
 
 const SETTINGS: &str =
     "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
@@ -71,6 +78,7 @@ impl Session {
             max_staleness_ms: core.config.max_staleness_ms,
             min_offset: 0,
             last_write: 0,
+            pending: Vec::new(),
             txn: None,
             core,
         }
@@ -257,6 +265,9 @@ impl Session {
         if let Some(txn) = &self.txn
             && !txn.changeset.is_empty()
         {
+            // The transaction's writes sit on top of the session's earlier
+            // ones: let the replica catch up with those first.
+            self.core.wait_applied(self.last_write).await?;
             let prior = txn.changeset.clone();
             let sql = stmt.sql.clone();
             let (rows, _) = self
@@ -289,38 +300,62 @@ impl Session {
         tag: &str,
         side: &mut Side,
     ) -> Result<Outcome> {
-        // A session writes on top of its own earlier writes.
-        self.core
-            .wait_applied(self.last_write.max(self.min_offset))
-            .await?;
+        // A session writes on top of its own earlier writes: those the
+        // replica has not applied yet are replayed under the statement.
+        let applied = self.core.replica.applied();
+        self.pending.retain(|(target, _)| *target > applied);
+        if self.pending.len() >= MAX_PENDING {
+            self.core.wait_applied(self.last_write).await?;
+            self.pending.clear();
+        }
+        self.core.wait_applied(self.min_offset).await?;
         let sql = stmt.sql.clone();
         let prior = self
             .txn
             .as_ref()
             .map(|t| t.changeset.clone())
             .unwrap_or_default();
+        let pending = self.pending.clone();
+        let replica = self.core.replica.clone();
         let out = self
             .core
             .writer
-            .run(move |c| exec::speculate(c, &prior, &sql, &params))
+            .run(move |c| {
+                let applied = replica.applied();
+                let unapplied: Vec<_> = pending
+                    .into_iter()
+                    .filter(|(target, _)| *target > applied)
+                    .map(|(_, cs)| cs)
+                    .collect();
+                exec::speculate_after(c, &unapplied, &prior, &sql, &params)
+            })
             .await??;
         let changes = out.changes.unwrap_or_default();
         if let Some(txn) = &mut self.txn {
             txn.changeset = out.changeset;
             exec::compose(&mut txn.changes, changes);
         } else if !changes.is_empty() {
-            self.commit_body(RecordBody::Txn { changes }, side).await?;
+            self.commit_body(RecordBody::Txn { changes }, Some(out.changeset), side)
+                .await?;
         }
         Ok(write_outcome(tag, out.result, out.affected))
     }
 
-    async fn commit_body(&mut self, body: RecordBody, side: &mut Side) -> Result<()> {
+    async fn commit_body(
+        &mut self,
+        body: RecordBody,
+        changeset: Option<Vec<u8>>,
+        side: &mut Side,
+    ) -> Result<()> {
         if let RecordBody::Txn { changes } = &body {
             crate::policy::check_set_values(&self.core.replica.policy().1, changes)?;
         }
         let target = self.core.append(self.id, body).await?;
         self.last_write = target;
         side.offset = Some(target);
+        if let Some(cs) = changeset.filter(|cs| !cs.is_empty()) {
+            self.pending.push((target, cs.into()));
+        }
         if let Some(notice) = self.core.await_acks(target, self.ack).await? {
             side.notices.push(("NOTICE", notice));
         }
@@ -329,6 +364,7 @@ impl Session {
         if self.ack != AckMode::Async
             && let Some(reason) = self.core.acks.rejection(target - 1)
         {
+            self.pending.retain(|(t, _)| *t != target);
             return Err(Error::SerializationFailure(reason));
         }
         Ok(())
@@ -383,7 +419,9 @@ impl Session {
             .writer
             .run(move |c| exec::check_ddl(c, &check))
             .await??;
-        self.commit_body(RecordBody::Ddl { sql }, side).await?;
+        self.commit_body(RecordBody::Ddl { sql }, None, side)
+            .await?;
+        self.pending.clear();
         // Later statements on this router must see the new schema.
         self.core.wait_applied(self.last_write).await?;
         Ok(Outcome::Command {
@@ -406,6 +444,7 @@ impl Session {
                 RecordBody::Txn {
                     changes: txn.changes,
                 },
+                Some(txn.changeset),
                 side,
             )
             .await?;

@@ -475,3 +475,28 @@ async fn prometheus_metrics_endpoint() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_writes_of_one_session_build_on_each_other() -> Result<()> {
+    // A session does not wait for its replica between writes; each write is
+    // speculated on top of the session's earlier, maybe unapplied, writes.
+    let cluster = Cluster::start(3, 1, &[]).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute("CREATE TABLE ctr (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO ctr VALUES (1, 0)")
+        .await?;
+    let stmt = c.prepare("UPDATE ctr SET n = n + 1 WHERE id = 1").await?;
+    for _ in 0..300 {
+        c.execute(&stmt, &[]).await?;
+    }
+    c.batch_execute("INSERT INTO ctr VALUES (2, 0); UPDATE ctr SET n = n + 5 WHERE id = 2; DELETE FROM ctr WHERE id = 2; INSERT INTO ctr VALUES (2, 7)")
+        .await?;
+    cluster.wait_converged().await?;
+    let rows = c.query("SELECT id, n FROM ctr ORDER BY id", &[]).await?;
+    let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(1, 300), (2, 7)]);
+    let dumps: Vec<String> = (0..3)
+        .map(|i| tests::dump(&cluster.replica_path(i)))
+        .collect::<Result<_>>()?;
+    assert!(dumps.iter().all(|d| *d == dumps[0]));
+    Ok(())
+}
