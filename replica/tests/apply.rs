@@ -51,6 +51,32 @@ fn ins(id: i64, v: i64) -> Change {
     }
 }
 
+fn start(
+    db: &std::path::Path,
+    log: &Arc<dyn Log>,
+    acks: &Arc<AckBoard>,
+) -> (replica::ReplicaHandle, CancellationToken) {
+    let cancel = CancellationToken::new();
+    let h = replica::spawn_applier(
+        "r1",
+        db,
+        log.clone(),
+        acks.clone(),
+        None,
+        cancel.clone(),
+        tokio::runtime::Handle::current(),
+    )
+    .expect("spawn");
+    (h, cancel)
+}
+
+async fn stop(h: replica::ReplicaHandle, cancel: CancellationToken) {
+    cancel.cancel();
+    tokio::task::spawn_blocking(move || h.join())
+        .await
+        .expect("join");
+}
+
 async fn wait_applied(acks: &AckBoard, name: &str, target: u64) {
     tokio::time::timeout(
         Duration::from_secs(20),
@@ -132,23 +158,10 @@ async fn applies_resumes_and_resolves_lww() {
     .await
     .expect("append");
 
-    let cancel = CancellationToken::new();
-    let h = replica::spawn_applier(
-        "r1",
-        &db,
-        log.clone(),
-        acks.clone(),
-        None,
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-    )
-    .expect("spawn");
+    let (h, cancel) = start(&db, &log, &acks);
     wait_applied(&acks, "r1", 5).await;
     assert_eq!(values(&db), vec![(1, 130), (2, 200)]);
-    cancel.cancel();
-    tokio::task::spawn_blocking(move || h.join())
-        .await
-        .expect("join");
+    stop(h, cancel).await;
 
     // Restart: resumes at the stored offset, applies only what is new.
     log.append(rec(
@@ -161,25 +174,12 @@ async fn applies_resumes_and_resolves_lww() {
     ))
     .await
     .expect("append");
-    let cancel = CancellationToken::new();
-    let h = replica::spawn_applier(
-        "r1",
-        &db,
-        log.clone(),
-        acks.clone(),
-        None,
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-    )
-    .expect("spawn");
+    let (h, cancel) = start(&db, &log, &acks);
     wait_applied(&acks, "r1", 6).await;
     assert_eq!(values(&db), vec![(1, 130), (2, 201)]);
     let c = Connection::open(&db).expect("open");
     assert_eq!(replica::applied_offset(&c).expect("offset"), 6);
-    cancel.cancel();
-    tokio::task::spawn_blocking(move || h.join())
-        .await
-        .expect("join");
+    stop(h, cancel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,8 +250,5 @@ async fn foreign_entries_are_skipped_and_newer_versions_stop_the_replica() {
         "{reason}"
     );
     assert_eq!(state.applied(), 4);
-    cancel.cancel();
-    tokio::task::spawn_blocking(move || h.join())
-        .await
-        .expect("join");
+    stop(h, cancel).await;
 }

@@ -71,15 +71,29 @@ impl QueryParser for Parser {
         };
         let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
         let text = stmt.sql.clone();
+        let has_params = stmt.param_count > 0;
+        let projection = stmt.projection.clone();
         let (col_types, described) = self
             .core
             .readers
             .run(move |c| {
-                let types = exec::schema_types(c)?;
                 let described = if describe {
                     Some(exec::describe(c, &text)?)
                 } else {
                     None
+                };
+                // The schema scan is only for hints: parameter types, and
+                // result columns SQLite gives no declared type.
+                let untyped_columns = described.as_ref().is_some_and(|(_, decls)| {
+                    decls.iter().enumerate().any(|(i, d)| {
+                        d.as_deref().is_none_or(str::is_empty)
+                            && projection.get(i).is_some_and(Option::is_some)
+                    })
+                });
+                let types = if has_params || untyped_columns {
+                    exec::schema_types(c)?
+                } else {
+                    exec::SchemaTypes::default()
                 };
                 Ok::<_, Error>((types, described))
             })

@@ -486,7 +486,10 @@ fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outco
 }
 
 fn needs_status(sql: &str) -> bool {
-    sql.to_ascii_lowercase().contains("tributary_replicas")
+    const NAME: &[u8] = b"tributary_replicas";
+    sql.as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
 }
 
 /// `tributary_replicas` is a per-connection TEMP table refreshed before each

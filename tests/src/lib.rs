@@ -75,6 +75,15 @@ fn spawn_logged(cmd: &mut Command, log_file: &Path) -> Result<Child> {
         .with_context(|| format!("starting {:?}", cmd.get_program()))
 }
 
+/// SIGKILLs a child process, if running, and reaps it.
+fn kill9(child: &mut Option<Child>) -> Result<()> {
+    if let Some(mut c) = child.take() {
+        c.kill()?;
+        c.wait()?;
+    }
+    Ok(())
+}
+
 /// Waits until a router accepts PostgreSQL connections on `port`.
 async fn wait_for_router(port: u16) -> Result<()> {
     eventually(
@@ -157,11 +166,7 @@ impl Cluster {
 
     /// SIGKILLs the process (no chance to clean up).
     pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            c.kill()?;
-            c.wait()?;
-        }
-        Ok(())
+        kill9(&mut self.child)
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -434,11 +439,7 @@ impl Node {
     }
 
     pub fn kill9(&mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            c.kill()?;
-            c.wait()?;
-        }
-        Ok(())
+        kill9(&mut self.child)
     }
 
     pub fn replica_path(&self) -> PathBuf {

@@ -31,8 +31,8 @@ pub struct Record {
     pub body: RecordBody,
 }
 
-/// What a record carries, by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a record carries, by `type`. (Decoding goes through `WireIn`.)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum RecordBody {
     /// Row changes of one transaction, applied atomically.
