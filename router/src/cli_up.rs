@@ -224,7 +224,7 @@ async fn serve(listener: TcpListener, core: Arc<RouterCore>, cancel: Cancellatio
                 let _ = socket.set_nodelay(true);
                 let handlers = Handlers::new(core.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = router::conn::serve_client(socket, handlers).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });

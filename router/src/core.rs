@@ -69,12 +69,14 @@ impl RouterCore {
             &replica.path,
             1,
             crate::db::open_writer,
+            Some(replica.write_gate()),
         )?;
         let readers = DbPool::start(
             &format!("{name}-read"),
             &replica.path,
             config.read_threads,
             crate::db::open_reader,
+            None,
         )?;
         Ok(RouterCore {
             name,

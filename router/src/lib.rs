@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod conn;
 pub mod core;
 pub mod db;
 pub mod debezium;

@@ -204,24 +204,28 @@ fn write_group(shared: &Shared, batch: &mut [AppendReq], buf: &mut Vec<u8>) -> R
         }
         // Write and fsync without holding the index lock, so readers are not
         // stalled behind the disk; they only see the records once indexed.
-        let (file, path) = {
+        let (file, path, allocated) = {
             let segs = shared.segments.read().unwrap_or_else(|p| p.into_inner());
             let active = segs.last().ok_or(Error::Closed)?;
             let file = active
                 .file
                 .try_clone()
                 .map_err(|e| Error::io(&active.path, e))?;
-            (file, active.path.clone())
+            (file, active.path.clone(), active.allocated)
         };
+        let allocated = preallocate(&file, &path, allocated, len)?;
         file.write_all_at(buf, active_len)
             .map_err(|e| Error::io(&path, e))?;
+        let synced = std::time::Instant::now();
         file.sync_data().map_err(|e| Error::io(&path, e))?;
+        metrics::histogram!("tributary_log_fsync_seconds").record(synced.elapsed().as_secs_f64());
         metrics::counter!("tributary_log_appends_total").increment(positions.len() as u64);
         metrics::counter!("tributary_log_fsyncs_total").increment(1);
         let mut segs = shared.segments.write().unwrap_or_else(|p| p.into_inner());
         let active = segs.last_mut().ok_or(Error::Closed)?;
         active.positions.extend(positions);
         active.len = len;
+        active.allocated = allocated;
         let end = active.end();
         shared.history.record(end);
         // Published under the index lock so `end()` never trails what readers can see.
@@ -235,10 +239,32 @@ fn frame_len(payload: &[u8]) -> u64 {
     (crate::segment::HEADER_LEN + payload.len()) as u64
 }
 
+/// Zero-fills the active segment ahead of `upto` when it is not already
+/// (see `Segment::allocated`); returns the new file length. The
+/// group's fdatasync that follows makes the zeros durable with the frames.
+fn preallocate(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    allocated: u64,
+    upto: u64,
+) -> Result<u64> {
+    if upto <= allocated {
+        return Ok(allocated);
+    }
+    let target = upto.max(allocated + crate::segment::PREALLOCATE_BYTES);
+    let zeros = vec![0u8; (target - allocated) as usize];
+    file.write_all_at(&zeros, allocated)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(target)
+}
+
 fn roll(shared: &Shared, base: Offset) -> Result<()> {
     let seg = Segment::create(&shared.dir, base)?;
     sync_dir(&shared.dir)?;
     let mut segs = shared.segments.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(sealed) = segs.last_mut() {
+        sealed.trim()?;
+    }
     segs.push(seg);
     tracing::debug!(base, "rolled to a new log segment");
     Ok(())
