@@ -134,6 +134,7 @@ async fn apply_rows_per_sec(records: i64, rows: usize) -> Result<f64> {
         None,
         cancel.clone(),
         tokio::runtime::Handle::current(),
+        None,
     )?;
     let target = records as u64 + 1;
     acks.wait_until(|s| s.replicas.get("r").is_some_and(|a| a.applied >= target))

@@ -20,9 +20,10 @@ use crate::apply::{
 };
 use crate::error::{Error, Result, SqliteContext};
 use crate::meta::{
-    applied_offset, bump_skipped, open_connection, set_applied_offset, skipped_count, store_policy,
-    stored_policy,
+    applied_offset, bump_skipped, cluster_id, open_connection, set_applied_offset, set_cluster_id,
+    skipped_count, store_policy, stored_policy,
 };
+use crate::snapshot::Prepared;
 
 /// Apply transactions between passive checkpoints of the replica's WAL.
 const COMMITS_PER_CHECKPOINT: u32 = 256;
@@ -118,6 +119,7 @@ struct Applier {
 ///
 /// `clock`, when given, observes every applied record's HLC so that writes
 /// accepted later on this node are stamped after everything it has seen.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_applier(
     name: &str,
     path: &Path,
@@ -126,8 +128,26 @@ pub fn spawn_applier(
     clock: Option<Arc<HlcClock>>,
     cancel: CancellationToken,
     rt: Handle,
+    snapshots: Option<&Path>,
 ) -> Result<ReplicaHandle> {
+    let cluster = log.cluster_id();
+    let prepared =
+        crate::snapshot::prepare(name, path, snapshots, &cluster, log.start(), log.end())?;
+    if let Prepared::Restored { offset, from } = &prepared {
+        tracing::info!(replica = name, offset, snapshot = %from.display(), "replica rebuilt from snapshot; tailing the log");
+    }
     let conn = open_connection(path)?;
+    match cluster_id(&conn).ctx(path, "reading the cluster id")? {
+        Some(found) if found != cluster => {
+            return Err(Error::ForeignCluster {
+                path: path.to_path_buf(),
+                found,
+                expected: cluster,
+            });
+        }
+        Some(_) => {}
+        None => set_cluster_id(&conn, &cluster).ctx(path, "storing the cluster id")?,
+    }
     // The applier is the only connection that commits. SQLite's automatic
     // checkpoint would run inside COMMIT, holding the write gate the
     // router's speculation waits on (perf: ~12% of the apply thread), so the
@@ -197,6 +217,7 @@ pub fn spawn_applier(
                     return;
                 }
             };
+            let mut catch_up = crate::progress::CatchUp::begin(&applier.name, applied, end_of.end());
             loop {
                 let next = rt.block_on(async {
                     tokio::select! {
@@ -221,6 +242,11 @@ pub fn spawn_applier(
                         metrics::gauge!("tributary_replica_lag_records", "replica" => applier.name.clone())
                             .set(end_of.end().saturating_sub(new_applied) as f64);
                         applier.maybe_checkpoint();
+                        if let Some(c) = &mut catch_up
+                            && c.update(new_applied)
+                        {
+                            catch_up = None;
+                        }
                     }
                     Err(e) => {
                         applier.skipped_in_batch = 0;

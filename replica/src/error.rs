@@ -27,6 +27,32 @@ pub enum Error {
     NoSuchTable { table: String },
     #[error("change to {table:?} lacks primary-key column {column:?}")]
     MissingKey { table: String, column: String },
+    #[error("{doing} {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        doing: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged: {reason}")]
+    Damaged { path: PathBuf, reason: String },
+    #[error(
+        "{path} belongs to another cluster ({found}), not this one ({expected}); refusing to use it"
+    )]
+    ForeignCluster {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "replica {replica} cannot be rebuilt: the log starts at offset {log_start} and {}",
+        match newest { Some(o) => format!("the newest snapshot covers only up to {o}"), None => "there is no snapshot".to_owned() }
+    )]
+    NoSnapshot {
+        replica: String,
+        log_start: Offset,
+        newest: Option<Offset>,
+    },
     #[error("invalid replica configuration: {key}: {reason}")]
     Config { key: &'static str, reason: String },
 }

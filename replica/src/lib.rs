@@ -12,14 +12,16 @@ mod apply;
 mod config;
 mod error;
 mod meta;
+mod progress;
 mod schema;
+pub mod snapshot;
 mod values;
 
 pub use applier::{ReplicaHandle, ReplicaState, spawn_applier};
 pub use config::ReplicaConfig;
 pub use error::{Error, Result};
 pub use meta::{
-    INTERNAL_PREFIX, applied_offset, is_internal_table, open_connection, stored_policy,
+    INTERNAL_PREFIX, applied_offset, cluster_id, is_internal_table, open_connection, stored_policy,
 };
 pub use schema::{TableInfo, quote_ident, table_info};
 pub use values::{from_value_ref, owned_value, to_sql_value};

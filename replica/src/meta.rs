@@ -104,6 +104,25 @@ pub fn applied_offset(conn: &Connection) -> rusqlite::Result<Offset> {
     Ok(v.unwrap_or(0).max(0) as Offset)
 }
 
+/// The cluster (log) this file belongs to, once it has applied anything.
+pub fn cluster_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT value FROM _tributary_state WHERE name = 'cluster_id'",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+pub(crate) fn set_cluster_id(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO _tributary_state (name, value) VALUES ('cluster_id', ?1)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        [id],
+    )?;
+    Ok(())
+}
+
 /// The policy version and text stored in the replica file.
 pub fn stored_policy(conn: &Connection) -> rusqlite::Result<(u64, String)> {
     let get = |name: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {

@@ -65,6 +65,7 @@ fn start(
         None,
         cancel.clone(),
         tokio::runtime::Handle::current(),
+        None,
     )
     .expect("spawn");
     (h, cancel)
@@ -224,6 +225,7 @@ async fn foreign_entries_are_skipped_and_newer_versions_stop_the_replica() {
         None,
         cancel.clone(),
         tokio::runtime::Handle::current(),
+        None,
     )
     .expect("spawn");
     wait_applied(&acks, "r1", 4).await;

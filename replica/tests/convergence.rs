@@ -146,6 +146,7 @@ async fn apply_all(records: &[Vec<u8>]) -> (tempfile::TempDir, String) {
         None,
         cancel.clone(),
         tokio::runtime::Handle::current(),
+        None,
     )
     .expect("spawn");
     let n = records.len() as u64;

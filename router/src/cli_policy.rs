@@ -53,12 +53,10 @@ pub async fn apply(file: &Path, router: &str) -> anyhow::Result<()> {
     let (host, port) = router
         .rsplit_once(':')
         .with_context(|| format!("--router {router:?} is not HOST:PORT"))?;
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host={host} port={port} user=tributary dbname=tributary connect_timeout=5"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .with_context(|| format!("cannot connect to router {router}"))?;
+    let (client, connection) =
+        tokio_postgres::connect(&conn_string(host, port), tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("cannot connect to router {router}"))?;
     tokio::spawn(connection);
     let sql = format!(
         "SET tributary.apply_policy = '{}'",
@@ -151,4 +149,23 @@ async fn wait_applied(replica: &ReplicaState, target: u64) -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// Connection string for the CLI's own connections to a router: user and
+/// password from `PGUSER` / `PGPASSWORD` when set (routers with
+/// `[router.auth]` on need them), as psql does.
+pub fn conn_string(host: &str, port: &str) -> String {
+    let user = std::env::var("PGUSER").unwrap_or_else(|_| "tributary".to_owned());
+    let mut s = format!(
+        "host={host} port={port} user='{}' dbname=tributary connect_timeout=5",
+        quote(&user)
+    );
+    if let Ok(pw) = std::env::var("PGPASSWORD") {
+        s.push_str(&format!(" password='{}'", quote(&pw)));
+    }
+    s
+}
+
+fn quote(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\'', "\\'")
 }

@@ -8,15 +8,14 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     let (host, port) = router
         .rsplit_once(':')
         .with_context(|| format!("--router {router:?} is not HOST:PORT"))?;
-    let conn_str =
-        format!("host={host} port={port} user=tributary dbname=tributary connect_timeout=5");
+    let conn_str = crate::cli_policy::conn_string(host, port);
     let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
         .await
         .with_context(|| format!("cannot connect to router {router}"))?;
     tokio::spawn(connection);
     let msgs = client
         .simple_query(
-            "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state, skipped_entries FROM tributary_replicas ORDER BY name",
+            "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state, skipped_entries, health, last_ack_ms FROM tributary_replicas ORDER BY name",
         )
         .await
         .context("querying tributary_replicas")?;
@@ -33,6 +32,8 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
                 lag_ms: num(5),
                 state: r.get(6).unwrap_or("").to_owned(),
                 skipped_entries: num(7),
+                health: r.get(8).unwrap_or("").to_owned(),
+                last_ack_ms: num(9),
             });
         }
     }
@@ -62,13 +63,20 @@ pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
     }
     println!("log end: {log_end}");
     println!(
-        "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} path",
-        "replica", "applied_offset", "lag_records", "lag_ms", "skipped", "state"
+        "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} {:<24} path",
+        "replica", "applied_offset", "lag_records", "lag_ms", "skipped", "state", "health"
     );
     for r in rows {
         println!(
-            "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} {}",
-            r.name, r.applied_offset, r.lag_records, r.lag_ms, r.skipped_entries, r.state, r.path
+            "{:<12} {:>14} {:>12} {:>8} {:>8}  {:<10} {:<24} {}",
+            r.name,
+            r.applied_offset,
+            r.lag_records,
+            r.lag_ms,
+            r.skipped_entries,
+            r.state,
+            r.health,
+            r.path
         );
     }
     if conflicts.is_empty() {

@@ -153,6 +153,7 @@ async fn serve_node(
             Some(clock.clone()),
             cancel.child_token(),
             tokio::runtime::Handle::current(),
+            Some(&config.snapshot_dir()),
         )
         .with_context(|| format!("starting replica {name}"))?;
         replicas.push(handle);
@@ -189,6 +190,12 @@ async fn serve_node(
         );
         servers.push(tokio::spawn(serve(listener, core, cancel.child_token())));
     }
+    let background = tokio::spawn(crate::cli_snapshot::periodic(
+        config.clone(),
+        log.clone(),
+        states.clone(),
+        cancel.child_token(),
+    ));
     println!(
         "tributary: {} replicas, {} routers, log {}, ack {}; Ctrl-C stops",
         states.len(),
@@ -203,6 +210,7 @@ async fn serve_node(
     for s in servers {
         let _ = s.await;
     }
+    let _ = background.await;
     tokio::task::spawn_blocking(move || {
         for r in replicas {
             r.join();
@@ -222,11 +230,22 @@ async fn serve(listener: TcpListener, core: Arc<RouterCore>, cancel: Cancellatio
         match accepted {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
+                let Ok(permit) = core.connections.clone().try_acquire_owned() else {
+                    metrics::counter!("tributary_router_connections_refused_total", "router" => core.name.clone()).increment(1);
+                    tracing::warn!(%peer, limit = core.config.max_connections, "refusing a connection: max_connections reached");
+                    let message = format!(
+                        "sorry, too many clients already (router {} allows max_connections = {})",
+                        core.name, core.config.max_connections
+                    );
+                    tokio::spawn(router::conn::refuse(socket, "53300", message));
+                    continue;
+                };
                 let handlers = Handlers::new(core.clone());
                 tokio::spawn(async move {
                     if let Err(e) = router::conn::serve_client(socket, handlers).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {

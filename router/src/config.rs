@@ -115,6 +115,9 @@ pub struct ReplicationConfig {
     pub ack_timeout_ms: u64,
     /// `error` or `degrade` (reply as async with a NOTICE) on timeout.
     pub on_ack_timeout: OnAckTimeout,
+    /// A replica behind a write that has acked nothing for this long leaves
+    /// the sync wait set (and semi-sync's count) until it catches up.
+    pub replica_silent_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -124,6 +127,7 @@ impl Default for ReplicationConfig {
             semi_sync_k: 1,
             ack_timeout_ms: 5_000,
             on_ack_timeout: OnAckTimeout::Error,
+            replica_silent_ms: 2_000,
         }
     }
 }
@@ -148,6 +152,42 @@ pub struct RouterConfig {
     pub read_threads: usize,
     /// Whether `tributary node` runs a router (a replica-only node if false).
     pub enabled: bool,
+    /// Connections one router accepts at once; more are refused (53300).
+    pub max_connections: usize,
+    /// Rows one statement may return; a larger result is an error (54000).
+    pub max_result_rows: usize,
+    /// `[router.auth]`: who may connect.
+    pub auth: AuthConfig,
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AuthMethod {
+    /// Anyone who can reach the port (the default; routers listen on loopback).
+    #[default]
+    #[serde(rename = "trust")]
+    Trust,
+    /// SCRAM-SHA-256 against `[[router.auth.users]]`.
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+/// `[router.auth]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub method: AuthMethod,
+    /// `[[router.auth.users]]`: `name` and `password`, a SCRAM-SHA-256
+    /// verifier as printed by `tributary passwd NAME`.
+    pub users: Vec<UserConfig>,
+}
+
+/// One user allowed to connect.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
 }
 
 impl Default for RouterConfig {
@@ -161,6 +201,9 @@ impl Default for RouterConfig {
             max_statement_bytes: 1 << 20,
             read_threads: 2,
             enabled: true,
+            max_connections: 500,
+            max_result_rows: 1_000_000,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -189,8 +232,32 @@ pub struct NodeConfig {
     pub router: RouterConfig,
     pub conflicts: resolver::ConflictsConfig,
     pub metrics: MetricsConfig,
+    pub snapshots: SnapshotsConfig,
     #[serde(rename = "replica")]
     pub replica_list: Vec<ReplicaConfig>,
+}
+
+/// `[snapshots]`: consistent copies of a replica that new or rebuilt
+/// replicas start from, and that let log retention remove old segments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotsConfig {
+    /// Where snapshots are written; defaults to `<data-dir>/snapshots`.
+    pub dir: Option<PathBuf>,
+    /// Take a snapshot every this many seconds (0: only `tributary snapshot`).
+    pub interval_s: u64,
+    /// How many snapshots to keep (at least 1).
+    pub keep: usize,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        SnapshotsConfig {
+            dir: None,
+            interval_s: 0,
+            keep: 2,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -204,6 +271,7 @@ impl Default for NodeConfig {
             router: RouterConfig::default(),
             conflicts: resolver::ConflictsConfig::default(),
             metrics: MetricsConfig::default(),
+            snapshots: SnapshotsConfig::default(),
             replica_list: Vec::new(),
         }
     }
@@ -269,6 +337,34 @@ impl NodeConfig {
         names.dedup();
         if names.len() != replicas {
             return Err(("replica.name".into(), "replica names must be unique".into()));
+        }
+        if self.router.max_connections == 0 {
+            return Err(("router.max_connections".into(), "must be at least 1".into()));
+        }
+        if self.router.max_result_rows == 0 {
+            return Err(("router.max_result_rows".into(), "must be at least 1".into()));
+        }
+        if self.router.auth.method == AuthMethod::ScramSha256 {
+            if self.router.auth.users.is_empty() {
+                return Err((
+                    "router.auth.users".into(),
+                    "scram-sha-256 needs at least one [[router.auth.users]] (name, password from `tributary passwd NAME`)".into(),
+                ));
+            }
+            for u in &self.router.auth.users {
+                if let Err(e) = u.password.parse::<crate::auth::Verifier>() {
+                    return Err((
+                        "router.auth.users.password".into(),
+                        format!("user {:?}: {e}", u.name),
+                    ));
+                }
+            }
+        }
+        if self.snapshots.keep == 0 {
+            return Err((
+                "snapshots.keep".into(),
+                "must be at least 1 (a rebuilt replica needs one)".into(),
+            ));
         }
         if self.replication.semi_sync_k == 0 || self.replication.semi_sync_k > replicas {
             return Err((
@@ -345,6 +441,13 @@ impl NodeConfig {
                 })
                 .collect()
         }
+    }
+
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.snapshots
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("snapshots"))
     }
 
     pub fn log_dir(&self) -> PathBuf {

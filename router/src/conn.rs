@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::error::ErrorInfo;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -179,6 +180,27 @@ pub async fn serve_client<H: PgWireServerHandlers>(
         Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Answers a client the router will not serve (too many connections) the
+/// way PostgreSQL does: after its startup message, a FATAL error.
+pub async fn refuse(socket: TcpStream, code: &str, message: String) -> io::Result<()> {
+    let work = async {
+        let Some(mut socket) = negotiate_tls::<()>(socket, None).await? else {
+            return Ok(());
+        };
+        // The startup message (or anything) first, so the client reads the error.
+        let _ = socket.next().await;
+        let err = ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message);
+        socket
+            .send(PgWireBackendMessage::ErrorResponse(err.into()))
+            .await?;
+        socket.close().await
+    };
+    // A client that never sends its startup message is not waited on long.
+    tokio::time::timeout(Duration::from_secs(5), work)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 #[cfg(test)]

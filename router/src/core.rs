@@ -28,6 +28,10 @@ pub struct RouterCore {
     pub config: RouterConfig,
     pub writer: DbPool,
     pub readers: DbPool,
+    /// Authentication for new connections (`[router.auth]`).
+    pub startup: Arc<crate::auth::Startup>,
+    /// One permit per open client connection (`max_connections`).
+    pub connections: Arc<tokio::sync::Semaphore>,
     seq: AtomicU64,
     next_session: AtomicU64,
 }
@@ -44,6 +48,10 @@ pub struct ReplicaStatus {
     pub state: String,
     /// Log entries skipped because they were not Tributary records.
     pub skipped_entries: u64,
+    /// `healthy`, or `unhealthy` while left out of sync waits.
+    pub health: String,
+    /// Wall-clock ms of the replica's last ack (0: none yet).
+    pub last_ack_ms: u64,
 }
 
 pub fn now_ms() -> u64 {
@@ -78,7 +86,12 @@ impl RouterCore {
             crate::db::open_reader,
             None,
         )?;
+        let startup = crate::auth::Startup::from_config(&config.auth)
+            .map_err(|reason| Error::Internal(format!("router.auth: {reason}")))?;
+        let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         Ok(RouterCore {
+            startup: Arc::new(startup),
+            connections,
             name,
             log,
             acks,
@@ -128,37 +141,88 @@ impl RouterCore {
     }
 
     /// Waits for the ack mode's condition on `target`; a NOTICE text is
-    /// returned when the wait timed out and the config says degrade.
+    /// returned when the wait timed out and the config says degrade, or
+    /// when a silent replica was left out of the wait.
+    ///
+    /// Sync waits for every healthy replica known to the board (this
+    /// node's and, on a shared log, those acking from other nodes). A
+    /// replica still behind `target` that has acked nothing for
+    /// `replica_silent_ms` is marked unhealthy: this and later writes stop
+    /// waiting for it until it has applied up to the log end again.
     pub async fn await_acks(&self, target: Offset, mode: AckMode) -> Result<Option<String>> {
-        // Sync waits for every replica known to the board: this node's and,
-        // on a shared log, those whose acks arrive from other nodes.
-        let local = self.all_replicas.len();
-        let needed = match mode {
-            AckMode::Async => return Ok(None),
-            AckMode::SemiSync => self.replication.semi_sync_k,
-            AckMode::Sync => local.max(self.acks.replica_count()),
-        };
-        let timeout = Duration::from_millis(self.replication.ack_timeout_ms);
-        let wait = self.acks.wait_until(|s| match mode {
-            AckMode::Sync => s.replicas.len() >= local && s.all_at_least(target),
-            _ => s.count_at_least(target) >= needed,
-        });
-        if tokio::time::timeout(timeout, wait).await.is_ok() {
+        if mode == AckMode::Async {
             return Ok(None);
         }
-        let acked = self.acks.snapshot().count_at_least(target);
-        let err = Error::AckTimeout {
-            offset: target - 1,
-            mode: mode.as_str(),
-            acked,
-            needed,
-            waited_ms: self.replication.ack_timeout_ms,
-        };
-        metrics::counter!("tributary_router_ack_timeouts_total", "mode" => mode.as_str())
-            .increment(1);
-        match self.replication.on_ack_timeout {
-            OnAckTimeout::Error => Err(err),
-            OnAckTimeout::Degrade => Ok(Some(format!("{err}; replied as async"))),
+        let local = self.all_replicas.len();
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.replication.ack_timeout_ms);
+        let silent_ms = self.replication.replica_silent_ms;
+        for name in self.acks.rejoin_caught_up(self.log.end()) {
+            tracing::info!(replica = %name, "replica caught up; back in the sync wait set");
+        }
+        let mut skipped: Vec<String> = self.acks.unhealthy().into_keys().collect();
+        loop {
+            let unhealthy = self.acks.unhealthy();
+            let needed = match mode {
+                AckMode::SemiSync => self.replication.semi_sync_k,
+                _ => local.max(self.acks.replica_count()) - unhealthy.len().min(local),
+            };
+            let cond = |s: &wal_bus::AckSnapshot| {
+                let healthy = s
+                    .replicas
+                    .iter()
+                    .filter(|(n, _)| !unhealthy.contains_key(*n));
+                match mode {
+                    AckMode::Sync => {
+                        s.replicas.len() >= local
+                            && healthy.clone().all(|(_, a)| a.applied >= target)
+                    }
+                    _ => healthy.filter(|(_, a)| a.applied >= target).count() >= needed,
+                }
+            };
+            // Wake up at the silence threshold to look for silent replicas.
+            let left = timeout.saturating_sub(started.elapsed());
+            let step = left.min(Duration::from_millis(silent_ms.max(1)));
+            if tokio::time::timeout(step, self.acks.wait_until(cond))
+                .await
+                .is_ok()
+            {
+                return Ok((!skipped.is_empty()).then(|| {
+                    format!(
+                        "replica(s) {} silent for over {silent_ms} ms: not waited for (they rejoin once caught up)",
+                        skipped.join(", ")
+                    )
+                }));
+            }
+            if started.elapsed() >= timeout {
+                let acked = self.acks.snapshot().count_at_least(target);
+                let err = Error::AckTimeout {
+                    offset: target - 1,
+                    mode: mode.as_str(),
+                    acked,
+                    needed,
+                    waited_ms: self.replication.ack_timeout_ms,
+                };
+                metrics::counter!("tributary_router_ack_timeouts_total", "mode" => mode.as_str())
+                    .increment(1);
+                return match self.replication.on_ack_timeout {
+                    OnAckTimeout::Error => Err(err),
+                    OnAckTimeout::Degrade => Ok(Some(format!("{err}; replied as async"))),
+                };
+            }
+            let now = now_ms();
+            for (name, ack) in self.acks.snapshot().replicas {
+                if ack.applied < target
+                    && now.saturating_sub(ack.at_ms) >= silent_ms
+                    && self.acks.mark_unhealthy(&name)
+                {
+                    tracing::warn!(replica = %name, applied = ack.applied, target, silent_ms,
+                        "replica silent; leaving the sync wait set until it catches up");
+                    metrics::counter!("tributary_replica_marked_unhealthy_total", "replica" => name.clone())
+                        .increment(1);
+                    skipped.push(name);
+                }
+            }
         }
     }
 
@@ -189,6 +253,9 @@ impl RouterCore {
     pub fn status(&self) -> Vec<ReplicaStatus> {
         let end = self.log.end();
         let now = now_ms();
+        self.acks.rejoin_caught_up(end);
+        let unhealthy = self.acks.unhealthy();
+        let acks = self.acks.snapshot();
         self.all_replicas
             .iter()
             .map(|r| {
@@ -211,6 +278,11 @@ impl RouterCore {
                         .stopped()
                         .map_or_else(|| "applying".to_owned(), |e| format!("stopped: {e}")),
                     skipped_entries: r.skipped(),
+                    health: match unhealthy.get(&r.name) {
+                        Some(since) => format!("unhealthy for {} ms", now.saturating_sub(*since)),
+                        None => "healthy".to_owned(),
+                    },
+                    last_ack_ms: acks.replicas.get(&r.name).map_or(0, |a| a.at_ms),
                 }
             })
             .collect()

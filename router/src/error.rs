@@ -15,6 +15,10 @@ pub enum Error {
     NoPrimaryKey { table: String },
     #[error("statement is {size} bytes, over the router's max_statement_bytes of {limit}")]
     StatementTooLarge { size: usize, limit: usize },
+    #[error(
+        "result has more than the router's max_result_rows of {limit} rows; add a LIMIT or raise [router] max_result_rows"
+    )]
+    ResultTooLarge { limit: usize },
     #[error("unrecognized setting {name:?}; allowed: {allowed}")]
     UnknownSetting { name: String, allowed: String },
     #[error("invalid value {value:?} for {name}; allowed: {allowed}")]
@@ -87,7 +91,7 @@ impl Error {
             Error::Syntax(_) => "42601",
             Error::Unsupported { .. } => "0A000",
             Error::NoPrimaryKey { .. } => "42P16",
-            Error::StatementTooLarge { .. } => "54000",
+            Error::StatementTooLarge { .. } | Error::ResultTooLarge { .. } => "54000",
             Error::UnknownSetting { .. } => "42704",
             Error::InvalidSetting { .. } => "22023",
             Error::TxnAborted => "25P02",

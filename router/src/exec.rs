@@ -64,6 +64,7 @@ pub fn run_statement(
     conn: &Connection,
     sql: &str,
     params: &[SqlValue],
+    max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
     let mut stmt = conn
         .prepare_cached(sql)
@@ -88,6 +89,9 @@ pub fn run_statement(
                 vals.push(replica::owned_value(
                     row.get_ref(i).map_err(sq("reading a result value"))?,
                 ));
+            }
+            if rows.len() >= max_rows {
+                return Err(Error::ResultTooLarge { limit: max_rows });
             }
             rows.push(vals);
         }
@@ -236,7 +240,9 @@ pub fn speculate_after(
         session
             .attach(None::<&str>)
             .map_err(sq("starting change capture"))?;
-        let (result, affected) = run_statement(conn, sql, params)?;
+        // RETURNING rows are the statement's own changes; the log record
+        // already bounds their size (max_record_bytes).
+        let (result, affected) = run_statement(conn, sql, params, usize::MAX)?;
         let mut own = Vec::new();
         session
             .changeset_strm(&mut own)
@@ -322,10 +328,11 @@ pub fn read_in_txn(
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
+    max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
     rolled_back(conn, |conn| {
         replay(conn, prior)?;
-        run_statement(conn, sql, params)
+        run_statement(conn, sql, params, max_rows)
     })
 }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, stream};
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
@@ -295,19 +294,16 @@ impl ExtendedQueryHandler for Connection {
     }
 }
 
-/// Startup without authentication (the router listens on loopback by default).
-pub struct Startup;
-
-impl NoopStartupHandler for Startup {}
-
 /// The handler set pgwire asks for, one per connection.
 pub struct Handlers {
     conn: Arc<Connection>,
+    startup: Arc<crate::auth::Startup>,
 }
 
 impl Handlers {
     pub fn new(core: Arc<RouterCore>) -> Handlers {
         Handlers {
+            startup: core.startup.clone(),
             conn: Arc::new(Connection::new(core)),
         }
     }
@@ -323,6 +319,6 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        Arc::new(Startup)
+        self.startup.clone()
     }
 }

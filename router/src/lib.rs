@@ -1,6 +1,7 @@
 //! `router`: Tributary's PostgreSQL-protocol front end and the `tributary`
 //! binary's building blocks.
 
+pub mod auth;
 pub mod classify;
 pub mod config;
 pub mod conn;

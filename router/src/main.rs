@@ -1,6 +1,7 @@
 //! The `tributary` command.
 
 mod cli_policy;
+mod cli_snapshot;
 mod cli_status;
 mod cli_tail;
 mod cli_up;
@@ -8,6 +9,7 @@ mod cli_up;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use router::config::AckMode;
 use tracing_subscriber::EnvFilter;
@@ -51,6 +53,27 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+    /// Write a consistent snapshot of the most advanced local replica into
+    /// `<data-dir>/snapshots` (or `[snapshots] dir`), named after the log
+    /// offset it covers, and keep the newest `[snapshots] keep`. New and
+    /// rebuilt replicas start from the newest snapshot; file-log retention
+    /// only removes segments a snapshot covers. Safe while the node runs.
+    Snapshot {
+        /// Node configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Data directory (overrides the configuration's `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a `[[router.auth.users]]` entry for NAME: the password (first
+    /// line of standard input) as a SCRAM-SHA-256 verifier, the form
+    /// PostgreSQL stores. The config then holds no password. Example:
+    /// `read -rs PW && echo "$PW" | tributary passwd app >> node.toml`
+    Passwd {
+        /// User name clients log in as.
+        name: String,
     },
     /// Check or apply a conflict-policy file.
     Policy {
@@ -156,6 +179,18 @@ fn parse_ack(s: &str) -> Result<AckMode, String> {
         .map_err(|()| format!("allowed: {}", AckMode::ALLOWED))
 }
 
+fn passwd(name: &str) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "empty password on standard input");
+    let verifier = router::auth::Verifier::generate(password);
+    println!("[[router.auth.users]]\nname = {name:?}\npassword = \"{verifier}\"");
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -179,6 +214,10 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Up(args) => cli_up::run(args).await,
             Command::Node { config } => cli_up::run_node(config).await,
+            Command::Passwd { name } => passwd(&name),
+            Command::Snapshot { config, data_dir } => {
+                tokio::task::spawn_blocking(move || cli_snapshot::run(config, data_dir)).await?
+            }
             Command::Status { router, json } => cli_status::run(&router, json).await,
             Command::Log {
                 command:

@@ -275,16 +275,18 @@ impl Session {
             self.core.wait_applied(self.last_write).await?;
             let prior = txn.changeset.clone();
             let sql = stmt.sql.clone();
+            let max_rows = self.core.config.max_result_rows;
             let (rows, _) = self
                 .core
                 .writer
-                .run(move |c| exec::read_in_txn(c, &prior, &sql, &params))
+                .run(move |c| exec::read_in_txn(c, &prior, &sql, &params, max_rows))
                 .await??;
             return Ok(rows_outcome(rows));
         }
         self.core.wait_applied(self.read_target()).await?;
         let sql = stmt.sql.clone();
         let status = needs_status(&sql).then(|| self.core.status());
+        let max_rows = self.core.config.max_result_rows;
         let (rows, _) = self
             .core
             .readers
@@ -292,7 +294,7 @@ impl Session {
                 if let Some(status) = status {
                     refresh_status_table(c, &status)?;
                 }
-                exec::run_statement(c, &sql, &params)
+                exec::run_statement(c, &sql, &params, max_rows)
             })
             .await??;
         Ok(rows_outcome(rows))
@@ -512,13 +514,14 @@ fn refresh_status_table(
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS tributary_replicas (
             name TEXT PRIMARY KEY, path TEXT, applied_offset INTEGER, log_end INTEGER,
-            lag_records INTEGER, lag_ms INTEGER, state TEXT, skipped_entries INTEGER);
+            lag_records INTEGER, lag_ms INTEGER, state TEXT, skipped_entries INTEGER,
+            health TEXT, last_ack_ms INTEGER);
          DELETE FROM temp.tributary_replicas;",
     )
     .map_err(sq)?;
     let mut ins = conn
         .prepare_cached(
-            "INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(sq)?;
     for r in rows {
@@ -530,7 +533,9 @@ fn refresh_status_table(
             r.lag_records as i64,
             r.lag_ms as i64,
             r.state,
-            r.skipped_entries as i64
+            r.skipped_entries as i64,
+            r.health,
+            r.last_ack_ms as i64
         ])
         .map_err(sq)?;
     }

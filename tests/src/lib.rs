@@ -89,7 +89,14 @@ async fn wait_for_router(port: u16) -> Result<()> {
     eventually(
         Duration::from_secs(60),
         "router to accept connections",
-        || async move { Ok(connect_port(port).await.ok().map(|_| ())) },
+        || async move {
+            match connect_port(port).await {
+                Ok(_) => Ok(Some(())),
+                // Authentication is on: the router is up and asking for it.
+                Err(e) if format!("{e:#}").contains("password") => Ok(Some(())),
+                Err(_) => Ok(None),
+            }
+        },
     )
     .await
 }
@@ -116,6 +123,8 @@ pub struct Cluster {
     pub replicas: usize,
     pub routers: u16,
     extra_env: Vec<(String, String)>,
+    /// A node configuration file passed with `--config`, if any.
+    pub config: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -123,8 +132,27 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a cluster in a new temporary directory.
     pub async fn start(replicas: usize, routers: u16, env: &[(&str, &str)]) -> Result<Cluster> {
+        Cluster::start_with_config(replicas, routers, env, None).await
+    }
+
+    /// Starts a cluster with `config` (TOML text) as its `--config` file.
+    pub async fn start_with_config(
+        replicas: usize,
+        routers: u16,
+        env: &[(&str, &str)],
+        config: Option<&str>,
+    ) -> Result<Cluster> {
         let tmp = tempfile::tempdir()?;
+        let config = match config {
+            Some(text) => {
+                let path = tmp.path().join("node.toml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut c = Cluster {
+            config,
             dir: tmp.path().to_path_buf(),
             port: free_ports(routers)?,
             replicas,
@@ -152,6 +180,9 @@ impl Cluster {
             .arg(self.replicas.to_string())
             .arg("--routers")
             .arg(self.routers.to_string());
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }

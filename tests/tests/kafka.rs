@@ -59,6 +59,13 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     let a = tests::connect_port(p1).await?;
     a.batch_execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, v TEXT)")
         .await?;
+    // Cross-router writes are async with respect to each other: n2 knows the
+    // table once its replica has applied the DDL.
+    eventually(Duration::from_secs(30), "n2 has the table", || async move {
+        let c = tests::connect_port(p2).await?;
+        Ok(c.simple_query("SELECT count(*) FROM kv").await.ok().map(|_| ()))
+    })
+    .await?;
     let mut acked = BTreeSet::new();
     // Concurrent writes through both routers, each ack mode.
     for (round, mode) in ["async", "semi-sync", "sync"].iter().enumerate() {

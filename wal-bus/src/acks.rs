@@ -52,6 +52,8 @@ pub struct AckBoard {
     rejected: Mutex<BTreeMap<Offset, String>>,
     /// New rejections, for forwarding to other processes.
     rejections: tokio::sync::broadcast::Sender<(Offset, String)>,
+    /// Replicas left out of sync waits for being silent, with since when (ms).
+    unhealthy: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Rejections remembered for routers still waiting on them.
@@ -63,6 +65,7 @@ impl Default for AckBoard {
             tx: watch::channel(AckSnapshot::default()).0,
             rejected: Mutex::new(BTreeMap::new()),
             rejections: tokio::sync::broadcast::channel(1024).0,
+            unhealthy: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -90,6 +93,8 @@ impl AckBoard {
         });
         metrics::gauge!("tributary_replica_applied_offset", "replica" => replica.to_owned())
             .set(applied as f64);
+        metrics::gauge!("tributary_replica_last_ack_ms", "replica" => replica.to_owned())
+            .set(now_ms() as f64);
     }
 
     /// Records that the record at `offset` was rejected (call before the ack).
@@ -129,6 +134,47 @@ impl AckBoard {
     /// Number of replicas known to the board.
     pub fn replica_count(&self) -> usize {
         self.tx.borrow().replicas.len()
+    }
+
+    /// Leaves `replica` out of sync waits until it catches up; true if it
+    /// was healthy until now.
+    pub fn mark_unhealthy(&self, replica: &str) -> bool {
+        let mut u = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
+        let new = !u.contains_key(replica);
+        if new {
+            u.insert(replica.to_owned(), now_ms());
+            metrics::gauge!("tributary_replica_healthy", "replica" => replica.to_owned()).set(0.0);
+        }
+        new
+    }
+
+    /// Unhealthy replicas and since when (ms since the epoch).
+    pub fn unhealthy(&self) -> BTreeMap<String, u64> {
+        self.unhealthy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Brings back every unhealthy replica that has applied up to
+    /// `log_end`; returns their names.
+    pub fn rejoin_caught_up(&self, log_end: Offset) -> Vec<String> {
+        let snap = self.snapshot();
+        let mut u = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
+        let back: Vec<String> = u
+            .keys()
+            .filter(|name| {
+                snap.replicas
+                    .get(*name)
+                    .is_some_and(|a| a.applied >= log_end)
+            })
+            .cloned()
+            .collect();
+        for name in &back {
+            u.remove(name);
+            metrics::gauge!("tributary_replica_healthy", "replica" => name.clone()).set(1.0);
+        }
+        back
     }
 
     /// Resolves once `cond` holds for the board (callers bound it with a timeout).

@@ -18,6 +18,14 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Largest record accepted (one transaction's JSON).
     pub max_record_bytes: usize,
+    /// File log retention: once segments are covered by the newest snapshot
+    /// and applied by every replica, remove the oldest while the log is
+    /// larger than this (0: no size limit).
+    pub retention_bytes: u64,
+    /// … or while they are older than this (0: no age limit). With both 0,
+    /// every segment a snapshot covers is removed. Only acts when snapshots
+    /// are taken (`[snapshots] interval_s` or `tributary snapshot`).
+    pub retention_ms: u64,
     /// `[log.kafka]`: the Kafka backend's settings.
     pub kafka: KafkaConfig,
 }
@@ -63,12 +71,22 @@ impl Default for LogConfig {
             dir: None,
             segment_bytes: 64 << 20,
             max_record_bytes: 16 << 20,
+            retention_bytes: 0,
+            retention_ms: 0,
             kafka: KafkaConfig::default(),
         }
     }
 }
 
 impl LogConfig {
+    /// The retention rule of `retention_bytes` / `retention_ms`.
+    pub fn retention(&self) -> crate::RetentionRule {
+        crate::RetentionRule {
+            max_bytes: self.retention_bytes,
+            max_age_ms: self.retention_ms,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.backend != "file" && self.backend != "kafka" {
             return Err(Error::Config {

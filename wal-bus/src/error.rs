@@ -31,6 +31,10 @@ pub enum Error {
     RecordTooLarge { size: usize, limit: usize },
     #[error("offset {requested} is beyond the log end {end}")]
     OffsetOutOfRange { requested: u64, end: u64 },
+    #[error(
+        "offset {requested} was removed by log retention (the log now starts at {start}); a replica this far behind is rebuilt from a snapshot"
+    )]
+    Trimmed { requested: u64, start: u64 },
     #[error("the log is closed")]
     Closed,
     #[error("clock error: {0}")]

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::LogConfig;
 use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
-use crate::log::{Log, LogEntry, Offset};
+use crate::log::{Log, LogEntry, Offset, RetentionRule};
 use crate::segment::{Segment, decode_frame, encode_frame, list_segments};
 
 /// Longest run of appends made durable by one fsync.
@@ -41,6 +41,8 @@ struct Shared {
     /// `(ms, end after the group)` for recent group commits, oldest first:
     /// answers "what was the end at time T" for bounded-staleness reads.
     history: EndHistory,
+    /// This log's identity (the `CLUSTER_ID` file in its directory).
+    cluster_id: String,
 }
 
 /// The embedded, single-machine log.
@@ -55,6 +57,7 @@ impl FileLog {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let segments = recover(dir, config.max_record_bytes)?;
+        let cluster_id = load_cluster_id(dir)?;
         let end = segments.last().map_or(0, Segment::end);
         let (end_tx, _) = watch::channel(end);
         let shared = Arc::new(Shared {
@@ -65,6 +68,7 @@ impl FileLog {
             segment_bytes: config.segment_bytes,
             poisoned: AtomicBool::new(false),
             history: EndHistory::new(end),
+            cluster_id,
         });
         let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
         let writer = shared.clone();
@@ -78,6 +82,46 @@ impl FileLog {
             appends: tx,
         })
     }
+}
+
+/// The file that names this log; made once, when the log is first opened.
+const CLUSTER_ID_FILE: &str = "CLUSTER_ID";
+
+/// Reads the log's identity, creating it (durably) on first open.
+fn load_cluster_id(dir: &Path) -> Result<String> {
+    let path = dir.join(CLUSTER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&path, e)),
+    }
+    let id = new_cluster_id();
+    let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n"))
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| Error::io(&path, e))?;
+    sync_dir(dir)?;
+    Ok(id)
+}
+
+/// 128 random bits as hex: two hashers seeded by the OS-random `RandomState`.
+fn new_cluster_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let part = |salt: u128| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(salt);
+        h.finish()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:016x}{:016x}",
+        part(now),
+        part(now ^ u128::from(std::process::id()))
+    )
 }
 
 fn recover(dir: &Path, max_record: usize) -> Result<Vec<Segment>> {
@@ -323,6 +367,13 @@ impl Log for FileLog {
                 end,
             });
         }
+        let start = segs.first().map_or(0, |s| s.base);
+        if from < start {
+            return Err(Error::Trimmed {
+                requested: from,
+                start,
+            });
+        }
         let idx = segs.partition_point(|s| s.base <= from);
         let Some(seg) = idx.checked_sub(1).and_then(|i| segs.get(i)) else {
             return Err(Error::OffsetOutOfRange {
@@ -389,5 +440,48 @@ impl Log for FileLog {
 
     fn describe(&self) -> String {
         format!("file:{}", self.shared.dir.display())
+    }
+
+    fn cluster_id(&self) -> String {
+        self.shared.cluster_id.clone()
+    }
+
+    fn trim_before(&self, offset: Offset, keep: &RetentionRule) -> Result<u64> {
+        let now = std::time::SystemTime::now();
+        let mut removed = Vec::new();
+        {
+            let mut segs = self
+                .shared
+                .segments
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let mut total: u64 = segs.iter().map(|s| s.len).sum();
+            // The active segment always stays; a sealed one goes only when
+            // every record in it is before `offset`.
+            while segs.len() > 1 && segs[0].end() <= offset {
+                let age_ms = std::fs::metadata(&segs[0].path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                if !keep.allows(total, age_ms) {
+                    break;
+                }
+                let seg = segs.remove(0);
+                total -= seg.len;
+                removed.push(seg);
+            }
+        }
+        let mut records = 0;
+        for seg in &removed {
+            std::fs::remove_file(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
+            records += seg.positions.len() as u64;
+            tracing::info!(segment = %seg.path.display(), records = seg.positions.len(), "log retention removed a segment");
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.shared.dir)?;
+            metrics::counter!("tributary_log_trimmed_records_total").increment(records);
+        }
+        Ok(records)
     }
 }

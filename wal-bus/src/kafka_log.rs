@@ -397,6 +397,12 @@ impl Log for KafkaLog {
         format!("kafka:{}/{}", self.config.brokers, self.config.topic)
     }
 
+    /// The topic names the cluster: every node of it shares the topic,
+    /// whichever broker address it was given.
+    fn cluster_id(&self) -> String {
+        format!("kafka:{}", self.config.topic)
+    }
+
     fn native_tail(&self, from: Offset) -> Option<Result<Box<dyn Tail>>> {
         Some(KafkaTail::start(&self.config, from).map(|t| Box::new(t) as Box<dyn Tail>))
     }

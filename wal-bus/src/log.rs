@@ -58,10 +58,42 @@ pub trait Log: Send + Sync + 'static {
     /// A human-readable description (path or broker) for status output.
     fn describe(&self) -> String;
 
+    /// Identifies this log (and so the cluster built on it): replicas and
+    /// snapshots remember it and refuse to mix with another cluster's.
+    fn cluster_id(&self) -> String;
+
+    /// Deletes whole stored units (segments) holding only records before
+    /// `offset`, oldest first, while `keep` says a unit may go (given its
+    /// size and age). Returns how many records were removed. Backends whose
+    /// retention belongs to someone else (Kafka's broker) remove nothing.
+    fn trim_before(&self, _offset: Offset, _keep: &RetentionRule) -> Result<u64> {
+        Ok(0)
+    }
+
     /// The backend's own way of tailing from `from`, if it has one (Kafka
     /// consumers); `None` means [`tail`] builds one on `read` + `wait_beyond`.
     fn native_tail(&self, _from: Offset) -> Option<Result<Box<dyn Tail>>> {
         None
+    }
+}
+
+/// What may be removed: a unit goes when the log is over `max_bytes` or the
+/// unit is older than `max_age_ms` (0 means no limit of that kind; both 0
+/// means everything the snapshots and replicas no longer need may go).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionRule {
+    pub max_bytes: u64,
+    pub max_age_ms: u64,
+}
+
+impl RetentionRule {
+    /// Whether a unit of `unit_age_ms`, in a log of `total_bytes`, may go.
+    pub fn allows(&self, total_bytes: u64, unit_age_ms: u64) -> bool {
+        if self.max_bytes == 0 && self.max_age_ms == 0 {
+            return true;
+        }
+        (self.max_bytes > 0 && total_bytes > self.max_bytes)
+            || (self.max_age_ms > 0 && unit_age_ms > self.max_age_ms)
     }
 }
 

@@ -116,6 +116,7 @@ fn last_segment(dir: &Path) -> std::path::PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
         .collect();
     files.sort();
     files.pop().expect("a segment")
