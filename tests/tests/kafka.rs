@@ -63,7 +63,10 @@ async fn three_nodes_on_kafka_survive_kills_and_a_frozen_broker() -> Result<()> 
     // table once its replica has applied the DDL.
     eventually(Duration::from_secs(30), "n2 has the table", || async move {
         let c = tests::connect_port(p2).await?;
-        Ok(c.simple_query("SELECT count(*) FROM kv").await.ok().map(|_| ()))
+        Ok(c.simple_query("SELECT count(*) FROM kv")
+            .await
+            .ok()
+            .map(|_| ()))
     })
     .await?;
     let mut acked = BTreeSet::new();
