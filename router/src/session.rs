@@ -61,6 +61,8 @@ pub struct Session {
     /// speculated on top of them instead of waiting for the replica.
     pending: Vec<(Offset, std::sync::Arc<[u8]>)>,
     txn: Option<Txn>,
+    /// The log end when the session began.
+    floor: Offset,
 }
 
 /// Unapplied writes a session may pipeline before it waits for its replica.
@@ -82,6 +84,9 @@ impl Session {
             read: core.config.read_consistency,
             max_staleness_ms: core.config.max_staleness_ms,
             min_offset: 0,
+            // Everything committed before the session began: its writes are
+            // speculated on at least that (see `write`).
+            floor: core.log.end(),
             last_write: 0,
             pending: Vec::new(),
             txn: None,
@@ -320,7 +325,14 @@ impl Session {
             let applied = self.core.replica.applied();
             self.pending.retain(|(target, _)| *target > applied);
         }
-        self.core.wait_applied(self.min_offset).await?;
+        // A write is computed on the router's replica: that replica must hold
+        // every transaction committed before this session began, or a
+        // reconnecting client (say, after a router restart, while the replica
+        // catches up) would compute from stale rows and lose updates
+        // (found by the crash harness on Kafka: counter below its acked count).
+        self.core
+            .wait_applied(self.min_offset.max(self.floor))
+            .await?;
         let sql = stmt.sql.clone();
         let prior = self
             .txn

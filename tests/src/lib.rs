@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub mod chaos;
 use tokio_postgres::{Client, NoTls};
 
 /// The `tributary` binary, built once per test process.

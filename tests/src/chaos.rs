@@ -1,0 +1,487 @@
+//! The crash harness: a write load through several routers in every ack
+//! mode while processes are SIGKILLed and restarted and storage is damaged,
+//! then a checker that every acknowledged write survived exactly once and
+//! every replica is identical.
+//!
+//! Used by `tests/tests/chaos.rs` (short form, in CI) and by the `chaos`
+//! binary (`cargo run -p tests --bin chaos -- --kills 300`, long form).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use tokio_postgres::Client;
+
+use crate::{Cluster, Node, Tansu, connect_port, dump, eventually};
+
+/// A small deterministic PRNG (xorshift64*), seeded so a run can be replayed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub backend: String,
+    pub seed: u64,
+    pub kills: usize,
+    pub broker_freezes: usize,
+    pub damaged: BTreeMap<String, usize>,
+    pub acked_transactions: usize,
+    pub acked_rows_checked: usize,
+    pub lost: usize,
+    pub partial_transactions: usize,
+    pub divergent_replicas: usize,
+    pub counter_acked: i64,
+    pub counter_final: i64,
+    pub counter_tried: i64,
+    pub sync_reads_checked: u64,
+    pub sync_not_visible: u64,
+    /// Recoveries the node logged: torn log tails cut, replicas rebuilt
+    /// from a snapshot, damaged replica files set aside.
+    pub recoveries: BTreeMap<String, usize>,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "backend={} seed={} kills={} broker_freezes={} damaged={:?} acked_txns={} acked_rows_checked={} lost={} partial={} divergent_replicas={} counter acked/final/tried={}/{}/{} sync_reads_checked={} sync_not_visible={} recoveries={:?}",
+            self.backend,
+            self.seed,
+            self.kills,
+            self.broker_freezes,
+            self.damaged,
+            self.acked_transactions,
+            self.acked_rows_checked,
+            self.lost,
+            self.partial_transactions,
+            self.divergent_replicas,
+            self.counter_acked,
+            self.counter_final,
+            self.counter_tried,
+            self.sync_reads_checked,
+            self.sync_not_visible,
+            self.recoveries
+        )
+    }
+}
+
+impl Report {
+    /// Errors unless nothing was lost, split, doubled or divergent.
+    pub fn verdict(&self) -> Result<()> {
+        ensure!(self.lost == 0, "lost acknowledged writes: {self}");
+        ensure!(
+            self.partial_transactions == 0,
+            "partial transactions: {self}"
+        );
+        ensure!(self.divergent_replicas == 0, "replicas differ: {self}");
+        ensure!(
+            self.counter_final >= self.counter_acked && self.counter_final <= self.counter_tried,
+            "counter outside [acked, tried] (lost or applied twice): {self}"
+        );
+        ensure!(
+            self.sync_not_visible == 0,
+            "sync writes not visible at ack: {self}"
+        );
+        Ok(())
+    }
+}
+
+const SCHEMA: &str =
+    "CREATE TABLE pairs (id BIGINT PRIMARY KEY, grp BIGINT NOT NULL, w BIGINT NOT NULL);
+     CREATE TABLE counter (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
+     INSERT INTO counter VALUES (1, 0);";
+
+/// What the writers saw.
+#[derive(Default)]
+struct Seen {
+    acked: BTreeSet<i64>,
+    counter_acked: i64,
+    counter_tried: i64,
+}
+
+/// Writers running until stopped.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    sync_checked: Arc<AtomicU64>,
+    sync_missing: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn connect_retry(port: u16, stop: &AtomicBool) -> Option<Client> {
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(c) = connect_port(port).await {
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Starts `writers` writers over `ports` (writer i uses router i mod n and
+/// ack mode i mod 3). Each transaction inserts a pair of rows; writer 0 also
+/// bumps a counter. With `check_sync`, sync writers read every 5th
+/// acknowledged pair back through another router at once.
+pub fn start_load(ports: &[u16], writers: usize, check_sync: bool) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let sync_checked = Arc::new(AtomicU64::new(0));
+    let sync_missing = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let port = ports[w % ports.len()];
+        let other = ports[(w + 1) % ports.len()];
+        let mode = ["async", "semi-sync", "sync"][w % 3];
+        let (stop, seen) = (stop.clone(), seen.clone());
+        let (sync_checked, sync_missing) = (sync_checked.clone(), sync_missing.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut writer: Option<Client> = None;
+            let mut reader: Option<Client> = None;
+            let mut k: i64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let c = match writer.take() {
+                    Some(c) => c,
+                    None => match connect_retry(port, &stop).await {
+                        Some(c) => c,
+                        None => break,
+                    },
+                };
+                if c.batch_execute(&format!("SET tributary.ack = '{mode}'")).await.is_err() {
+                    continue;
+                }
+                let grp = (w as i64) * 100_000_000 + k;
+                k += 1;
+                let bump = w == 0;
+                let mut sql = format!(
+                    "BEGIN; INSERT INTO pairs VALUES ({}, {grp}, {w}); INSERT INTO pairs VALUES ({}, {grp}, {w});",
+                    2 * grp,
+                    2 * grp + 1
+                );
+                if bump {
+                    sql.push_str(" UPDATE counter SET n = n + 1 WHERE id = 1;");
+                    seen.lock().unwrap_or_else(|p| p.into_inner()).counter_tried += 1;
+                }
+                sql.push_str(" COMMIT");
+                match c.batch_execute(&sql).await {
+                    Ok(()) => {
+                        let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        s.acked.insert(grp);
+                        if bump {
+                            s.counter_acked += 1;
+                        }
+                        drop(s);
+                        writer = Some(c);
+                    }
+                    // The outcome is unknown (the process died mid-commit, or
+                    // the ack wait failed): the checker allows either.
+                    Err(_) => continue,
+                }
+                if check_sync && mode == "sync" && k % 5 == 0 {
+                    if reader.is_none() {
+                        reader = connect_port(other).await.ok();
+                        if let Some(r) = &reader
+                            && r.batch_execute("SET tributary.read_consistency = 'eventual'").await.is_err()
+                        {
+                            reader = None;
+                        }
+                    }
+                    if let Some(r) = &reader {
+                        match r.query_one("SELECT count(*) FROM pairs WHERE grp = $1", &[&grp]).await {
+                            Ok(row) => {
+                                sync_checked.fetch_add(1, Ordering::Relaxed);
+                                if row.get::<_, i64>(0) != 2 {
+                                    sync_missing.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Err(_) => reader = None,
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    Load {
+        stop,
+        seen,
+        sync_checked,
+        sync_missing,
+        tasks,
+    }
+}
+
+impl Load {
+    /// Stops the writers and fills in what they saw.
+    pub async fn finish(self, report: &mut Report) -> BTreeSet<i64> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+        let s = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        report.acked_transactions = s.acked.len();
+        report.counter_acked = s.counter_acked;
+        report.counter_tried = s.counter_tried;
+        report.sync_reads_checked = self.sync_checked.load(Ordering::Relaxed);
+        report.sync_not_visible = self.sync_missing.load(Ordering::Relaxed);
+        s.acked.clone()
+    }
+
+    pub fn acked_so_far(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .acked
+            .len()
+    }
+}
+
+/// Checks replica files against what was acknowledged.
+pub fn check_replicas(paths: &[PathBuf], acked: &BTreeSet<i64>, report: &mut Report) -> Result<()> {
+    let dumps: Vec<String> = paths.iter().map(|p| dump(p)).collect::<Result<_>>()?;
+    report.divergent_replicas = dumps.iter().filter(|d| **d != dumps[0]).count();
+    for path in paths {
+        let c = rusqlite::Connection::open(path)?;
+        let mut groups: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut s = c.prepare("SELECT grp, count(*) FROM pairs GROUP BY grp")?;
+        for row in s.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+            let (g, n) = row?;
+            groups.insert(g, n);
+        }
+        report.partial_transactions += groups.values().filter(|n| **n != 2).count();
+        for g in acked {
+            report.acked_rows_checked += 2;
+            if groups.get(g) != Some(&2) {
+                report.lost += 1;
+            }
+        }
+        let n: i64 = c.query_row("SELECT n FROM counter WHERE id = 1", [], |r| r.get(0))?;
+        report.counter_final = n;
+    }
+    Ok(())
+}
+
+/// Appends half a frame after the last record of the active log segment,
+/// as a crash mid-write would leave it.
+fn tear_log_tail(log_dir: &Path, rng: &mut Rng) -> Result<()> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(log_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let last = segs.last().context("no segment")?;
+    let mut bytes = std::fs::read(last)?;
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    let torn: Vec<u8> = [200u8, 0, 0, 0]
+        .into_iter()
+        .chain((0..rng.range(1, 60)).map(|_| rng.next() as u8 | 1))
+        .collect();
+    bytes.truncate(end);
+    bytes.extend_from_slice(&torn);
+    std::fs::write(last, bytes)?;
+    Ok(())
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}{suffix}", path.display()))
+}
+
+/// Damages one replica's storage: deletes its WAL, or overwrites its pages.
+fn damage_replica(path: &Path, kind: &str) -> Result<()> {
+    match kind {
+        "deleted-wal" => {
+            let _ = std::fs::remove_file(sidecar(path, "-wal"));
+            let _ = std::fs::remove_file(sidecar(path, "-shm"));
+        }
+        _ => {
+            let mut bytes = std::fs::read(path)?;
+            for b in bytes.iter_mut().skip(100) {
+                *b = 0xa5;
+            }
+            std::fs::write(path, bytes)?;
+        }
+    }
+    Ok(())
+}
+
+fn note(report: &mut Report, what: &str) {
+    *report.damaged.entry(what.to_owned()).or_default() += 1;
+}
+
+/// `tributary up` (3 replicas, 2 routers) on the file log: kill -9 the whole
+/// node `kills` times at random moments, damaging storage every few kills.
+pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Report> {
+    let mut rng = Rng::new(seed);
+    let mut report = Report {
+        backend: "file".into(),
+        seed,
+        ..Report::default()
+    };
+    let env = [
+        ("TRIBUTARY__SNAPSHOTS__INTERVAL_S", "1"),
+        ("TRIBUTARY__LOG__SEGMENT_BYTES", "65536"),
+        ("TRIBUTARY__LOG__MAX_RECORD_BYTES", "65536"),
+        ("TRIBUTARY__REPLICATION__ACK_TIMEOUT_MS", "10000"),
+    ];
+    let mut cluster = Cluster::start(3, 2, &env).await?;
+    cluster.connect(0).await?.batch_execute(SCHEMA).await?;
+    cluster.wait_converged().await?;
+    let ports = [cluster.router_port(0), cluster.router_port(1)];
+    let load = start_load(&ports, writers, true);
+    let log_dir = cluster.dir.join("data").join("log");
+    for k in 0..kills {
+        tokio::time::sleep(Duration::from_millis(rng.range(100, 600))).await;
+        cluster.kill9()?;
+        report.kills += 1;
+        match k % 4 {
+            1 => {
+                tear_log_tail(&log_dir, &mut rng)?;
+                note(&mut report, "torn-log-tail");
+            }
+            2 => {
+                let r = rng.range(1, 3) as usize;
+                damage_replica(&cluster.replica_path(r), "deleted-wal")?;
+                note(&mut report, "deleted-wal");
+            }
+            3 if k % 8 == 3 => {
+                let r = rng.range(1, 3) as usize;
+                damage_replica(&cluster.replica_path(r), "corrupt")?;
+                note(&mut report, "corrupt-replica");
+            }
+            _ => {}
+        }
+        cluster
+            .spawn()
+            .await
+            .with_context(|| format!("restart after kill {}", k + 1))?;
+    }
+    // Let the writers get some through the healed node, then stop them.
+    let before = load.acked_so_far();
+    eventually(
+        Duration::from_secs(60),
+        "writes after the last restart",
+        || {
+            let n = load.acked_so_far();
+            async move { Ok((n > before + 10).then_some(())) }
+        },
+    )
+    .await?;
+    let acked = load.finish(&mut report).await;
+    cluster
+        .wait_converged()
+        .await
+        .with_context(|| cluster.log_tail())?;
+    let paths: Vec<PathBuf> = (0..3).map(|i| cluster.replica_path(i)).collect();
+    check_replicas(&paths, &acked, &mut report)?;
+    cluster.stop()?;
+    let log = std::fs::read_to_string(cluster.dir.join("tributary.log")).unwrap_or_default();
+    for (key, needle) in [
+        ("log-tail-truncated", "truncating damaged log tail"),
+        ("rebuilt-from-snapshot", "restoring replica from snapshot"),
+        ("damaged-file-set-aside", "damaged replica file kept aside"),
+    ] {
+        report
+            .recoveries
+            .insert(key.to_owned(), log.matches(needle).count());
+    }
+    Ok(report)
+}
+
+/// Three `tributary node` processes on tansu (two with routers, one
+/// replica-only): kill -9 random nodes `kills` times and freeze the broker
+/// now and then (tansu's storage here is in memory, so a broker kill would
+/// erase the log: a frozen broker is the outage it can survive).
+pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report> {
+    let mut rng = Rng::new(seed);
+    let mut report = Report {
+        backend: "kafka".into(),
+        seed,
+        ..Report::default()
+    };
+    let broker = Tansu::start().await?;
+    let root = tempfile::tempdir()?;
+    let extra = "[replication]\nack_timeout_ms = 10000\n";
+    let mut nodes = vec![
+        Node::new(root.path(), "n1", &broker.brokers(), true, extra)?,
+        Node::new(root.path(), "n2", &broker.brokers(), true, extra)?,
+        Node::new(root.path(), "n3", &broker.brokers(), false, extra)?,
+    ];
+    for n in &mut nodes {
+        n.spawn().await?;
+    }
+    let ports: Vec<u16> = nodes.iter().filter_map(|n| n.port).collect();
+    connect_port(ports[0]).await?.batch_execute(SCHEMA).await?;
+    let p2 = ports[1];
+    eventually(
+        Duration::from_secs(30),
+        "n2 has the tables",
+        || async move {
+            let c = connect_port(p2).await?;
+            Ok(c.simple_query("SELECT n FROM counter")
+                .await
+                .ok()
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    let load = start_load(&ports, writers, false);
+    for k in 0..kills {
+        tokio::time::sleep(Duration::from_millis(rng.range(200, 800))).await;
+        let i = rng.range(0, 3) as usize;
+        nodes[i].kill9()?;
+        report.kills += 1;
+        if k % 10 == 9 {
+            broker.signal("STOP")?;
+            tokio::time::sleep(Duration::from_millis(rng.range(500, 1500))).await;
+            broker.signal("CONT")?;
+            report.broker_freezes += 1;
+        }
+        nodes[i]
+            .spawn()
+            .await
+            .with_context(|| format!("restart {} after kill {}", nodes[i].id, k + 1))?;
+    }
+    let before = load.acked_so_far();
+    eventually(
+        Duration::from_secs(60),
+        "writes after the last restart",
+        || {
+            let n = load.acked_so_far();
+            async move { Ok((n > before + 10).then_some(())) }
+        },
+    )
+    .await?;
+    let acked = load.finish(&mut report).await;
+    let paths: Vec<PathBuf> = nodes.iter().map(Node::replica_path).collect();
+    let probe = paths.clone();
+    eventually(Duration::from_secs(120), "replicas identical", || {
+        let probe = probe.clone();
+        async move {
+            let dumps: Vec<String> = probe.iter().map(|p| dump(p)).collect::<Result<_>>()?;
+            Ok(dumps.iter().all(|d| *d == dumps[0]).then_some(()))
+        }
+    })
+    .await?;
+    check_replicas(&paths, &acked, &mut report)?;
+    Ok(report)
+}
