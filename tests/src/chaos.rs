@@ -26,7 +26,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -35,7 +35,7 @@ impl Rng {
 
     /// Uniform in `lo..hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
+        lo + self.next_u64() % (hi - lo).max(1)
     }
 }
 
@@ -294,7 +294,7 @@ fn tear_log_tail(log_dir: &Path, rng: &mut Rng) -> Result<()> {
     let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
     let torn: Vec<u8> = [200u8, 0, 0, 0]
         .into_iter()
-        .chain((0..rng.range(1, 60)).map(|_| rng.next() as u8 | 1))
+        .chain((0..rng.range(1, 60)).map(|_| rng.next_u64() as u8 | 1))
         .collect();
     bytes.truncate(end);
     bytes.extend_from_slice(&torn);
