@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -33,6 +35,24 @@ pub struct Corked<S> {
     inner: S,
     buf: Vec<u8>,
     sent: usize,
+}
+
+impl<S> Corked<S> {
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl Corked<pgwire::tokio::server::MaybeTls> {
+    /// The client's address, for log lines.
+    fn peer(&self) -> String {
+        match &self.inner {
+            pgwire::tokio::server::MaybeTls::Plain(s) => s
+                .peer_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
+            _ => "?".to_owned(),
+        }
+    }
 }
 
 impl<S: AsyncWrite + Unpin> Corked<S> {
@@ -132,21 +152,43 @@ pub async fn serve_client<H: PgWireServerHandlers>(
     let cancel = handlers.cancel_handler();
     let errors = handlers.error_handler();
     loop {
-        let msg = if matches!(
+        // pgwire's decoders trust the counts inside a message (a Bind that
+        // announces more parameter formats than it carries panics in
+        // `bytes`; found by the router_messages fuzz target). A panic there
+        // ends this connection only, with a log line, like any bad message.
+        let starting = matches!(
             socket.state(),
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
-        ) {
+        );
+        let next = AssertUnwindSafe(socket.next()).catch_unwind();
+        let msg = if starting {
             tokio::select! {
-                _ = &mut startup => None,
-                m = socket.next() => m,
+                _ = &mut startup => Ok(None),
+                m = next => m,
             }
         } else {
-            socket.next().await
+            next.await
         };
-        let Some(Ok(msg)) = msg else { break };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(_) => {
+                tracing::warn!(peer = %socket.get_ref().peer(), "malformed message from client; connection closed");
+                metrics::counter!("tributary_router_malformed_messages_total").increment(1);
+                return Ok(());
+            }
+        };
+        let Some(Ok(mut msg)) = msg else { break };
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             break;
+        }
+        // PostgreSQL reads a max_rows of 0 or less as "all rows"; pgwire casts
+        // it to usize and allocates that many (a capacity-overflow panic on
+        // -1; found by the router_messages fuzz target).
+        if let PgWireFrontendMessage::Execute(e) = &mut msg
+            && e.max_rows < 0
+        {
+            e.max_rows = 0;
         }
         let is_extended = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,

@@ -29,4 +29,5 @@ pub use hlc::{Hlc, HlcClock};
 pub use kafka_log::{KafkaAcks, KafkaLog, ensure_topic};
 pub use log::{Log, LogEntry, Offset, RetentionRule, Subscription, Tail, tail};
 pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
+pub use segment::{FrameWalk, scan_frames};
 pub use value::Value;

@@ -56,6 +56,52 @@ pub(crate) fn decode_frame(
     Ok(Some((payload, HEADER_LEN + len)))
 }
 
+/// What walking a segment's bytes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameWalk {
+    /// Where each intact frame starts.
+    pub positions: Vec<u32>,
+    /// Length of the intact prefix.
+    pub valid_len: usize,
+    /// Where and why the intact prefix ends early (`None`: the bytes end
+    /// cleanly, or only the writer's zero fill follows).
+    pub damage: Option<(u64, String)>,
+}
+
+/// The segment reader's walk over a file's bytes: every intact frame up to
+/// the first damage. Recovery uses it on open; the fuzz target drives it.
+pub fn scan_frames(bytes: &[u8], max_record: usize) -> FrameWalk {
+    let mut positions = Vec::new();
+    let mut pos = 0usize;
+    let mut damage = None;
+    while pos < bytes.len() {
+        match decode_frame(&bytes[pos..], max_record) {
+            Ok(Some((_, frame_len))) => {
+                positions.push(pos as u32);
+                pos += frame_len;
+            }
+            Ok(None) => {
+                damage = Some((
+                    pos as u64,
+                    format!("torn frame: {} trailing bytes", bytes.len() - pos),
+                ));
+                break;
+            }
+            // Zeros written ahead by the writer: the clean end.
+            Err(_) if bytes[pos..].iter().all(|b| *b == 0) => break,
+            Err(reason) => {
+                damage = Some((pos as u64, reason));
+                break;
+            }
+        }
+    }
+    FrameWalk {
+        positions,
+        valid_len: pos,
+        damage,
+    }
+}
+
 pub(crate) fn segment_path(dir: &Path, base: Offset) -> PathBuf {
     dir.join(format!("{base:020}{SUFFIX}"))
 }
@@ -130,30 +176,8 @@ impl Segment {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        let mut positions = Vec::new();
-        let mut pos = 0usize;
-        let mut damage = None;
-        while pos < bytes.len() {
-            match decode_frame(&bytes[pos..], max_record) {
-                Ok(Some((_, frame_len))) => {
-                    positions.push(pos as u32);
-                    pos += frame_len;
-                }
-                Ok(None) => {
-                    damage = Some((
-                        pos as u64,
-                        format!("torn frame: {} trailing bytes", bytes.len() - pos),
-                    ));
-                    break;
-                }
-                // Zeros written ahead by the writer: the clean end.
-                Err(_) if bytes[pos..].iter().all(|b| *b == 0) => break,
-                Err(reason) => {
-                    damage = Some((pos as u64, reason));
-                    break;
-                }
-            }
-        }
+        let walk = scan_frames(&bytes, max_record);
+        let (positions, pos, damage) = (walk.positions, walk.valid_len, walk.damage);
         let allocated = if damage.is_none() {
             bytes.len() as u64
         } else {

@@ -1,0 +1,1 @@
+BEGIN; UPDATE t SET v = v + 1 WHERE id = 1 RETURNING *; COMMIT
