@@ -24,10 +24,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 TRIBUTARY__SNAPSHOTS__INTERVAL_S=60 TRIBUTARY__LOG__SEGMENT_BYTES=8388608 \
+  TRIBUTARY__LOG__MAX_RECORD_BYTES=1048576 \
   "$bin" up --data-dir "$work/d" --replicas 3 --ack async --listen 127.0.0.1:6653 \
   --metrics 127.0.0.1:19474 >"$work/up.log" 2>&1 &
 upid=$!; pids+=($upid)
 for _ in $(seq 100); do psql -qX -h 127.0.0.1 -p 6653 -U b -d b -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+kill -0 "$upid" 2>/dev/null || { echo "tributary up did not start:"; cat "$work/up.log"; exit 1; }
 psql -qX -h 127.0.0.1 -p 6653 -U b -d b -f "$shared/schema.sql" >/dev/null
 pgbench -h 127.0.0.1 -p 6653 -U b -n -c 8 -j 2 -T "$secs" -R "$rate" -M prepared \
   -f "$shared/w_insert.sql" b >"$work/pgbench.txt" 2>&1 &
