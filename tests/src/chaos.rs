@@ -353,6 +353,19 @@ pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Rep
         tokio::time::sleep(Duration::from_millis(rng.range(100, 600))).await;
         cluster.kill9()?;
         report.kills += 1;
+        // The node lives well under the periodic snapshot interval between
+        // kills, so the harness takes snapshots itself (the CLI works on a
+        // stopped node), and damaged replicas can be rebuilt from them.
+        if k % 5 == 4 {
+            let data = cluster.dir.join("data");
+            let out = cluster.tributary(&["snapshot", "--data-dir", &data.to_string_lossy()])?;
+            ensure!(
+                out.status.success(),
+                "snapshot failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            note(&mut report, "snapshot-taken");
+        }
         match k % 4 {
             1 => {
                 tear_log_tail(&log_dir, &mut rng)?;

@@ -28,7 +28,11 @@ async fn file_log_survives_50_kills_and_damaged_storage() -> Result<()> {
         "{report}"
     );
     // The damage was noticed and repaired, not silently absorbed.
-    for what in ["log-tail-truncated", "damaged-file-set-aside"] {
+    for what in [
+        "log-tail-truncated",
+        "damaged-file-set-aside",
+        "rebuilt-from-snapshot",
+    ] {
         anyhow::ensure!(
             report.recoveries.get(what).copied().unwrap_or(0) > 0,
             "no {what}: {report}"
