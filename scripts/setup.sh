@@ -7,7 +7,7 @@
 # With --tests it also installs what only the test suite needs:
 # docker-compose (to validate docker/compose.yml), kafka-python (the log
 # consumer test) and the tansu broker (the Kafka backend's tests; building
-# it takes 10-17 minutes once, the binary stays in ~/.cargo/bin).
+# it takes 15-25 minutes once, the binary stays in ~/.cargo/bin).
 set -euo pipefail
 tests=0
 [ "${1:-}" = "--tests" ] && tests=1
@@ -39,8 +39,14 @@ if [ $tests = 1 ]; then
   python3 -c "import kafka" >/dev/null 2>&1 \
     || python3 -m pip install -q kafka-python==3.0.12 \
     || python3 -m pip install -q --break-system-packages kafka-python==3.0.12
-  if ! command -v tansu >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
-    echo "setup: installing tansu (one time, 10-17 minutes)" >&2
-    cargo install tansu --locked --features dynostore
+  # dynostore gives the in-memory engine, libsql an SQLite-file engine (the
+  # crash harness kills and restarts the broker on it). A marker records the
+  # features of the cached binary so an older build is replaced once.
+  bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  features="dynostore,libsql"
+  if [ ! -x "$bin/tansu" ] || [ "$(cat "$bin/.tansu-features" 2>/dev/null)" != "$features" ]; then
+    echo "setup: installing tansu with $features (one time, 15-25 minutes)" >&2
+    cargo install tansu --locked --force --features "$features"
+    echo "$features" > "$bin/.tansu-features"
   fi
 fi

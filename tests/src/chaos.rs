@@ -46,6 +46,7 @@ pub struct Report {
     pub seed: u64,
     pub kills: usize,
     pub broker_freezes: usize,
+    pub broker_kills: usize,
     pub damaged: BTreeMap<String, usize>,
     pub acked_transactions: usize,
     pub acked_rows_checked: usize,
@@ -66,11 +67,12 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "backend={} seed={} kills={} broker_freezes={} damaged={:?} acked_txns={} acked_rows_checked={} lost={} partial={} divergent_replicas={} counter acked/final/tried={}/{}/{} sync_reads_checked={} sync_not_visible={} recoveries={:?}",
+            "backend={} seed={} kills={} broker_freezes={} broker_kills={} damaged={:?} acked_txns={} acked_rows_checked={} lost={} partial={} divergent_replicas={} counter acked/final/tried={}/{}/{} sync_reads_checked={} sync_not_visible={} recoveries={:?}",
             self.backend,
             self.seed,
             self.kills,
             self.broker_freezes,
+            self.broker_kills,
             self.damaged,
             self.acked_transactions,
             self.acked_rows_checked,
@@ -421,9 +423,9 @@ pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Rep
 }
 
 /// Three `tributary node` processes on tansu (two with routers, one
-/// replica-only): kill -9 random nodes `kills` times and freeze the broker
-/// now and then (tansu's storage here is in memory, so a broker kill would
-/// erase the log: a frozen broker is the outage it can survive).
+/// replica-only): kill -9 random nodes `kills` times; every tenth round
+/// the broker is frozen (SIGSTOP) or, alternately, killed -9 and restarted
+/// on its SQLite storage.
 pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report> {
     let mut rng = Rng::new(seed);
     let mut report = Report {
@@ -431,7 +433,7 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
         seed,
         ..Report::default()
     };
-    let broker = Tansu::start().await?;
+    let mut broker = Tansu::start_durable().await?;
     let root = tempfile::tempdir()?;
     let extra = "[replication]\nack_timeout_ms = 10000\n";
     let mut nodes = vec![
@@ -463,11 +465,16 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
         let i = rng.range(0, 3) as usize;
         nodes[i].kill9()?;
         report.kills += 1;
-        if k % 10 == 9 {
+        if k % 20 == 9 {
             broker.signal("STOP")?;
             tokio::time::sleep(Duration::from_millis(rng.range(500, 1500))).await;
             broker.signal("CONT")?;
             report.broker_freezes += 1;
+        } else if k % 20 == 19 {
+            broker.kill9()?;
+            tokio::time::sleep(Duration::from_millis(rng.range(100, 1000))).await;
+            broker.spawn().await.context("restarting the broker")?;
+            report.broker_kills += 1;
         }
         nodes[i]
             .spawn()

@@ -348,6 +348,8 @@ pub fn dump(path: &Path) -> Result<String> {
 /// A tansu broker (Kafka protocol) on a free port, killed on drop.
 pub struct Tansu {
     pub port: u16,
+    /// Where a durable broker keeps its SQLite storage (`None`: in memory).
+    dir: Option<tempfile::TempDir>,
     child: Option<Child>,
 }
 
@@ -368,33 +370,67 @@ fn tansu_binary() -> String {
 }
 
 impl Tansu {
+    /// A broker keeping its log in memory.
     pub async fn start() -> Result<Tansu> {
-        let port = free_ports(1)?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--storage-engine",
-                "memory://tansu/",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting tansu (cargo install tansu --locked --features dynostore)")?;
+        let mut t = Tansu {
+            port: free_ports(1)?,
+            dir: None,
+            child: None,
+        };
+        t.spawn().await?;
+        Ok(t)
+    }
+
+    /// A broker keeping its log in an SQLite file (tansu's `libsql`
+    /// engine), so it survives being killed and restarted.
+    pub async fn start_durable() -> Result<Tansu> {
+        let mut t = Tansu {
+            port: free_ports(1)?,
+            dir: Some(tempfile::tempdir()?),
+            child: None,
+        };
+        t.spawn().await?;
+        Ok(t)
+    }
+
+    /// Starts (or restarts) the broker process on the same port and storage.
+    pub async fn spawn(&mut self) -> Result<()> {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let mut cmd = Command::new(tansu_binary());
+        let engine = match &self.dir {
+            Some(dir) => {
+                // The engine's path is relative to the working directory.
+                cmd.current_dir(dir.path());
+                "sqlite://tansu.db"
+            }
+            None => "memory://tansu/",
+        };
+        cmd.args([
+            "broker",
+            "--storage-engine",
+            engine,
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().context(
+            "starting tansu (cargo install tansu --locked --features dynostore,libsql)",
+        )?);
+        let port = self.port;
         eventually(Duration::from_secs(30), "tansu to listen", || async move {
             Ok(std::net::TcpStream::connect(("127.0.0.1", port))
                 .ok()
                 .map(|_| ()))
         })
-        .await?;
-        Ok(Tansu {
-            port,
-            child: Some(child),
-        })
+        .await
+    }
+
+    /// SIGKILLs the broker (a durable one keeps its log for `spawn`).
+    pub fn kill9(&mut self) -> Result<()> {
+        kill9(&mut self.child)
     }
 
     pub fn brokers(&self) -> String {

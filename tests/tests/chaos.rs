@@ -1,7 +1,7 @@
 //! The crash harness, short form (CI): 50 SIGKILLs with storage damage on the
-//! file log, 50 node kills and broker freezes on Kafka (tansu); every
-//! acknowledged write present once on every replica, no partial
-//! transaction, identical replicas. Long form: `cargo run -p tests --bin
+//! file log, 50 node kills plus broker freezes and broker kills on Kafka
+//! (tansu on its SQLite storage); every acknowledged write present once on
+//! every replica, no partial transaction, identical replicas. Long form: `cargo run -p tests --bin
 //! chaos -- --kills 300` (README "Crash harness").
 
 use anyhow::Result;
@@ -42,12 +42,16 @@ async fn file_log_survives_50_kills_and_damaged_storage() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_nodes_survive_50_kills_and_broker_freezes() -> Result<()> {
+async fn kafka_nodes_survive_50_kills_broker_freezes_and_broker_kills() -> Result<()> {
     let report = chaos::run_kafka(50, 4, seed()).await?;
     println!("{report}");
     report.verdict()?;
     anyhow::ensure!(
         report.kills >= 50 && report.acked_transactions > 0,
+        "{report}"
+    );
+    anyhow::ensure!(
+        report.broker_kills >= 2 && report.broker_freezes >= 2,
         "{report}"
     );
     Ok(())
