@@ -249,6 +249,22 @@ impl Load {
         s.acked.clone()
     }
 
+    /// Lets the writers get some writes through the healed cluster, then
+    /// stops them.
+    pub async fn finish_after_healing(self, report: &mut Report) -> Result<BTreeSet<i64>> {
+        let before = self.acked_so_far();
+        eventually(
+            Duration::from_secs(60),
+            "writes after the last restart",
+            || {
+                let n = self.acked_so_far();
+                async move { Ok((n > before + 10).then_some(())) }
+            },
+        )
+        .await?;
+        Ok(self.finish(report).await)
+    }
+
     pub fn acked_so_far(&self) -> usize {
         self.seen
             .lock()
@@ -390,18 +406,7 @@ pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Rep
             .await
             .with_context(|| format!("restart after kill {}", k + 1))?;
     }
-    // Let the writers get some through the healed node, then stop them.
-    let before = load.acked_so_far();
-    eventually(
-        Duration::from_secs(60),
-        "writes after the last restart",
-        || {
-            let n = load.acked_so_far();
-            async move { Ok((n > before + 10).then_some(())) }
-        },
-    )
-    .await?;
-    let acked = load.finish(&mut report).await;
+    let acked = load.finish_after_healing(&mut report).await?;
     cluster
         .wait_converged()
         .await
@@ -481,17 +486,7 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
             .await
             .with_context(|| format!("restart {} after kill {}", nodes[i].id, k + 1))?;
     }
-    let before = load.acked_so_far();
-    eventually(
-        Duration::from_secs(60),
-        "writes after the last restart",
-        || {
-            let n = load.acked_so_far();
-            async move { Ok((n > before + 10).then_some(())) }
-        },
-    )
-    .await?;
-    let acked = load.finish(&mut report).await;
+    let acked = load.finish_after_healing(&mut report).await?;
     let paths: Vec<PathBuf> = nodes.iter().map(Node::replica_path).collect();
     let probe = paths.clone();
     eventually(Duration::from_secs(120), "replicas identical", || {
