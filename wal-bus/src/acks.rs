@@ -159,17 +159,22 @@ impl AckBoard {
     /// Brings back every unhealthy replica that has applied up to
     /// `log_end`; returns their names.
     pub fn rejoin_caught_up(&self, log_end: Offset) -> Vec<String> {
-        let snap = self.snapshot();
         let mut u = self.unhealthy.lock().unwrap_or_else(|p| p.into_inner());
-        let back: Vec<String> = u
-            .keys()
-            .filter(|name| {
-                snap.replicas
-                    .get(*name)
-                    .is_some_and(|a| a.applied >= log_end)
-            })
-            .cloned()
-            .collect();
+        // Called on every semi-sync and sync write: nothing to do, no copy.
+        if u.is_empty() {
+            return Vec::new();
+        }
+        let back: Vec<String> = {
+            let snap = self.tx.borrow();
+            u.keys()
+                .filter(|name| {
+                    snap.replicas
+                        .get(*name)
+                        .is_some_and(|a| a.applied >= log_end)
+                })
+                .cloned()
+                .collect()
+        };
         for name in &back {
             u.remove(name);
             metrics::gauge!("tributary_replica_healthy", "replica" => name.clone()).set(1.0);
