@@ -2,6 +2,7 @@
 //! batches of records, each batch in one SQLite transaction together with the
 //! new applied offset, then publishes the ack.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use resolver::{Policy, Stamp};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, HlcClock, Log, LogEntry, Offset, Record, RecordBody};
+use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record, RecordBody};
 
 use crate::apply::{
     ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic, record_conflict,
@@ -44,9 +45,25 @@ pub struct ReplicaState {
     /// router's speculation). SQLite's own busy handler sleeps 1, 2, 5 … ms
     /// between retries; waiting on a mutex wakes the next writer at once.
     write_gate: Arc<Mutex<()>>,
+    /// Per origin, the HLC of the newest of its records this replica has
+    /// applied (or consumed). Updated before the write gate is released, so
+    /// whoever holds the gate sees it agree with the file. One origin's
+    /// records reach the log in HLC order (its router queues them that
+    /// way), so "applied" for any of them is `hlc <= this`.
+    origin_hlc: Mutex<HashMap<String, Hlc>>,
 }
 
 impl ReplicaState {
+    /// The HLC of the newest record from `origin` applied here, if any
+    /// (exact while the caller holds the write gate).
+    pub fn applied_hlc(&self, origin: &str) -> Option<Hlc> {
+        self.origin_hlc
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+            .copied()
+    }
+
     /// Offset of the next record this replica will apply.
     pub fn applied(&self) -> Offset {
         self.applied.load(Ordering::Acquire)
@@ -113,6 +130,8 @@ struct Applier {
     last_ts_ms: u64,
     /// Commits since the last checkpoint.
     commits: u32,
+    /// Newest HLC per origin in the batch being applied.
+    batch_origins: HashMap<String, Hlc>,
 }
 
 /// Opens the replica file and starts its apply thread.
@@ -186,6 +205,7 @@ pub fn spawn_applier(
         policy: Mutex::new((policy_version, policy.clone())),
         skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
         write_gate: Arc::new(Mutex::new(())),
+        origin_hlc: Mutex::new(HashMap::new()),
     });
     acks.publish(name, applied);
     tracing::info!(replica = name, path = %path.display(), applied, log_end = end, "replica starting");
@@ -203,6 +223,7 @@ pub fn spawn_applier(
         skipped_in_batch: 0,
         last_ts_ms: 0,
         commits: 0,
+        batch_origins: HashMap::new(),
     };
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
@@ -311,6 +332,7 @@ impl Applier {
             .execute_batch("BEGIN IMMEDIATE")
             .ctx(&self.path, "beginning an apply transaction")?;
         self.rejections.clear();
+        self.batch_origins.clear();
         let policy_before = (self.policy_version, self.policy.clone());
         if let Err(e) = self.apply_entries(batch) {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -329,6 +351,20 @@ impl Applier {
         }
         *self.state.policy.lock().unwrap_or_else(|p| p.into_inner()) =
             (self.policy_version, self.policy.clone());
+        // Published while the gate is held: a speculation (which holds it)
+        // sees these agree with the file it reads.
+        {
+            let mut origins = self
+                .state
+                .origin_hlc
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (origin, hlc) in self.batch_origins.drain() {
+                let cur = origins.entry(origin).or_insert(hlc);
+                *cur = (*cur).max(hlc);
+            }
+        }
+        self.state.applied.store(new_applied, Ordering::Release);
         metrics::counter!("tributary_replica_records_applied_total", "replica" => self.name.clone())
             .increment(batch.len() as u64);
         // From the origin's timestamp (taken just before its append) to this commit.
@@ -363,6 +399,11 @@ impl Applier {
             if let Some(clock) = &self.clock {
                 clock.observe(record.hlc);
             }
+            let newest = self
+                .batch_origins
+                .entry(record.origin.clone())
+                .or_insert(record.hlc);
+            *newest = (*newest).max(record.hlc);
             self.last_ts_ms = record.ts_ms;
             self.apply_record(entry.offset, &record)?;
         }

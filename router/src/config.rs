@@ -146,6 +146,10 @@ pub struct RouterConfig {
     pub max_staleness_ms: u64,
     /// How long a read waits for its consistency level before failing.
     pub read_timeout_ms: u64,
+    /// How long a write waits for a row held by another session's open
+    /// transaction before failing with 55P03; 0 waits until that
+    /// transaction ends (PostgreSQL's `lock_timeout` default).
+    pub lock_timeout_ms: u64,
     /// Statements longer than this are refused.
     pub max_statement_bytes: usize,
     /// Threads serving reads per router.
@@ -198,6 +202,7 @@ impl Default for RouterConfig {
             read_consistency: ReadConsistency::Session,
             max_staleness_ms: 1_000,
             read_timeout_ms: 5_000,
+            lock_timeout_ms: 0,
             max_statement_bytes: 1 << 20,
             read_threads: 2,
             enabled: true,

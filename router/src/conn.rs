@@ -55,6 +55,18 @@ impl Corked<pgwire::tokio::server::MaybeTls> {
     }
 }
 
+impl<S> Corked<S> {
+    /// Rewrites the status of a ReadyForQuery that ends the buffered reply
+    /// (pgwire wrote it; the bytes have not been sent yet, since a reply
+    /// waits here until the router would block reading).
+    pub fn patch_ready_for_query(&mut self, status: u8) {
+        let n = self.buf.len();
+        if n >= 6 + self.sent && self.buf[n - 6..n - 1] == [b'Z', 0, 0, 0, 5] {
+            self.buf[n - 1] = status;
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> Corked<S> {
     pub fn new(inner: S) -> Corked<S> {
         Corked {
@@ -123,9 +135,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Corked<S> {
     }
 }
 
+/// The session's own view of its transaction (see [`serve_client`]).
+pub trait SessionStatus {
+    /// `None` while the session is busy (a statement still running).
+    fn transaction_status(&self) -> Option<pgwire::messages::response::TransactionStatus>;
+}
+
 /// Serves one client until it leaves or a fatal error ends the session.
 /// The loop is pgwire's own (`process_socket`), over a [`Corked`] socket.
-pub async fn serve_client<H: PgWireServerHandlers>(
+pub async fn serve_client<H: PgWireServerHandlers + SessionStatus>(
     socket: TcpStream,
     handlers: H,
 ) -> io::Result<()> {
@@ -195,7 +213,11 @@ pub async fn serve_client<H: PgWireServerHandlers>(
             _ => msg.is_extended_query(),
         };
         let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
-        if let Err(mut e) = process_message(
+        let answers_ready = matches!(
+            msg,
+            PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Sync(_)
+        );
+        let result = process_message(
             msg,
             &mut socket,
             startup_handler.clone(),
@@ -204,13 +226,24 @@ pub async fn serve_client<H: PgWireServerHandlers>(
             copy.clone(),
             cancel.clone(),
         )
-        .await
-        {
+        .await;
+        if let Err(mut e) = result {
             errors.on_error(&socket, &mut e);
             let fatal = e.is_fatal();
             process_error(&mut socket, e, is_extended).await?;
             if fatal {
                 break;
+            }
+        }
+        // pgwire derives the transaction status from the responses (an
+        // error inside a block means "failed"); the session knows better: a
+        // failed COMMIT ends the transaction, as in PostgreSQL.
+        if let Some(status) = handlers.transaction_status()
+            && matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+        {
+            socket.set_transaction_status(status);
+            if answers_ready {
+                socket.get_mut().patch_ready_for_query(status as u8);
             }
         }
         if is_cancel {

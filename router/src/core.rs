@@ -32,8 +32,26 @@ pub struct RouterCore {
     pub startup: Arc<crate::auth::Startup>,
     /// One permit per open client connection (`max_connections`).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// This router's queued-but-maybe-unapplied writes and row locks.
+    pub order: crate::write_order::WriteOrder,
+    /// Set when an append failed: the overlay may be missing or holding a
+    /// record, so the next write first waits for the replica to reach the
+    /// log end (which settles it either way).
+    resync: std::sync::atomic::AtomicBool,
     seq: AtomicU64,
     next_session: AtomicU64,
+}
+
+/// Records a router keeps in its overlay before a write waits for its
+/// replica to apply some: each speculation replays all of them while holding
+/// the replica's write gate, so a long overlay slows the applier (with 256
+/// per session the apply loop fell behind; see BENCHMARKS.md).
+pub const MAX_OVERLAY: usize = 64;
+
+/// A record queued on the log by [`RouterCore::enqueue`].
+pub struct Queued {
+    hlc: wal_bus::Hlc,
+    durable: wal_bus::AppendFuture,
 }
 
 /// One row of `tributary_replicas` / `tributary status`.
@@ -102,6 +120,8 @@ impl RouterCore {
             config,
             writer,
             readers,
+            order: crate::write_order::WriteOrder::default(),
+            resync: std::sync::atomic::AtomicBool::new(false),
             seq: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
         })
@@ -121,9 +141,16 @@ impl RouterCore {
         }
     }
 
-    /// Appends a record made here; returns the log position after it (the
-    /// offset a replica must reach to have applied it).
-    pub async fn append(&self, session: u64, body: RecordBody) -> Result<Offset> {
+    /// Queues a record made here on the log and, with `replay`, in the
+    /// overlay. Must run inside a job on the speculation pool (`writer`):
+    /// those jobs run one at a time, which makes queue order, HLC order,
+    /// overlay order and log order one order.
+    pub fn enqueue(
+        &self,
+        session: u64,
+        body: RecordBody,
+        replay: Option<crate::write_order::Replay>,
+    ) -> Result<Queued> {
         let hlc = self.clock.now()?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let record = Record {
@@ -133,11 +160,52 @@ impl RouterCore {
             ts_ms: hlc.wall_ms(),
             body,
         };
+        let durable = self.log.enqueue(record.encode())?;
+        if let Some(replay) = replay {
+            self.order.push(hlc, replay);
+        }
+        Ok(Queued { hlc, durable })
+    }
+
+    /// Waits for a queued record to be durable; returns the log position
+    /// after it (the offset a replica must reach to have applied it).
+    pub async fn durable(&self, queued: Queued) -> Result<Offset> {
         let started = Instant::now();
-        let offset = self.log.append(record.encode()).await?;
-        metrics::histogram!("tributary_router_append_seconds", "router" => self.name.clone())
-            .record(started.elapsed().as_secs_f64());
-        Ok(offset + 1)
+        match queued.durable.await {
+            Ok(offset) => {
+                metrics::histogram!("tributary_router_append_seconds", "router" => self.name.clone())
+                    .record(started.elapsed().as_secs_f64());
+                Ok(offset + 1)
+            }
+            Err(e) => {
+                // The record may or may not be in the log (a broker timeout
+                // is ambiguous): drop it from the overlay and let the next
+                // write wait for the replica to reach the log end.
+                self.order.remove(queued.hlc);
+                self.resync.store(true, Ordering::Release);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Before a write: waits while the overlay is full, and after a failed
+    /// append until the replica has reached the log end.
+    pub async fn ready_to_write(&self) -> Result<()> {
+        if self.resync.swap(false, Ordering::AcqRel) {
+            tracing::warn!(router = %self.name, "an append failed; waiting for the replica to reach the log end");
+            self.order.clear_queued();
+            if let Err(e) = self.wait_applied(self.log.end()).await {
+                self.resync.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        if self.order.len() >= MAX_OVERLAY {
+            let started = Instant::now();
+            self.wait_applied(self.replica.applied() + 1).await?;
+            metrics::histogram!("tributary_router_pipeline_wait_seconds", "router" => self.name.clone())
+                .record(started.elapsed().as_secs_f64());
+        }
+        Ok(())
     }
 
     /// Waits for the ack mode's condition on `target`; a NOTICE text is
@@ -195,12 +263,19 @@ impl RouterCore {
                 }));
             }
             if started.elapsed() >= timeout {
-                let acked = self.acks.snapshot().count_at_least(target);
+                let (applied, missing): (Vec<_>, Vec<_>) = self
+                    .acks
+                    .snapshot()
+                    .replicas
+                    .into_iter()
+                    .filter(|(n, _)| !unhealthy.contains_key(n))
+                    .partition(|(_, a)| a.applied >= target);
                 let err = Error::AckTimeout {
                     offset: target - 1,
                     mode: mode.as_str(),
-                    acked,
                     needed,
+                    applied: applied.into_iter().map(|(n, _)| n).collect(),
+                    missing: missing.into_iter().map(|(n, _)| n).collect(),
                     waited_ms: self.replication.ack_timeout_ms,
                 };
                 metrics::counter!("tributary_router_ack_timeouts_total", "mode" => mode.as_str())

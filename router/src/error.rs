@@ -47,15 +47,29 @@ pub enum Error {
         waited_ms: u64,
     },
     #[error(
-        "write is durable in the log at offset {offset} and will be applied, but only {acked} of the {needed} replicas required by ack mode {mode} applied it within {waited_ms} ms"
+        "write is durable in the log at offset {offset} and will be applied, but ack mode {mode} needs {needed} replica(s) to apply it and within {waited_ms} ms {} did (applied: {}; not yet: {})",
+        applied.len(),
+        if applied.is_empty() { "none".to_owned() } else { applied.join(", ") },
+        if missing.is_empty() { "none".to_owned() } else { missing.join(", ") }
     )]
     AckTimeout {
         offset: u64,
         mode: &'static str,
-        acked: usize,
         needed: usize,
+        /// Replicas counted for the mode that applied it.
+        applied: Vec<String>,
+        /// Replicas counted for the mode that had not.
+        missing: Vec<String>,
         waited_ms: u64,
     },
+    #[error(
+        "deadlock detected: session {session} waits for the transaction of session {holder}, which waits (directly or not) for session {session}"
+    )]
+    Deadlock { session: u64, holder: u64 },
+    #[error(
+        "could not obtain a row lock within {waited_ms} ms: the rows are held by the open transaction of session {holder} (router.lock_timeout_ms)"
+    )]
+    LockTimeout { holder: u64, waited_ms: u64 },
     #[error("replica {replica} has stopped: {reason}")]
     ReplicaStopped { replica: String, reason: String },
     #[error("log append failed: {0}")]
@@ -102,6 +116,8 @@ impl Error {
             Error::Log(_) => "58030",
             Error::Parameter { .. } => "22P02",
             Error::SerializationFailure(_) => "40001",
+            Error::Deadlock { .. } => "40P01",
+            Error::LockTimeout { .. } => "55P03",
             Error::ReadOnlyTable { .. } => "42501",
             Error::InvalidSetValue { .. } => "22P02",
             Error::Policy(_) => "22023",

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use wal_bus::{Change, Op, Row, Value};
 
 use crate::error::{Error, Result};
+use crate::write_order::Replay;
 
 /// Rows a statement produced.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +36,8 @@ pub struct SpecOutcome {
     pub affected: usize,
     /// Net changeset of the whole transaction so far (prior + this statement).
     pub changeset: Vec<u8>,
-    /// Row changes with full images, when asked for (autocommit).
-    pub changes: Option<Vec<Change>>,
+    /// This statement's row changes with full images.
+    pub changes: Vec<Change>,
 }
 
 fn sq(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
@@ -205,33 +206,32 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
     Ok(out)
 }
 
-/// Runs a write speculatively on top of the transaction's earlier writes
-/// (`prior`, a changeset). Returns the transaction's combined changeset
-/// (for replaying it before later statements) and this statement's own row
-/// changes with full images (for [`compose`]).
-pub fn speculate(
-    conn: &Connection,
-    prior: &[u8],
-    sql: &str,
-    params: &[SqlValue],
-) -> Result<SpecOutcome> {
-    speculate_after(conn, &[], prior, sql, params)
+/// Replays the router's overlay: its queued records this replica has not
+/// applied yet, in log order (see `write_order`).
+fn replay_overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
+    for r in overlay {
+        match r {
+            Replay::Changes(cs) => replay(conn, cs)?,
+            Replay::Ddl(sql) => conn
+                .execute_batch(sql)
+                .map_err(sq("replaying a queued schema change"))?,
+        }
+    }
+    Ok(())
 }
 
-/// [`speculate`] on top of `pending`: the session's own writes that are in
-/// the log but maybe not yet on this replica (replaying a changeset that is
-/// already applied changes nothing, so the race with the applier is benign).
+/// [`speculate`] on top of `overlay`, the router's queued writes this
+/// replica has not applied yet. The caller holds the replica's write gate,
+/// so "not applied yet" is exact for the whole speculation.
 pub fn speculate_after(
     conn: &Connection,
-    pending: &[std::sync::Arc<[u8]>],
+    overlay: &[Replay],
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
 ) -> Result<SpecOutcome> {
     rolled_back(conn, |conn| {
-        for p in pending {
-            replay(conn, p)?;
-        }
+        replay_overlay(conn, overlay)?;
         replay(conn, prior)?;
         // Attached after the replay: captures this statement alone, so the
         // transaction keeps the before-images of its first touch of a row.
@@ -258,7 +258,7 @@ pub fn speculate_after(
             result,
             affected,
             changeset,
-            changes: Some(changes),
+            changes,
         })
     })
 }
@@ -322,23 +322,28 @@ pub fn compose(net: &mut Vec<Change>, next: Vec<Change>) {
     }
 }
 
-/// Runs a read on top of the transaction's earlier writes.
+/// Runs a read on top of the router's overlay and the transaction's
+/// earlier writes.
 pub fn read_in_txn(
     conn: &Connection,
+    overlay: &[Replay],
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
     max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
     rolled_back(conn, |conn| {
+        replay_overlay(conn, overlay)?;
         replay(conn, prior)?;
         run_statement(conn, sql, params, max_rows)
     })
 }
 
-/// Checks a DDL statement runs, without keeping its effect.
-pub fn check_ddl(conn: &Connection, sql: &str) -> Result<()> {
+/// Checks a DDL statement runs on top of the overlay, without keeping its
+/// effect.
+pub fn check_ddl(conn: &Connection, overlay: &[Replay], sql: &str) -> Result<()> {
     rolled_back(conn, |conn| {
+        replay_overlay(conn, overlay)?;
         conn.execute_batch(sql)
             .map_err(sq("checking the DDL statement"))
     })
@@ -492,14 +497,15 @@ mod tests {
     #[test]
     fn captures_full_images_and_rolls_back() -> Result<()> {
         let c = db();
-        let out = speculate(
+        let out = speculate_after(
             &c,
+            &[],
             &[],
             "UPDATE t SET n = n + $1 WHERE id = $2",
             &[SqlValue::Integer(5), SqlValue::Integer(1)],
         )?;
         assert_eq!(out.affected, 1);
-        let changes = out.changes.unwrap_or_default();
+        let changes = out.changes;
         assert_eq!(changes.len(), 1);
         let ch = &changes[0];
         assert_eq!(ch.op, Op::Update);
@@ -526,17 +532,24 @@ mod tests {
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
         let mut changes = Vec::new();
-        let a = speculate(&c, &[], "INSERT INTO t VALUES (2, 'b', 1)", &[])?;
-        compose(&mut changes, a.changes.unwrap_or_default());
-        let b = speculate(&c, &a.changeset, "UPDATE t SET n = 7 WHERE id = 2", &[])?;
-        compose(&mut changes, b.changes.unwrap_or_default());
-        let d = speculate(
+        let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[])?;
+        compose(&mut changes, a.changes);
+        let b = speculate_after(
             &c,
+            &[],
+            &a.changeset,
+            "UPDATE t SET n = 7 WHERE id = 2",
+            &[],
+        )?;
+        compose(&mut changes, b.changes);
+        let d = speculate_after(
+            &c,
+            &[],
             &b.changeset,
             "DELETE FROM t WHERE id = 1 RETURNING v",
             &[],
         )?;
-        compose(&mut changes, d.changes.unwrap_or_default());
+        compose(&mut changes, d.changes);
         assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
         assert_eq!(changes.len(), 2);
         let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");

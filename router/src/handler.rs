@@ -309,6 +309,16 @@ impl Handlers {
     }
 }
 
+impl crate::conn::SessionStatus for Handlers {
+    fn transaction_status(&self) -> Option<pgwire::messages::response::TransactionStatus> {
+        self.conn
+            .session
+            .try_lock()
+            .ok()
+            .map(|s| s.transaction_status())
+    }
+}
+
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
         self.conn.clone()

@@ -14,3 +14,4 @@ pub mod handler;
 pub mod pgtypes;
 pub mod policy;
 pub mod session;
+pub mod write_order;

@@ -8,9 +8,11 @@ use wal_bus::{Offset, RecordBody};
 
 use crate::classify::{Classified, Kind};
 use crate::config::{AckMode, ReadConsistency};
-use crate::core::{RouterCore, now_ms};
+use crate::core::{Queued, RouterCore, now_ms};
 use crate::error::{Error, Result};
 use crate::exec::{self, ResultSet};
+use crate::write_order::{Replay, row_ids};
+use pgwire::messages::response::TransactionStatus;
 
 /// A transaction block in progress: the net changeset of its writes.
 #[derive(Debug, Default)]
@@ -56,22 +58,58 @@ pub struct Session {
     min_offset: Offset,
     /// Log position after this session's latest write.
     last_write: Offset,
-    /// This session's writes that are in the log but may not be on the
-    /// router's replica yet: `(position after, changeset)`. Later writes are
-    /// speculated on top of them instead of waiting for the replica.
-    pending: Vec<(Offset, std::sync::Arc<[u8]>)>,
     txn: Option<Txn>,
     /// The log end when the session began.
     floor: Offset,
 }
 
-/// Unapplied writes a session may pipeline before it waits for its replica.
-/// Each one is replayed under every later speculation while it is pending,
-/// which holds the replica's write lock longer and slows its applier: with
-/// 256 the apply loop fell behind and TPS dropped to ~900. pgbench w_insert,
-/// 8 clients, async: 2,750 TPS without pipelining, 3,790 at 2, 4,740 at 4,
-/// 4,470 at 8, 4,160 at 16 (waiting for the oldest pending write only).
-const MAX_PENDING: usize = 4;
+/// What one speculation job produced.
+enum Spec {
+    /// The statement's changes touch a row held by this session's
+    /// transaction: wait for it to end and speculate again.
+    Blocked(u64),
+    Done {
+        out: exec::SpecOutcome,
+        /// The record, when the write was queued (autocommit).
+        queued: Option<Queued>,
+    },
+}
+
+/// Runs on the speculation connection (one job at a time per router, holding
+/// the replica's write gate): replays the router's overlay, runs the
+/// statement, checks row locks, and either takes the locks (inside a
+/// transaction block) or queues the record (autocommit).
+fn speculate_job(
+    core: &RouterCore,
+    conn: &rusqlite::Connection,
+    session: u64,
+    in_txn: bool,
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Spec> {
+    let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
+    let mut out = exec::speculate_after(conn, &overlay, prior, sql, params)?;
+    let rows = row_ids(&out.changes);
+    if let Some(holder) = core.order.holder_of(session, &rows) {
+        return Ok(Spec::Blocked(holder));
+    }
+    if in_txn {
+        core.order.lock(session, rows);
+        return Ok(Spec::Done { out, queued: None });
+    }
+    if out.changes.is_empty() {
+        return Ok(Spec::Done { out, queued: None });
+    }
+    crate::policy::check_set_values(&core.replica.policy().1, &out.changes)?;
+    let changes = std::mem::take(&mut out.changes);
+    let replay = Replay::Changes(out.changeset.clone().into());
+    let queued = core.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
+    Ok(Spec::Done {
+        out,
+        queued: Some(queued),
+    })
+}
 
 const SETTINGS: &str =
     "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
@@ -88,7 +126,6 @@ impl Session {
             // speculated on at least that (see `write`).
             floor: core.log.end(),
             last_write: 0,
-            pending: Vec::new(),
             txn: None,
             core,
         }
@@ -98,8 +135,15 @@ impl Session {
         &self.core
     }
 
-    pub fn in_txn(&self) -> bool {
-        self.txn.is_some()
+    /// The transaction status PostgreSQL would report in ReadyForQuery:
+    /// a failed COMMIT ends the transaction (idle), an error inside a block
+    /// leaves it failed until ROLLBACK.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match &self.txn {
+            None => TransactionStatus::Idle,
+            Some(t) if t.failed => TransactionStatus::Error,
+            Some(_) => TransactionStatus::Transaction,
+        }
     }
 
     /// Runs one statement; an error inside a transaction block aborts it.
@@ -160,6 +204,7 @@ impl Session {
             }
             Kind::Commit => self.commit(side).await,
             Kind::Rollback => {
+                self.core.order.release(self.id);
                 if self.txn.take().is_none() {
                     side.notices
                         .push(("WARNING", "there is no transaction in progress".into()));
@@ -275,16 +320,19 @@ impl Session {
         if let Some(txn) = &self.txn
             && !txn.changeset.is_empty()
         {
-            // The transaction's writes sit on top of the session's earlier
-            // ones: let the replica catch up with those first.
-            self.core.wait_applied(self.last_write).await?;
+            // The transaction's writes sit on top of the router's queued
+            // ones (the overlay), which the replica may not have applied yet.
             let prior = txn.changeset.clone();
             let sql = stmt.sql.clone();
             let max_rows = self.core.config.max_result_rows;
+            let core = self.core.clone();
             let (rows, _) = self
                 .core
                 .writer
-                .run(move |c| exec::read_in_txn(c, &prior, &sql, &params, max_rows))
+                .run(move |c| {
+                    let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
+                    exec::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
+                })
                 .await??;
             return Ok(rows_outcome(rows));
         }
@@ -312,78 +360,64 @@ impl Session {
         tag: &str,
         side: &mut Side,
     ) -> Result<Outcome> {
-        // A session writes on top of its own earlier writes: those the
-        // replica has not applied yet are replayed under the statement.
-        let applied = self.core.replica.applied();
-        self.pending.retain(|(target, _)| *target > applied);
-        if self.pending.len() >= MAX_PENDING {
-            let oldest = self.pending[self.pending.len() - MAX_PENDING].0;
-            let started = std::time::Instant::now();
-            self.core.wait_applied(oldest).await?;
-            metrics::histogram!("tributary_router_pipeline_wait_seconds", "router" => self.core.name.clone())
-                .record(started.elapsed().as_secs_f64());
-            let applied = self.core.replica.applied();
-            self.pending.retain(|(target, _)| *target > applied);
-        }
-        // A write is computed on the router's replica: that replica must hold
-        // every transaction committed before this session began, or a
-        // reconnecting client (say, after a router restart, while the replica
-        // catches up) would compute from stale rows and lose updates
-        // (found by the crash harness on Kafka: counter below its acked count).
+        // A write is computed on the router's replica plus its overlay: the
+        // replica must hold every transaction committed before this session
+        // began, or a reconnecting client (say, after a router restart,
+        // while the replica catches up) would compute from stale rows and
+        // lose updates (found by the crash harness on Kafka).
         self.core
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
-        let sql = stmt.sql.clone();
-        let prior = self
-            .txn
-            .as_ref()
-            .map(|t| t.changeset.clone())
-            .unwrap_or_default();
-        let pending = self.pending.clone();
-        let replica = self.core.replica.clone();
-        let started = std::time::Instant::now();
-        let out = self
-            .core
-            .writer
-            .run(move |c| {
-                let applied = replica.applied();
-                let unapplied: Vec<_> = pending
-                    .into_iter()
-                    .filter(|(target, _)| *target > applied)
-                    .map(|(_, cs)| cs)
-                    .collect();
-                exec::speculate_after(c, &unapplied, &prior, &sql, &params)
-            })
-            .await??;
-        // Queueing for the replica's one write connection included.
-        metrics::histogram!("tributary_router_speculate_seconds", "router" => self.core.name.clone())
-            .record(started.elapsed().as_secs_f64());
-        let changes = out.changes.unwrap_or_default();
-        if let Some(txn) = &mut self.txn {
-            txn.changeset = out.changeset;
-            exec::compose(&mut txn.changes, changes);
-        } else if !changes.is_empty() {
-            self.commit_body(RecordBody::Txn { changes }, Some(out.changeset), side)
-                .await?;
+        self.core.ready_to_write().await?;
+        let lock_timeout = (self.core.config.lock_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.core.config.lock_timeout_ms));
+        loop {
+            let core = self.core.clone();
+            let (session, in_txn) = (self.id, self.txn.is_some());
+            let prior = self
+                .txn
+                .as_ref()
+                .map(|t| t.changeset.clone())
+                .unwrap_or_default();
+            let sql = stmt.sql.clone();
+            let params = params.clone();
+            let started = std::time::Instant::now();
+            let spec = self
+                .core
+                .writer
+                .run(move |c| speculate_job(&core, c, session, in_txn, &prior, &sql, &params))
+                .await??;
+            // Queueing for the replica's one write connection included.
+            metrics::histogram!("tributary_router_speculate_seconds", "router" => self.core.name.clone())
+                .record(started.elapsed().as_secs_f64());
+            match spec {
+                Spec::Blocked(holder) => {
+                    metrics::counter!("tributary_router_lock_waits_total", "router" => self.core.name.clone())
+                        .increment(1);
+                    self.core
+                        .order
+                        .wait_for(self.id, holder, lock_timeout)
+                        .await?;
+                }
+                Spec::Done { out, queued } => {
+                    if let Some(txn) = &mut self.txn {
+                        txn.changeset = out.changeset;
+                        exec::compose(&mut txn.changes, out.changes);
+                    }
+                    if let Some(queued) = queued {
+                        self.finish(queued, side).await?;
+                    }
+                    return Ok(write_outcome(tag, out.result, out.affected));
+                }
+            }
         }
-        Ok(write_outcome(tag, out.result, out.affected))
     }
 
-    async fn commit_body(
-        &mut self,
-        body: RecordBody,
-        changeset: Option<Vec<u8>>,
-        side: &mut Side,
-    ) -> Result<()> {
-        if let RecordBody::Txn { changes } = &body {
-            crate::policy::check_set_values(&self.core.replica.policy().1, changes)?;
-        }
-        let target = self.core.append(self.id, body).await?;
+    /// Waits for a queued record to be durable and for the ack mode.
+    async fn finish(&mut self, queued: Queued, side: &mut Side) -> Result<()> {
+        let target = self.core.durable(queued).await?;
         self.last_write = target;
         side.offset = Some(target);
-        if let Some(cs) = changeset.filter(|cs| !cs.is_empty()) {
-            self.pending.push((target, cs.into()));
-        }
         if let Some(notice) = self.core.await_acks(target, self.ack).await? {
             side.notices.push(("NOTICE", notice));
         }
@@ -392,10 +426,21 @@ impl Session {
         if self.ack != AckMode::Async
             && let Some(reason) = self.core.acks.rejection(target - 1)
         {
-            self.pending.retain(|(t, _)| *t != target);
             return Err(Error::SerializationFailure(reason));
         }
         Ok(())
+    }
+
+    /// Queues a record that changes no rows (policy) and waits like a write.
+    async fn append_plain(&mut self, body: RecordBody, side: &mut Side) -> Result<()> {
+        let core = self.core.clone();
+        let session = self.id;
+        let queued = self
+            .core
+            .writer
+            .run(move |_| core.enqueue(session, body, None))
+            .await??;
+        self.finish(queued, side).await
     }
 
     /// `SET tributary.apply_policy = '<policy TOML>'`: validate against the
@@ -411,18 +456,15 @@ impl Session {
             .run(move |c| crate::policy::check(c, &owned, "policy"))
             .await??;
         let version = self.core.replica.policy().0 + 1;
-        let target = self
-            .core
-            .append(
-                self.id,
-                RecordBody::Policy {
-                    version,
-                    policy: text.to_owned(),
-                },
-            )
-            .await?;
-        self.last_write = target;
-        side.offset = Some(target);
+        self.append_plain(
+            RecordBody::Policy {
+                version,
+                policy: text.to_owned(),
+            },
+            side,
+        )
+        .await?;
+        let target = self.last_write;
         self.core.wait_applied(target).await?;
         side.notices.push((
             "NOTICE",
@@ -439,18 +481,24 @@ impl Session {
             return Err(Error::NotInTransactionBlock(tag.to_owned()));
         }
         self.core
-            .wait_applied(self.last_write.max(self.min_offset))
+            .wait_applied(self.min_offset.max(self.floor))
             .await?;
+        self.core.ready_to_write().await?;
+        let core = self.core.clone();
+        let session = self.id;
         let sql = stmt.sql.clone();
-        let check = sql.clone();
-        self.core
+        let queued = self
+            .core
             .writer
-            .run(move |c| exec::check_ddl(c, &check))
+            .run(move |c| {
+                let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
+                exec::check_ddl(c, &overlay, &sql)?;
+                let replay = Replay::Ddl(sql.as_str().into());
+                core.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
+            })
             .await??;
-        self.commit_body(RecordBody::Ddl { sql }, None, side)
-            .await?;
-        self.pending.clear();
-        // Later statements on this router must see the new schema.
+        self.finish(queued, side).await?;
+        // Reads on this router must see the new schema.
         self.core.wait_applied(self.last_write).await?;
         Ok(Outcome::Command {
             tag: tag.to_owned(),
@@ -459,25 +507,47 @@ impl Session {
     }
 
     async fn commit(&mut self, side: &mut Side) -> Result<Outcome> {
+        // Whatever happens next, the transaction is over (a failed COMMIT
+        // ends it, as in PostgreSQL).
         let Some(txn) = self.txn.take() else {
             side.notices
                 .push(("WARNING", "there is no transaction in progress".into()));
             return Ok(Outcome::TxnEnd { tag: "COMMIT" });
         };
-        if txn.failed {
-            return Ok(Outcome::TxnEnd { tag: "ROLLBACK" });
+        if txn.failed || txn.changes.is_empty() {
+            self.core.order.release(self.id);
+            let tag = if txn.failed { "ROLLBACK" } else { "COMMIT" };
+            return Ok(Outcome::TxnEnd { tag });
         }
-        if !txn.changes.is_empty() {
-            self.commit_body(
-                RecordBody::Txn {
-                    changes: txn.changes,
-                },
-                Some(txn.changeset),
-                side,
-            )
-            .await?;
-        }
+        let core = self.core.clone();
+        let session = self.id;
+        let (changes, changeset) = (txn.changes, txn.changeset);
+        // Queued and unlocked in one job: a waiter retries on a state that
+        // includes this transaction.
+        let queued = self
+            .core
+            .writer
+            .run(move |_| {
+                let queued = crate::policy::check_set_values(&core.replica.policy().1, &changes)
+                    .and_then(|()| {
+                        let replay = Replay::Changes(changeset.into());
+                        core.enqueue(session, RecordBody::Txn { changes }, Some(replay))
+                    });
+                core.order.release(session);
+                queued
+            })
+            .await;
+        self.core.order.release(self.id);
+        self.finish(queued??, side).await?;
         Ok(Outcome::TxnEnd { tag: "COMMIT" })
+    }
+}
+
+impl Drop for Session {
+    /// A client that vanishes mid-transaction leaves nothing behind: its
+    /// row locks go with it (its writes were never queued).
+    fn drop(&mut self) {
+        self.core.order.release(self.id);
     }
 }
 

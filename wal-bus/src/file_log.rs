@@ -1,6 +1,6 @@
 //! The embedded file log: segment files, group commit, recovery.
 //!
-//! One writer thread owns the active segment. Appends queue on a bounded
+//! One writer thread owns the active segment. Appends queue on a
 //! channel; the writer takes every append waiting at that moment, writes
 //! their frames with one `write`, makes them durable with one `fdatasync`, and
 //! only then publishes them to readers and resolves the appenders — so a
@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::LogConfig;
 use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
-use crate::log::{Log, LogEntry, Offset, RetentionRule};
+use crate::log::{AppendFuture, Log, LogEntry, Offset, RetentionRule};
 use crate::segment::{Segment, decode_frame, encode_frame, list_segments};
 
 /// Longest run of appends made durable by one fsync.
@@ -48,7 +48,7 @@ struct Shared {
 /// The embedded, single-machine log.
 pub struct FileLog {
     shared: Arc<Shared>,
-    appends: mpsc::Sender<AppendReq>,
+    appends: mpsc::UnboundedSender<AppendReq>,
 }
 
 impl FileLog {
@@ -70,7 +70,7 @@ impl FileLog {
             history: EndHistory::new(end),
             cluster_id,
         });
-        let (tx, rx) = mpsc::channel(MAX_GROUP * 4);
+        let (tx, rx) = mpsc::unbounded_channel();
         let writer = shared.clone();
         std::thread::Builder::new()
             .name("file-log-writer".into())
@@ -175,7 +175,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-fn writer_loop(shared: &Shared, mut rx: mpsc::Receiver<AppendReq>) {
+fn writer_loop(shared: &Shared, mut rx: mpsc::UnboundedReceiver<AppendReq>) {
     let mut batch: Vec<AppendReq> = Vec::with_capacity(MAX_GROUP);
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     while let Some(first) = rx.blocking_recv() {
@@ -316,7 +316,7 @@ fn roll(shared: &Shared, base: Offset) -> Result<()> {
 
 #[async_trait]
 impl Log for FileLog {
-    async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
+    fn enqueue(&self, payload: Vec<u8>) -> Result<AppendFuture> {
         if payload.len() > self.shared.max_record {
             return Err(Error::RecordTooLarge {
                 size: payload.len(),
@@ -327,11 +327,15 @@ impl Log for FileLog {
             return Err(Error::Closed);
         }
         let (done, rx) = oneshot::channel();
+        // Unbounded so queueing never waits (and so keeps the caller's
+        // order); callers bound what they have in flight (the router's
+        // write overlay, max_connections).
         self.appends
             .send(AppendReq { payload, done })
-            .await
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(Box::pin(
+            async move { rx.await.map_err(|_| Error::Closed)? },
+        ))
     }
 
     fn end(&self) -> Offset {

@@ -29,7 +29,7 @@ use crate::acks::AckBoard;
 use crate::config::{KafkaConfig, LogConfig};
 use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
-use crate::log::{Log, LogEntry, Offset, Tail};
+use crate::log::{AppendFuture, Log, LogEntry, Offset, Tail};
 
 fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
     Error::Kafka {
@@ -139,6 +139,9 @@ fn check_topic(c: &BaseConsumer, k: &KafkaConfig, topic: &str) -> Result<()> {
 fn new_producer(k: &KafkaConfig, max_record: usize) -> Result<FutureProducer> {
     let mut pc = client_config(k);
     pc.set("enable.idempotence", "true")
+        // A failed batch that could leave a gap is a fatal error (and the
+        // producer is replaced), never a silent hole in the order.
+        .set("enable.gapless.guarantee", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
         .set("message.timeout.ms", k.timeout_ms.to_string())
@@ -151,11 +154,69 @@ pub struct KafkaLog {
     config: KafkaConfig,
     /// Replaced when it hits a fatal error (e.g. fenced after a broker
     /// outage): an idempotent producer cannot recover by itself.
-    producer: std::sync::RwLock<Arc<FutureProducer>>,
+    producer: Arc<std::sync::RwLock<Arc<FutureProducer>>>,
     max_record: usize,
+    ends: Arc<Ends>,
+    stop: Arc<AtomicBool>,
+}
+
+/// The end as far as this process knows it, and its history; shared with
+/// append futures, which outlive a borrow of the log.
+struct Ends {
     end: watch::Sender<Offset>,
     history: EndHistory,
-    stop: Arc<AtomicBool>,
+}
+
+impl Ends {
+    fn observe(&self, end: Offset) {
+        let changed = self.end.send_if_modified(|cur| {
+            if end > *cur {
+                *cur = end;
+                true
+            } else {
+                false
+            }
+        });
+        if changed {
+            self.history.record(end);
+        }
+    }
+}
+
+/// Whether a failed produce means the producer must be replaced: an
+/// idempotent producer whose sequence is in doubt (a timed-out request) or
+/// that was fenced rejects everything from then on; a new one gets a new
+/// producer id. Returns whether the record was fenced (refused, not written).
+fn restart_if_needed(
+    slot: &std::sync::RwLock<Arc<FutureProducer>>,
+    used: &FutureProducer,
+    config: &KafkaConfig,
+    max_record: usize,
+    e: &KafkaError,
+) -> Result<bool> {
+    let code = match e {
+        KafkaError::MessageProduction(code) => Some(*code),
+        _ => None,
+    };
+    let fenced = matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+        )
+    ) || used.client().fatal_error().is_some();
+    if fenced || code == Some(RDKafkaErrorCode::MessageTimedOut) {
+        let mut cur = slot.write().unwrap_or_else(|p| p.into_inner());
+        // Another failed append may have replaced it already.
+        if std::ptr::eq(Arc::as_ptr(&cur), used) {
+            tracing::warn!(error = %e, "restarting the kafka producer");
+            *cur = Arc::new(new_producer(config, max_record)?);
+        }
+    }
+    Ok(fenced)
 }
 
 impl KafkaLog {
@@ -185,10 +246,12 @@ impl KafkaLog {
         let end = end.max(0) as Offset;
         let log = Arc::new(KafkaLog {
             config: k.clone(),
-            producer: std::sync::RwLock::new(producer),
+            producer: Arc::new(std::sync::RwLock::new(producer)),
             max_record: config.max_record_bytes,
-            end: watch::channel(end).0,
-            history: EndHistory::new(end),
+            ends: Arc::new(Ends {
+                end: watch::channel(end).0,
+                history: EndHistory::new(end),
+            }),
             stop: Arc::new(AtomicBool::new(false)),
         });
         tracing::info!(brokers = %k.brokers, topic = %k.topic, end, "kafka log open");
@@ -212,17 +275,7 @@ impl KafkaLog {
     }
 
     fn observe_end(&self, end: Offset) {
-        let changed = self.end.send_if_modified(|cur| {
-            if end > *cur {
-                *cur = end;
-                true
-            } else {
-                false
-            }
-        });
-        if changed {
-            self.history.record(end);
-        }
+        self.ends.observe(end);
     }
 
     fn read_blocking(
@@ -299,28 +352,13 @@ impl Log for KafkaLog {
             match producer.send(record, timeout).await {
                 Ok(d) => break d,
                 Err((e, _)) => {
-                    let code = match &e {
-                        KafkaError::MessageProduction(code) => Some(*code),
-                        _ => None,
-                    };
-                    let fenced = matches!(
-                        code,
-                        Some(
-                            RDKafkaErrorCode::ProducerFenced
-                                | RDKafkaErrorCode::InvalidProducerEpoch
-                                | RDKafkaErrorCode::OutOfOrderSequenceNumber
-                                | RDKafkaErrorCode::UnknownProducerId
-                                | RDKafkaErrorCode::InvalidProducerIdMapping
-                        )
-                    ) || producer.client().fatal_error().is_some();
-                    // An idempotent producer whose sequence is in doubt (a
-                    // timed-out request) or that was fenced rejects everything
-                    // from then on; a new one gets a new producer id.
-                    if fenced || code == Some(RDKafkaErrorCode::MessageTimedOut) {
-                        tracing::warn!(error = %e, "restarting the kafka producer");
-                        let fresh = Arc::new(new_producer(&self.config, self.max_record)?);
-                        *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-                    }
+                    let fenced = restart_if_needed(
+                        &self.producer,
+                        &producer,
+                        &self.config,
+                        self.max_record,
+                        &e,
+                    )?;
                     // A fenced record was refused, not written: one retry
                     // cannot duplicate it.
                     if fenced && !retried {
@@ -345,8 +383,59 @@ impl Log for KafkaLog {
         Ok(offset)
     }
 
+    fn enqueue(&self, payload: Vec<u8>) -> Result<AppendFuture> {
+        if payload.len() > self.max_record {
+            return Err(Error::RecordTooLarge {
+                size: payload.len(),
+                limit: self.max_record,
+            });
+        }
+        let producer = self
+            .producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // send_result queues synchronously: the idempotent producer keeps
+        // the queue order on the partition. No retry here: a re-sent record
+        // would land after records queued behind it.
+        let record: FutureRecord<'_, (), [u8]> =
+            FutureRecord::to(&self.config.topic).payload(&payload);
+        let where_ = format!(
+            "appending to {} on {}",
+            self.config.topic, self.config.brokers
+        );
+        let delivery = producer
+            .send_result(record)
+            .map_err(|(e, _)| kerr(&where_, e))?;
+        let (slot, config, max_record, ends) = (
+            self.producer.clone(),
+            self.config.clone(),
+            self.max_record,
+            self.ends.clone(),
+        );
+        Ok(Box::pin(async move {
+            let outcome = delivery
+                .await
+                .map_err(|_| kerr(&where_, "the producer was dropped before delivery"))?;
+            match outcome {
+                Ok(d) => {
+                    let offset = d.offset.max(0) as Offset;
+                    ends.observe(offset + 1);
+                    Ok(offset)
+                }
+                Err((e, _)) => {
+                    restart_if_needed(&slot, &producer, &config, max_record, &e)?;
+                    Err(kerr(
+                        &where_,
+                        format!("{e} (not acknowledged within {} ms)", config.timeout_ms),
+                    ))
+                }
+            }
+        }))
+    }
+
     fn end(&self) -> Offset {
-        *self.end.borrow()
+        *self.ends.end.borrow()
     }
 
     fn start(&self) -> Offset {
@@ -378,7 +467,7 @@ impl Log for KafkaLog {
     }
 
     async fn wait_beyond(&self, offset: Offset) -> Result<()> {
-        let mut rx = self.end.subscribe();
+        let mut rx = self.ends.end.subscribe();
         rx.wait_for(|end| *end > offset)
             .await
             .map(|_| ())
@@ -386,11 +475,11 @@ impl Log for KafkaLog {
     }
 
     fn end_as_of(&self, ts_ms: u64) -> Offset {
-        self.history.end_as_of(ts_ms, self.end())
+        self.ends.history.end_as_of(ts_ms, self.end())
     }
 
     fn appended_at_ms(&self, offset: Offset) -> Option<u64> {
-        self.history.appended_at_ms(offset)
+        self.ends.history.appended_at_ms(offset)
     }
 
     fn describe(&self) -> String {

@@ -27,7 +27,7 @@ pub use file_log::FileLog;
 pub use hlc::{Hlc, HlcClock};
 #[cfg(feature = "kafka")]
 pub use kafka_log::{KafkaAcks, KafkaLog, ensure_topic};
-pub use log::{Log, LogEntry, Offset, RetentionRule, Subscription, Tail, tail};
+pub use log::{AppendFuture, Log, LogEntry, Offset, RetentionRule, Subscription, Tail, tail};
 pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
 pub use segment::{FrameWalk, scan_frames};
 pub use value::Value;

@@ -21,12 +21,25 @@ pub struct LogEntry {
     pub payload: Arc<[u8]>,
 }
 
+/// Resolves with a queued record's offset once it is durable.
+pub type AppendFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Offset>> + Send>>;
+
 /// A totally ordered, durable log of records.
 #[async_trait]
 pub trait Log: Send + Sync + 'static {
     /// Appends one record; resolves with its offset only once it is durable
     /// (fsynced or broker-acknowledged).
-    async fn append(&self, payload: Vec<u8>) -> Result<Offset>;
+    async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
+        self.enqueue(payload)?.await
+    }
+
+    /// Queues one record *now* and returns a future for its durability.
+    /// Records queued one after another by one caller land in the log in
+    /// the order queued (the router relies on it: a write is computed on
+    /// top of the writes it queued before). If a queued record fails, the
+    /// records queued after it may still land; the caller decides what that
+    /// means for them.
+    fn enqueue(&self, payload: Vec<u8>) -> Result<AppendFuture>;
 
     /// The current end: offset of the next record to be appended.
     fn end(&self) -> Offset;
