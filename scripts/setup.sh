@@ -6,7 +6,7 @@
 #
 # With --tests it also installs what only the test suite needs:
 # docker-compose (to validate docker/compose.yml), kafka-python (the log
-# consumer test) and the tansu broker (the Kafka backend's tests; building
+# consumer test), psycopg (driver tests) and the tansu broker (the Kafka backend's tests; building
 # it takes 15-25 minutes once, the binary stays in ~/.cargo/bin).
 set -euo pipefail
 tests=0
@@ -36,9 +36,12 @@ command -v cargo >/dev/null 2>&1 || {
 }
 
 if [ $tests = 1 ]; then
-  python3 -c "import kafka" >/dev/null 2>&1 \
-    || python3 -m pip install -q kafka-python==3.0.12 \
-    || python3 -m pip install -q --break-system-packages kafka-python==3.0.12
+  # kafka-python: the log consumer test; psycopg: the driver tests.
+  pip_install() {
+    python3 -m pip install -q "$@" || python3 -m pip install -q --break-system-packages "$@"
+  }
+  python3 -c "import kafka" >/dev/null 2>&1 || pip_install kafka-python==3.0.12
+  python3 -c "import psycopg" >/dev/null 2>&1 || pip_install "psycopg[binary]==3.3.*"
   # dynostore gives the in-memory engine, libsql an SQLite-file engine (the
   # crash harness kills and restarts the broker on it). A marker records the
   # features of the cached binary so an older build is replaced once.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod bank;
 pub mod chaos;
 use tokio_postgres::{Client, NoTls};
 
