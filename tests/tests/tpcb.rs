@@ -1,0 +1,122 @@
+//! pgbench's built-in TPC-B-like transaction through one router: the sums
+//! of account, teller and branch balances and of the history deltas stay
+//! equal in every ack mode (a lost update makes them drift apart).
+
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use tests::Cluster;
+
+/// pgbench's tables at scale 1 (what `pgbench -i -s 1` creates), with a
+/// generated key on the history table so it replicates.
+const SCHEMA: &str = "
+CREATE TABLE pgbench_branches (bid INTEGER PRIMARY KEY, bbalance INTEGER, filler CHAR(88));
+CREATE TABLE pgbench_tellers (tid INTEGER PRIMARY KEY, bid INTEGER, tbalance INTEGER, filler CHAR(84));
+CREATE TABLE pgbench_accounts (aid INTEGER PRIMARY KEY, bid INTEGER, abalance INTEGER, filler CHAR(84));
+CREATE TABLE pgbench_history (hid INTEGER PRIMARY KEY, tid INTEGER, bid INTEGER, aid INTEGER, delta INTEGER, mtime TIMESTAMP, filler CHAR(22));
+INSERT INTO pgbench_branches VALUES (1, 0, NULL);
+INSERT INTO pgbench_tellers WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 10) SELECT x, 1, 0, NULL FROM s;
+";
+
+async fn sums(cluster: &Cluster) -> Result<[i64; 4]> {
+    let c = cluster.connect(0).await?;
+    c.batch_execute("SET tributary.read_consistency = 'strong'")
+        .await?;
+    let mut out = [0; 4];
+    for (i, sql) in [
+        "SELECT CAST(coalesce(sum(abalance), 0) AS BIGINT) FROM pgbench_accounts",
+        "SELECT CAST(coalesce(sum(tbalance), 0) AS BIGINT) FROM pgbench_tellers",
+        "SELECT CAST(coalesce(sum(bbalance), 0) AS BIGINT) FROM pgbench_branches",
+        "SELECT CAST(coalesce(sum(delta), 0) AS BIGINT) FROM pgbench_history",
+    ]
+    .iter()
+    .enumerate()
+    {
+        out[i] = c.query_one(*sql, &[]).await?.try_get(0)?;
+    }
+    Ok(out)
+}
+
+async fn tpcb(ack: &str) -> Result<()> {
+    let cluster = Cluster::start(3, 1, &[("TRIBUTARY__REPLICATION__ACK", ack)]).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(SCHEMA).await?;
+    for chunk in 0..10 {
+        c.batch_execute(&format!(
+            "INSERT INTO pgbench_accounts WITH RECURSIVE s(x) AS (SELECT {lo} UNION ALL SELECT x + 1 FROM s WHERE x < {hi}) SELECT x, 1, 0, NULL FROM s",
+            lo = chunk * 10_000 + 1,
+            hi = (chunk + 1) * 10_000
+        ))
+        .await?;
+    }
+    let out = Command::new("pgbench")
+        .args(["-n", "-b", "tpcb-like", "-c", "8", "-j", "2", "-T", "5"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "test",
+            "test",
+        ])
+        .output()
+        .context("running pgbench (install postgresql)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success(), "pgbench failed:\n{text}");
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .unwrap_or("tps: ?");
+    let processed = text
+        .lines()
+        .find(|l| l.contains("number of transactions actually processed"))
+        .unwrap_or("?");
+    eprintln!("{ack}: {processed}; {tps}");
+    ensure!(
+        text.contains("number of failed transactions: 0"),
+        "pgbench reported failures:\n{text}"
+    );
+    let s = sums(&cluster).await?;
+    eprintln!(
+        "{ack}: accounts {} tellers {} branches {} history {}",
+        s[0], s[1], s[2], s[3]
+    );
+    ensure!(
+        s[0] == s[1] && s[1] == s[2] && s[2] == s[3],
+        "{ack}: TPC-B sums disagree: accounts {} tellers {} branches {} history {}",
+        s[0],
+        s[1],
+        s[2],
+        s[3]
+    );
+    cluster.wait_converged().await?;
+    let first = tests::dump(&cluster.replica_path(0))?;
+    for i in 1..3 {
+        ensure!(
+            tests::dump(&cluster.replica_path(i))? == first,
+            "{ack}: replica {} differs from replica 1",
+            i + 1
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpcb_like_sums_stay_equal_in_async() -> Result<()> {
+    tpcb("async").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpcb_like_sums_stay_equal_in_semi_sync() -> Result<()> {
+    tpcb("semi-sync").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpcb_like_sums_stay_equal_in_sync() -> Result<()> {
+    tpcb("sync").await
+}
