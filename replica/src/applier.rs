@@ -468,6 +468,11 @@ impl Applier {
                     .execute_batch(sql)
                     .ctx(&self.path, "applying a DDL record")
             }
+            RecordBody::Ids { table, count } => {
+                crate::ids::reserve(&self.conn, offset, table, &record.origin, *count)
+                    .map(|_| ())
+                    .ctx(&self.path, "reserving generated keys")
+            }
             RecordBody::Policy { version, policy } => {
                 match Policy::parse(policy, "policy record") {
                     Ok(p) => {

@@ -11,6 +11,7 @@ mod applier;
 mod apply;
 mod config;
 mod error;
+mod ids;
 mod meta;
 mod progress;
 mod schema;
@@ -20,6 +21,7 @@ mod values;
 pub use applier::{ReplicaHandle, ReplicaState, spawn_applier};
 pub use config::ReplicaConfig;
 pub use error::{Error, Result};
+pub use ids::{IdBlock, block_at as id_block_at};
 pub use meta::{
     INTERNAL_PREFIX, applied_offset, cluster_id, is_internal_table, open_connection, stored_policy,
 };

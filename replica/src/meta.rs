@@ -6,6 +6,7 @@
 //!   that removed a row (consulted only while the row is absent).
 //! - `_tributary_cols`: for each row and column, the `(hlc, origin)` of the
 //!   write that last won, and the CRDT state of counter/set cells.
+//! - `_tributary_ids`: key ranges reserved by `ids` records (see `ids`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +56,14 @@ CREATE TABLE IF NOT EXISTS tributary_conflicts (
     outcome TEXT NOT NULL,
     policy_version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS _tributary_ids (
+    log_offset INTEGER PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    first INTEGER NOT NULL,
+    count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _tributary_ids_by_table ON _tributary_ids (tbl, first);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('applied_offset', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_version', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_text', '');

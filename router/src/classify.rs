@@ -214,7 +214,72 @@ fn expr_text(e: &Expr) -> String {
     }
 }
 
-fn classify_one(stmt: &Statement, sql: String) -> Result<Classified> {
+/// `SERIAL`, `BIGSERIAL`, `SMALLSERIAL` and `GENERATED … AS IDENTITY`
+/// columns become SQLite's `INTEGER PRIMARY KEY`, whose missing keys the
+/// router generates cluster-wide (see `keys`). Returns the CREATE TABLE to
+/// run instead, if anything changed.
+fn translate_generated_keys(ct: &sqlparser::ast::CreateTable) -> Result<Option<String>> {
+    use sqlparser::ast::{DataType, GeneratedAs};
+    let is_serial = |t: &DataType| {
+        matches!(t, DataType::Custom(name, args) if args.is_empty()
+            && matches!(object_name(name).to_ascii_lowercase().as_str(),
+                "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"))
+    };
+    let is_identity = |o: &ColumnOption| {
+        matches!(
+            o,
+            ColumnOption::Generated {
+                generated_as: GeneratedAs::Always | GeneratedAs::ByDefault,
+                generation_expr: None,
+                ..
+            }
+        )
+    };
+    let table_pk: Vec<String> = ct
+        .constraints
+        .iter()
+        .filter_map(|c| match c {
+            TableConstraint::PrimaryKey(pk) => Some(
+                pk.columns
+                    .iter()
+                    .map(|c| expr_text(&c.column.expr))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .next()
+        .unwrap_or_default();
+    let mut out = ct.clone();
+    let mut changed = false;
+    for col in &mut out.columns {
+        let serial = is_serial(&col.data_type);
+        let identity = col.options.iter().any(|o| is_identity(&o.option));
+        if !serial && !identity {
+            continue;
+        }
+        let own_pk = col
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        let sole_pk = (own_pk && table_pk.is_empty())
+            || (table_pk.len() == 1 && table_pk[0].eq_ignore_ascii_case(&col.name.value));
+        if !sole_pk {
+            return Err(unsupported(
+                format!(
+                    "generated column {} outside the primary key",
+                    col.name.value
+                ),
+                "SERIAL and GENERATED … AS IDENTITY are supported as a table's single-column primary key",
+            ));
+        }
+        col.data_type = DataType::Integer(None);
+        col.options.retain(|o| !is_identity(&o.option));
+        changed = true;
+    }
+    Ok(changed.then(|| Statement::CreateTable(out).to_string()))
+}
+
+fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
     let kind = match stmt {
         Statement::Query(q) => match q.body.as_ref() {
             SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) => {
@@ -261,6 +326,9 @@ fn classify_one(stmt: &Statement, sql: String) -> Result<Classified> {
                 return Err(Error::NoPrimaryKey {
                     table: object_name(&ct.name),
                 });
+            }
+            if let Some(translated) = translate_generated_keys(ct)? {
+                sql = translated;
             }
             Kind::Ddl {
                 tag: "CREATE TABLE".into(),
@@ -618,6 +686,31 @@ mod tests {
 
     fn kind(sql: &str) -> Result<Kind> {
         classify(sql, 1 << 20).map(|mut v| v.remove(0).kind)
+    }
+
+    #[test]
+    fn serial_and_identity_become_generated_integer_keys() -> Result<()> {
+        let one = |sql: &str| -> Result<String> { Ok(classify(sql, 1 << 20)?.remove(0).sql) };
+        assert_eq!(
+            one("CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT)")?,
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)"
+        );
+        assert_eq!(
+            one(
+                "CREATE TABLE h (hid BIGINT GENERATED ALWAYS AS IDENTITY, v INT, PRIMARY KEY (hid))"
+            )?,
+            "CREATE TABLE h (hid INTEGER, v INT, PRIMARY KEY (hid))"
+        );
+        // Untouched when there is nothing to translate.
+        assert_eq!(
+            one("create table t (id bigint primary key)")?,
+            "create table t (id bigint primary key)"
+        );
+        let err = classify("CREATE TABLE t (id INT PRIMARY KEY, n BIGSERIAL)", 1 << 20)
+            .err()
+            .map(|e| e.sqlstate());
+        assert_eq!(err, Some("0A000"));
+        Ok(())
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct RouterCore {
     pub connections: Arc<tokio::sync::Semaphore>,
     /// This router's queued-but-maybe-unapplied writes and row locks.
     pub order: crate::write_order::WriteOrder,
+    /// Generated-key ranges reserved for this router.
+    pub keys: crate::keys::Keys,
     /// Set when an append failed: the overlay may be missing or holding a
     /// record, so the next write first waits for the replica to reach the
     /// log end (which settles it either way).
@@ -121,6 +123,7 @@ impl RouterCore {
             writer,
             readers,
             order: crate::write_order::WriteOrder::default(),
+            keys: crate::keys::Keys::default(),
             resync: std::sync::atomic::AtomicBool::new(false),
             seq: AtomicU64::new(0),
             next_session: AtomicU64::new(1),

@@ -63,6 +63,14 @@ pub enum Error {
         waited_ms: u64,
     },
     #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint: a replicated row needs its whole primary key"
+    )]
+    NullKey { table: String, column: String },
+    #[error(
+        "generated keys of table {table} are exhausted (the largest 64-bit integer key is in use)"
+    )]
+    KeysExhausted { table: String },
+    #[error(
         "deadlock detected: session {session} waits for the transaction of session {holder}, which waits (directly or not) for session {session}"
     )]
     Deadlock { session: u64, holder: u64 },
@@ -117,6 +125,8 @@ impl Error {
             Error::Parameter { .. } => "22P02",
             Error::SerializationFailure(_) => "40001",
             Error::Deadlock { .. } => "40P01",
+            Error::NullKey { .. } => "23502",
+            Error::KeysExhausted { .. } => "2200H",
             Error::LockTimeout { .. } => "55P03",
             Error::ReadOnlyTable { .. } => "42501",
             Error::InvalidSetValue { .. } => "22P02",

@@ -27,6 +27,14 @@ pub struct ResultSet {
     pub rows: Vec<Vec<SqlValue>>,
 }
 
+/// A query finding a row of `table` whose key (`column`, …) is NULL.
+#[derive(Debug, Clone)]
+pub struct NullCheck {
+    pub sql: String,
+    pub table: String,
+    pub column: String,
+}
+
 /// What a speculative write did.
 #[derive(Debug, Default)]
 pub struct SpecOutcome {
@@ -223,12 +231,15 @@ fn replay_overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
 /// [`speculate`] on top of `overlay`, the router's queued writes this
 /// replica has not applied yet. The caller holds the replica's write gate,
 /// so "not applied yet" is exact for the whole speculation.
+/// `null_check`, when given, finds a row the statement left with a NULL key
+/// (see `keys::Plan`): such a write is refused with 23502.
 pub fn speculate_after(
     conn: &Connection,
     overlay: &[Replay],
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
+    null_check: Option<&NullCheck>,
 ) -> Result<SpecOutcome> {
     rolled_back(conn, |conn| {
         replay_overlay(conn, overlay)?;
@@ -243,6 +254,20 @@ pub fn speculate_after(
         // RETURNING rows are the statement's own changes; the log record
         // already bounds their size (max_record_bytes).
         let (result, affected) = run_statement(conn, sql, params, usize::MAX)?;
+        if let Some(check) = null_check
+            && affected > 0
+        {
+            let found = conn
+                .prepare_cached(&check.sql)
+                .and_then(|mut s| s.exists([]))
+                .map_err(sq("checking for NULL keys"))?;
+            if found {
+                return Err(Error::NullKey {
+                    table: check.table.clone(),
+                    column: check.column.clone(),
+                });
+            }
+        }
         let mut own = Vec::new();
         session
             .changeset_strm(&mut own)
@@ -503,6 +528,7 @@ mod tests {
             &[],
             "UPDATE t SET n = n + $1 WHERE id = $2",
             &[SqlValue::Integer(5), SqlValue::Integer(1)],
+            None,
         )?;
         assert_eq!(out.affected, 1);
         let changes = out.changes;
@@ -532,7 +558,7 @@ mod tests {
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
         let mut changes = Vec::new();
-        let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[])?;
+        let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
         compose(&mut changes, a.changes);
         let b = speculate_after(
             &c,
@@ -540,6 +566,7 @@ mod tests {
             &a.changeset,
             "UPDATE t SET n = 7 WHERE id = 2",
             &[],
+            None,
         )?;
         compose(&mut changes, b.changes);
         let d = speculate_after(
@@ -548,6 +575,7 @@ mod tests {
             &b.changeset,
             "DELETE FROM t WHERE id = 1 RETURNING v",
             &[],
+            None,
         )?;
         compose(&mut changes, d.changes);
         assert_eq!(d.result.map(|r| r.rows.len()), Some(1));

@@ -11,6 +11,7 @@ pub mod debezium;
 pub mod error;
 pub mod exec;
 pub mod handler;
+pub mod keys;
 pub mod pgtypes;
 pub mod policy;
 pub mod session;

@@ -68,6 +68,8 @@ enum Spec {
     /// The statement's changes touch a row held by this session's
     /// transaction: wait for it to end and speculate again.
     Blocked(u64),
+    /// The statement ran out of reserved keys: reserve more, run it again.
+    NeedKeys(crate::keys::Shortage),
     Done {
         out: exec::SpecOutcome,
         /// The record, when the write was queued (autocommit).
@@ -75,21 +77,59 @@ enum Spec {
     },
 }
 
+/// A row whose key is NULL or missing cannot be replicated (replicas find
+/// rows by key): refused like PostgreSQL refuses a NULL primary key.
+fn refuse_null_keys(changes: &[wal_bus::Change]) -> Result<()> {
+    for c in changes {
+        let null = c.key.iter().find(|(_, v)| **v == wal_bus::Value::Null);
+        if c.key.is_empty() || null.is_some() {
+            return Err(Error::NullKey {
+                table: c.table.clone(),
+                column: null.map_or_else(|| "(primary key)".to_owned(), |(k, _)| k.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs on the speculation connection (one job at a time per router, holding
 /// the replica's write gate): replays the router's overlay, runs the
 /// statement, checks row locks, and either takes the locks (inside a
 /// transaction block) or queues the record (autocommit).
+#[allow(clippy::too_many_arguments)]
 fn speculate_job(
     core: &RouterCore,
     conn: &rusqlite::Connection,
     session: u64,
     in_txn: bool,
+    insert_or_update: bool,
     prior: &[u8],
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Spec> {
     let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
-    let mut out = exec::speculate_after(conn, &overlay, prior, sql, params)?;
+    let plan = if insert_or_update {
+        core.keys.plan(conn, sql)?
+    } else {
+        crate::keys::Plan::default()
+    };
+    if plan.run.is_some() {
+        core.keys.arm(conn)?;
+    }
+    let run = plan.run.as_deref().unwrap_or(sql);
+    let check = plan.null_check.as_deref();
+    let mut out = match exec::speculate_after(conn, &overlay, prior, run, params, check) {
+        Ok(out) => out,
+        Err(e) => {
+            if plan.run.is_some()
+                && let Some(short) = core.keys.shortage()
+            {
+                return Ok(Spec::NeedKeys(short));
+            }
+            return Err(e);
+        }
+    };
+    refuse_null_keys(&out.changes)?;
     let rows = row_ids(&out.changes);
     if let Some(holder) = core.order.holder_of(session, &rows) {
         return Ok(Spec::Blocked(holder));
@@ -381,16 +421,20 @@ impl Session {
                 .unwrap_or_default();
             let sql = stmt.sql.clone();
             let params = params.clone();
+            let insert = tag == "INSERT" || tag == "UPDATE";
             let started = std::time::Instant::now();
             let spec = self
                 .core
                 .writer
-                .run(move |c| speculate_job(&core, c, session, in_txn, &prior, &sql, &params))
+                .run(move |c| {
+                    speculate_job(&core, c, session, in_txn, insert, &prior, &sql, &params)
+                })
                 .await??;
             // Queueing for the replica's one write connection included.
             metrics::histogram!("tributary_router_speculate_seconds", "router" => self.core.name.clone())
                 .record(started.elapsed().as_secs_f64());
             match spec {
+                Spec::NeedKeys(short) => self.reserve_keys(short).await?,
                 Spec::Blocked(holder) => {
                     metrics::counter!("tributary_router_lock_waits_total", "router" => self.core.name.clone())
                         .increment(1);
@@ -429,6 +473,37 @@ impl Session {
             return Err(Error::SerializationFailure(reason));
         }
         Ok(())
+    }
+
+    /// Reserves a range of generated keys for this router (an `ids`
+    /// record) and waits until its replica has computed the range.
+    async fn reserve_keys(&mut self, short: crate::keys::Shortage) -> Result<()> {
+        let core = self.core.clone();
+        let session = self.id;
+        let body = RecordBody::Ids {
+            table: short.table.clone(),
+            count: short.count,
+        };
+        let queued = self
+            .core
+            .writer
+            .run(move |_| core.enqueue(session, body, None))
+            .await??;
+        let target = self.core.durable(queued).await?;
+        self.core.wait_applied(target).await?;
+        let block = self
+            .core
+            .readers
+            .run(move |c| replica::id_block_at(c, target - 1))
+            .await?
+            .map_err(|e| Error::sqlite("reading a reserved key range", e))?;
+        match block {
+            Some(b) if b.count > 0 => {
+                self.core.keys.add(&short.table, b.first, b.count);
+                Ok(())
+            }
+            _ => Err(Error::KeysExhausted { table: short.table }),
+        }
     }
 
     /// Queues a record that changes no rows (policy) and waits like a write.

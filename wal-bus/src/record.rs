@@ -41,6 +41,10 @@ pub enum RecordBody {
     Ddl { sql: String },
     /// A new conflict-policy version; every replica switches at this offset.
     Policy { version: u64, policy: String },
+    /// Reserves the next `count` generated keys of `table` for the record's
+    /// origin. Every replica computes the same range at this offset (see
+    /// docs/record-format.md); no row changes.
+    Ids { table: String, count: u64 },
 }
 
 /// Kind of row change.
@@ -94,6 +98,8 @@ struct WireIn {
     sql: Option<String>,
     version: Option<u64>,
     policy: Option<String>,
+    table: Option<String>,
+    count: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -160,9 +166,13 @@ impl Record {
                 version: wire.version.ok_or_else(|| missing("version", "policy"))?,
                 policy: wire.policy.ok_or_else(|| missing("policy", "policy"))?,
             },
+            Some("ids") => RecordBody::Ids {
+                table: wire.table.ok_or_else(|| missing("table", "ids"))?,
+                count: wire.count.ok_or_else(|| missing("count", "ids"))?,
+            },
             Some(other) => {
                 return Err(Error::Decode(format!(
-                    "unknown record type {other:?}; expected txn, ddl or policy"
+                    "unknown record type {other:?}; expected txn, ddl, policy or ids"
                 )));
             }
             None => return Err(Error::Decode("missing field type".into())),
@@ -228,6 +238,7 @@ mod tests {
             ".*".prop_map(|sql| RecordBody::Ddl { sql }),
             (any::<u64>(), ".*")
                 .prop_map(|(version, policy)| RecordBody::Policy { version, policy }),
+            (".*", any::<u64>()).prop_map(|(table, count)| RecordBody::Ids { table, count }),
         ]
     }
 
