@@ -82,8 +82,13 @@ pub enum Error {
     ReplicaStopped { replica: String, reason: String },
     #[error("log append failed: {0}")]
     Log(#[from] wal_bus::Error),
-    #[error("invalid parameter ${index}: {reason}")]
-    Parameter { index: usize, reason: String },
+    #[error("parameter ${index} ({type_name}): {reason}")]
+    BadParameter {
+        index: usize,
+        type_name: String,
+        sqlstate: &'static str,
+        reason: String,
+    },
     #[error("could not serialize access: {0}")]
     SerializationFailure(String),
     #[error("{table} is maintained by Tributary and is read-only")]
@@ -122,7 +127,7 @@ impl Error {
             Error::ReadTimeout { .. } | Error::AckTimeout { .. } => "57014",
             Error::ReplicaStopped { .. } => "58000",
             Error::Log(_) => "58030",
-            Error::Parameter { .. } => "22P02",
+            Error::BadParameter { sqlstate, .. } => sqlstate,
             Error::SerializationFailure(_) => "40001",
             Error::Deadlock { .. } => "40P01",
             Error::NullKey { .. } => "23502",

@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 pub mod handler;
 pub mod keys;
+pub mod params;
 pub mod pgtypes;
 pub mod policy;
 pub mod session;

@@ -17,7 +17,7 @@ use pgwire::messages::data::DataRow;
 use rusqlite::types::Value as SqlValue;
 
 use crate::classify::Hint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exec::{ResultSet, SchemaTypes};
 
 /// The wire type for an SQLite declared type (SQLite's affinity rules).
@@ -175,52 +175,22 @@ pub fn infer_param_types(
         .collect()
 }
 
-fn param_err(index: usize, e: impl std::fmt::Display) -> Error {
-    Error::Parameter {
-        index: index + 1,
-        reason: e.to_string(),
-    }
-}
-
-/// Decodes a bound portal's parameters into SQLite values.
+/// Decodes a bound portal's parameters into SQLite values (see `params`).
 pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec<SqlValue>> {
-    let mut out = Vec::with_capacity(portal.parameter_len());
-    for i in 0..portal.parameter_len() {
-        let ty = types.get(i).cloned().unwrap_or(Type::TEXT);
-        let v = match ty {
-            Type::INT2 => portal
-                .parameter::<i16>(i, &ty)
-                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::INT4 => portal
-                .parameter::<i32>(i, &ty)
-                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::INT8 => portal
-                .parameter::<i64>(i, &ty)
-                .map(|v| v.map(SqlValue::Integer)),
-            Type::FLOAT4 => portal
-                .parameter::<f32>(i, &ty)
-                .map(|v| v.map(|x| SqlValue::Real(x.into()))),
-            Type::FLOAT8 => portal
-                .parameter::<f64>(i, &ty)
-                .map(|v| v.map(SqlValue::Real)),
-            Type::BOOL => portal
-                .parameter::<bool>(i, &ty)
-                .map(|v| v.map(|x| SqlValue::Integer(x.into()))),
-            Type::BYTEA => portal
-                .parameter::<Vec<u8>>(i, &ty)
-                .map(|v| v.map(SqlValue::Blob)),
-            _ => {
-                let text_ty = match ty {
-                    Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => ty.clone(),
-                    _ => Type::TEXT,
-                };
-                portal
-                    .parameter::<String>(i, &text_ty)
-                    .map(|v| v.map(SqlValue::Text))
-            }
-        }
-        .map_err(|e| param_err(i, e))?;
-        out.push(v.unwrap_or(SqlValue::Null));
-    }
-    Ok(out)
+    let binary = |i: usize| match &portal.parameter_format {
+        Format::UnifiedText => false,
+        Format::UnifiedBinary => true,
+        // One code means every parameter (pgwire unifies it); a missing
+        // code is text, and never an index panic.
+        Format::Individual(codes) => codes.get(i).is_some_and(|c| *c == 1),
+    };
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let ty = types.get(i).cloned().unwrap_or(Type::TEXT);
+            crate::params::decode(i, &ty, binary(i), bytes.as_deref())
+        })
+        .collect()
 }

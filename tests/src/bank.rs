@@ -142,8 +142,9 @@ pub fn start(
                             l.acked_net[bi] += x;
                         }
                         Err(Failure::Refused(code)) => *l.refused.entry(code).or_default() += 1,
-                        Err(Failure::InDoubt(_)) => {
+                        Err(Failure::InDoubt(why)) => {
                             l.in_doubt += 1;
+                            l.last_doubt = Some(why);
                             l.doubt_out[ai] += x;
                             l.doubt_in[bi] += x;
                         }
