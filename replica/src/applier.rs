@@ -438,10 +438,21 @@ impl Applier {
                     self.conn
                         .execute_batch("ROLLBACK TO record")
                         .ctx(&self.path, "rolling back a rejected transaction")?;
-                    let reason = format!(
-                        "transaction {} conflicts on {} key {} ({}) and was rejected by first-writer-wins",
-                        record.id, c.table, c.key, c.kind
-                    );
+                    let reason = if c.resolution.strategy == resolver::COUNTER_OVERFLOW {
+                        format!(
+                            "transaction {} was rejected: counter column {} of {} key {} would leave the range of a 64-bit integer ({})",
+                            record.id,
+                            c.resolution.columns.join(", "),
+                            c.table,
+                            c.key,
+                            crate::OUT_OF_RANGE
+                        )
+                    } else {
+                        format!(
+                            "transaction {} conflicts on {} key {} ({}) and was rejected by first-writer-wins",
+                            record.id, c.table, c.key, c.kind
+                        )
+                    };
                     record_conflict(&ctx, &c)?;
                     self.rejections.push((offset, reason));
                     return Ok(());

@@ -77,12 +77,22 @@ pub fn merge_min(a: &Value, b: &Value) -> Value {
     }
 }
 
-fn as_i64(v: &Value) -> i64 {
+/// A counter cell's integer; NULL counts as 0 (a counter that was never
+/// set). Anything else that is not a 64-bit integer is an error, never 0.
+fn as_i64(v: &Value) -> Result<i64> {
+    let bad = || Error::Overflow(format!("a counter holds {v}, not a 64-bit integer"));
     match v {
-        Value::Integer(i) => *i,
-        Value::Real(f) => *f as i64,
-        Value::Text(t) => t.trim().parse().unwrap_or(0),
-        _ => 0,
+        Value::Null => Ok(0),
+        Value::Integer(i) => Ok(*i),
+        Value::Real(f)
+            if f.fract() == 0.0
+                && *f >= -9.223_372_036_854_776e18
+                && *f < 9.223_372_036_854_776e18 =>
+        {
+            Ok(*f as i64)
+        }
+        Value::Text(t) => t.trim().parse().map_err(|_| bad()),
+        _ => Err(bad()),
     }
 }
 
@@ -114,11 +124,11 @@ fn set_value(members: &[String]) -> Value {
 
 impl CellState {
     /// The state a cell starts from when it has none yet: its current value.
-    pub fn counter_from(value: &Value) -> CellState {
-        CellState::Counter {
-            base: as_i64(value),
+    pub fn counter_from(value: &Value) -> Result<CellState> {
+        Ok(CellState::Counter {
+            base: as_i64(value)?,
             pn: PNCounter::new(),
-        }
+        })
     }
 
     pub fn set_from(value: &Value) -> CellState {
@@ -137,7 +147,9 @@ impl CellState {
     pub fn apply_change(&mut self, origin: &str, before: &Value, after: &Value) -> Result<()> {
         match self {
             CellState::Counter { pn, .. } => {
-                let delta = as_i64(after).wrapping_sub(as_i64(before));
+                let delta = as_i64(after)?.checked_sub(as_i64(before)?).ok_or_else(|| {
+                    Error::Overflow(format!("a counter change from {before} to {after}"))
+                })?;
                 if delta > 0 {
                     let op = pn.inc_many(origin.to_owned(), delta as u64);
                     pn.apply(op);
@@ -164,17 +176,26 @@ impl CellState {
         Ok(())
     }
 
-    /// The cell's value.
-    pub fn value(&self) -> Value {
+    /// The cell's value; a counter past the range of a 64-bit integer is
+    /// an error (the state keeps every count; nothing is reset).
+    pub fn value(&self) -> Result<Value> {
         match self {
             CellState::Counter { base, pn } => {
-                let n: i64 = pn.read().to_string().parse().unwrap_or(0);
-                Value::Integer(base.wrapping_add(n))
+                let total = pn.read();
+                let out_of_range = || {
+                    Error::Overflow(format!(
+                        "a counter of {base} plus {total} leaves the range of a 64-bit integer"
+                    ))
+                };
+                let n: i64 = total.to_string().parse().map_err(|_| out_of_range())?;
+                base.checked_add(n)
+                    .map(Value::Integer)
+                    .ok_or_else(out_of_range)
             }
             CellState::Set(s) => {
                 let mut m: Vec<String> = s.read().val.into_iter().collect();
                 m.sort();
-                set_value(&m)
+                Ok(set_value(&m))
             }
         }
     }
@@ -223,7 +244,7 @@ mod tests {
 
     fn counter() -> impl Strategy<Value = CellState> {
         proptest::collection::vec(("[abc]", -20i64..20), 0..6).prop_map(|ops| {
-            let mut s = CellState::counter_from(&Value::Integer(100));
+            let mut s = CellState::counter_from(&Value::Integer(100)).expect("counter");
             for (actor, d) in ops {
                 let _ = s.apply_change(&actor, &Value::Integer(0), &Value::Integer(d));
             }
@@ -258,14 +279,14 @@ mod tests {
     /// Commutative, associative and idempotent, judged by the value read.
     fn semilattice(a: CellState, b: CellState, c: CellState) -> Result<(), TestCaseError> {
         prop_assert_eq!(
-            merged(a.clone(), b.clone()).value(),
-            merged(b.clone(), a.clone()).value()
+            merged(a.clone(), b.clone()).value().ok(),
+            merged(b.clone(), a.clone()).value().ok()
         );
         prop_assert_eq!(
-            merged(merged(a.clone(), b.clone()), c.clone()).value(),
-            merged(a.clone(), merged(b, c)).value()
+            merged(merged(a.clone(), b.clone()), c.clone()).value().ok(),
+            merged(a.clone(), merged(b, c)).value().ok()
         );
-        prop_assert_eq!(merged(a.clone(), a.clone()).value(), a.value());
+        prop_assert_eq!(merged(a.clone(), a.clone()).value().ok(), a.value().ok());
         Ok(())
     }
 
@@ -304,11 +325,11 @@ mod tests {
         #[test]
         fn counter_deltas_commute(deltas in proptest::collection::vec(("[abc]", -20i64..20), 0..8), seed in any::<u64>()) {
             let run = |ds: &[(String, i64)]| {
-                let mut s = CellState::counter_from(&Value::Integer(100));
+                let mut s = CellState::counter_from(&Value::Integer(100)).expect("counter");
                 for (actor, d) in ds {
                     let _ = s.apply_change(actor, &Value::Integer(100), &Value::Integer(100 + d));
                 }
-                s.value()
+                s.value().ok()
             };
             let mut shuffled = deltas.clone();
             if !shuffled.is_empty() {
@@ -316,17 +337,34 @@ mod tests {
                 shuffled.rotate_left((seed as usize) % n);
             }
             let total: i64 = deltas.iter().map(|(_, d)| d).sum();
-            prop_assert_eq!(run(&deltas), Value::Integer(100 + total));
+            prop_assert_eq!(run(&deltas), Some(Value::Integer(100 + total)));
             prop_assert_eq!(run(&deltas), run(&shuffled));
         }
     }
 
     #[test]
+    fn a_counter_past_the_64_bit_range_is_an_error_and_keeps_its_count() -> Result<()> {
+        let base = Value::Integer(i64::MAX - 10);
+        let mut s = CellState::counter_from(&base)?;
+        s.apply_change("r1", &base, &Value::Integer(i64::MAX - 7))?;
+        s.apply_change("r2", &base, &Value::Integer(i64::MAX - 6))?;
+        assert_eq!(s.value().ok(), Some(Value::Integer(i64::MAX - 3)));
+        s.apply_change("r3", &Value::Integer(0), &Value::Integer(10))?;
+        assert!(matches!(s.value(), Err(Error::Overflow(_))));
+        // The count is kept: taking the increment back brings the value back.
+        s.apply_change("r3", &Value::Integer(10), &Value::Integer(0))?;
+        assert_eq!(s.value().ok(), Some(Value::Integer(i64::MAX - 3)));
+        assert!(CellState::counter_from(&Value::Real(1.5)).is_err());
+        assert!(CellState::counter_from(&Value::Text("x".into())).is_err());
+        Ok(())
+    }
+
+    #[test]
     fn concurrent_increments_add_up() -> Result<()> {
-        let mut s = CellState::counter_from(&Value::Integer(100));
+        let mut s = CellState::counter_from(&Value::Integer(100)).expect("counter");
         s.apply_change("r1", &Value::Integer(100), &Value::Integer(105))?;
         s.apply_change("r2", &Value::Integer(100), &Value::Integer(103))?;
-        assert_eq!(s.value(), Value::Integer(108));
+        assert_eq!(s.value().ok(), Some(Value::Integer(108)));
         Ok(())
     }
 
@@ -343,9 +381,12 @@ mod tests {
             &Value::Text("[\"a\",\"b\"]".into()),
             &Value::Text("[\"b\",\"d\"]".into()),
         )?;
-        assert_eq!(s.value(), Value::Text("[\"b\",\"c\",\"d\"]".into()));
+        assert_eq!(
+            s.value().ok(),
+            Some(Value::Text("[\"b\",\"c\",\"d\"]".into()))
+        );
         let round = CellState::decode(&s.encode())?;
-        assert_eq!(round.value(), s.value());
+        assert_eq!(round.value().ok(), s.value().ok());
         Ok(())
     }
 }

@@ -18,6 +18,9 @@ pub enum Error {
     },
     #[error("cell state is corrupt: {0}")]
     State(String),
+    /// A counter would leave the 64-bit range (SQLSTATE 22003).
+    #[error("{0}")]
+    Overflow(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -19,4 +19,4 @@ pub use config::ConflictsConfig;
 pub use error::{Error, Result};
 pub use lww::{ConflictKind, Decision, Stamp, last_writer_wins};
 pub use policy::{ColumnInfo, ColumnRule, DeletePolicy, Policy, Strategy, TablePolicy};
-pub use resolve::{Action, Incoming, LocalRow, Resolution, resolve};
+pub use resolve::{Action, COUNTER_OVERFLOW, Incoming, LocalRow, Resolution, resolve};

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wal_bus::{Op, Row, Value};
 
 use crate::cell::{Cell, CellState, merge_max, merge_min};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lww::{ConflictKind, Stamp};
 use crate::policy::{ColumnRule, DeletePolicy, Policy, Strategy};
 
@@ -145,6 +145,10 @@ pub fn resolve(
     }
 }
 
+/// The strategy named in a rejection caused by a counter leaving the 64-bit
+/// range (the router answers it with SQLSTATE 22003).
+pub const COUNTER_OVERFLOW: &str = "counter (out of range)";
+
 /// The incoming after-image as a new row (CRDT cells start from it).
 fn fresh_row(inc: Incoming<'_>, outcome: &'static str, strategy: String) -> Resolution {
     let row = inc.after.cloned().unwrap_or_default();
@@ -196,19 +200,39 @@ fn merge_into(
         let mut taken = false;
         match (rule, kind) {
             (ColumnRule::Counter, k) if k != Some(ConflictKind::InsertExists) => {
-                let state = if inc.op == Op::Insert {
-                    CellState::counter_from(new)
-                } else {
-                    let mut st = states
-                        .get(col)
-                        .cloned()
-                        .unwrap_or_else(|| CellState::counter_from(local_value));
-                    st.apply_change(&inc.stamp.origin, old.unwrap_or(&null), new)?;
-                    st
-                };
-                take(&mut row, &mut stamped, state.value());
-                new_states.insert(col.clone(), state);
-                taken = true;
+                let merged = (|| {
+                    let state = if inc.op == Op::Insert {
+                        CellState::counter_from(new)?
+                    } else {
+                        let mut st = match states.get(col) {
+                            Some(st) => st.clone(),
+                            None => CellState::counter_from(local_value)?,
+                        };
+                        st.apply_change(&inc.stamp.origin, old.unwrap_or(&null), new)?;
+                        st
+                    };
+                    let value = state.value()?;
+                    Ok::<_, Error>((state, value))
+                })();
+                match merged {
+                    Ok((state, value)) => {
+                        take(&mut row, &mut stamped, value);
+                        new_states.insert(col.clone(), state);
+                        taken = true;
+                    }
+                    // Past the 64-bit range (or not an integer): the whole
+                    // transaction is refused on every replica, and the
+                    // counter keeps every count it had (never reset).
+                    Err(Error::Overflow(_)) => {
+                        return Ok(Resolution {
+                            action: Action::Reject,
+                            outcome: "rejected",
+                            strategy: COUNTER_OVERFLOW.to_owned(),
+                            columns: vec![col.clone()],
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             (ColumnRule::Set, _) => {
                 let mut state = match (inc.op, kind) {
@@ -224,7 +248,7 @@ fn merge_into(
                     old.unwrap_or(&null)
                 };
                 state.apply_change(&inc.stamp.origin, from, new)?;
-                take(&mut row, &mut stamped, state.value());
+                take(&mut row, &mut stamped, state.value()?);
                 new_states.insert(col.clone(), state);
                 taken = true;
             }
@@ -236,8 +260,11 @@ fn merge_into(
                 if newer(inc.stamp, local_stamp) {
                     take(&mut row, &mut stamped, new.clone());
                     if rule == ColumnRule::Counter {
-                        // Overwritten, not added to: the counter restarts here.
-                        new_states.insert(col.clone(), CellState::counter_from(new));
+                        // Overwritten, not added to: the counter restarts
+                        // here (a value that is no integer keeps no state).
+                        if let Ok(st) = CellState::counter_from(new) {
+                            new_states.insert(col.clone(), st);
+                        }
                     }
                     taken = true;
                 }

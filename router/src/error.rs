@@ -91,6 +91,8 @@ pub enum Error {
     },
     #[error("could not serialize access: {0}")]
     SerializationFailure(String),
+    #[error("{0}")]
+    OutOfRange(String),
     #[error("{table} is maintained by Tributary and is read-only")]
     ReadOnlyTable { table: String },
     #[error("invalid value for set column {table}.{column}: {reason}")]
@@ -129,6 +131,7 @@ impl Error {
             Error::Log(_) => "58030",
             Error::BadParameter { sqlstate, .. } => sqlstate,
             Error::SerializationFailure(_) => "40001",
+            Error::OutOfRange(_) => "22003",
             Error::Deadlock { .. } => "40P01",
             Error::NullKey { .. } => "23502",
             Error::KeysExhausted { .. } => "2200H",

@@ -40,9 +40,40 @@ pub fn check(conn: &Connection, text: &str, source_name: &str) -> Result<Policy>
     Ok(policy)
 }
 
-/// Refuses set-column values that are not JSON arrays (they could not merge).
+/// SQLite turns an integer that leaves the 64-bit range into a REAL
+/// (`9223372036854775807 + 1` is `9.2e18`); PostgreSQL refuses it.
+const INT_RANGE: f64 = 9.223_372_036_854_775_807e18;
+
+/// Refuses what could not merge or would silently change a value: set-column
+/// values that are not JSON arrays, counter values that are not integers,
+/// and integers that left the 64-bit range (22003, as PostgreSQL says
+/// "bigint out of range").
 pub fn check_set_values(policy: &Policy, changes: &[wal_bus::Change]) -> Result<()> {
+    use wal_bus::Value;
     for ch in changes {
+        if let Some((col, v)) = ch
+            .after
+            .iter()
+            .flatten()
+            .find(|(_, v)| matches!(v, Value::Real(f) if !f.is_finite()))
+        {
+            return Err(Error::Unsupported {
+                what: format!("the value {v} in {}.{col}", ch.table),
+                why: "infinite and NaN reals have no form in the log's JSON records".into(),
+            });
+        }
+        if let (Some(before), Some(after)) = (&ch.before, &ch.after) {
+            for (col, v) in after {
+                if let (Value::Real(f), Some(Value::Integer(_))) = (v, before.get(col))
+                    && f.abs() >= INT_RANGE
+                {
+                    return Err(Error::OutOfRange(format!(
+                        "integer out of range: {}.{col} would become {f}",
+                        ch.table
+                    )));
+                }
+            }
+        }
         let Some(tp) = policy.tables.get(&ch.table) else {
             continue;
         };
@@ -57,6 +88,15 @@ pub fn check_set_values(policy: &Policy, changes: &[wal_bus::Change]) -> Result<
                     column: col.clone(),
                     reason,
                 });
+            }
+            if *rule == resolver::ColumnRule::Counter
+                && let Some(v) = after.get(col)
+                && !matches!(v, Value::Integer(_) | Value::Null)
+            {
+                return Err(Error::OutOfRange(format!(
+                    "counter column {}.{col} takes 64-bit integers, not {v}",
+                    ch.table
+                )));
             }
         }
     }

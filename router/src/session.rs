@@ -470,6 +470,9 @@ impl Session {
         if self.ack != AckMode::Async
             && let Some(reason) = self.core.acks.rejection(target - 1)
         {
+            if reason.contains(replica::OUT_OF_RANGE) {
+                return Err(Error::OutOfRange(reason));
+            }
             return Err(Error::SerializationFailure(reason));
         }
         Ok(())

@@ -178,3 +178,70 @@ async fn transfers_across_routers_under_first_writer_wins_keep_every_total() -> 
     }
     Ok(())
 }
+
+/// A counter that would leave the 64-bit range is refused with 22003 and
+/// keeps its count: through one router (SQLite would turn it into a REAL)
+/// and when two routers' increments merge past the range at apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_past_the_64_bit_range_are_refused_never_reset() -> Result<()> {
+    let cluster = Cluster::start(2, 2, &[]).await?;
+    let max = i64::MAX;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(&format!(
+        "CREATE TABLE hits (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO hits VALUES (1, {})",
+        max - 10
+    ))
+    .await?;
+    c.batch_execute(
+        "SET tributary.apply_policy = 'default = \"lww\"\n[tables.hits]\ncolumns.n = \"counter\"\n'",
+    )
+    .await?;
+    let code = |r: std::result::Result<u64, tokio_postgres::Error>| {
+        r.err().and_then(|e| e.code().map(|c| c.code().to_owned()))
+    };
+    // One router: the statement itself would overflow.
+    let err = code(
+        c.execute("UPDATE hits SET n = n + 11 WHERE id = 1", &[])
+            .await,
+    );
+    ensure!(err.as_deref() == Some("22003"), "one router: {err:?}");
+    // Two routers: each increment fits, their merge does not.
+    let a = cluster.connect(0).await?;
+    let b = cluster.connect(1).await?;
+    for s in [&a, &b] {
+        s.batch_execute("SET tributary.ack = 'sync'").await?;
+    }
+    a.batch_execute("BEGIN; UPDATE hits SET n = n + 6 WHERE id = 1")
+        .await?;
+    b.execute("UPDATE hits SET n = n + 6 WHERE id = 1", &[])
+        .await?;
+    let err = a
+        .batch_execute("COMMIT")
+        .await
+        .err()
+        .and_then(|e| e.code().map(|c| c.code().to_owned()));
+    ensure!(
+        err.as_deref() == Some("22003"),
+        "merge past the range: {err:?}"
+    );
+    cluster.wait_converged().await?;
+    for i in 0..2 {
+        let conn = rusqlite::Connection::open(cluster.replica_path(i))?;
+        let n: i64 = conn.query_row("SELECT n FROM hits WHERE id = 1", [], |r| r.get(0))?;
+        ensure!(
+            n == max - 4,
+            "replica {}: counter {n}, expected {}",
+            i + 1,
+            max - 4
+        );
+    }
+    // The counter still counts.
+    b.execute("UPDATE hits SET n = n - 4 WHERE id = 1", &[])
+        .await?;
+    let n: i64 = b
+        .query_one("SELECT n FROM hits WHERE id = 1", &[])
+        .await?
+        .try_get(0)?;
+    ensure!(n == max - 8, "after a decrement: {n}");
+    Ok(())
+}
