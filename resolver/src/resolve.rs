@@ -344,8 +344,10 @@ mod tests {
         .collect()
     }
 
-    /// Applies concurrent updates (all computed against `init`) in order.
-    fn fold(policy: &Policy, writes: &[(String, u64)]) -> Result<(Option<String>, usize)> {
+    /// Applies concurrent updates (all computed against `init`) in the
+    /// given order. A write is `(origin, wall clock, id)`: its value and
+    /// stamp depend on the write, not on its place in the order.
+    fn fold(policy: &Policy, writes: &[(String, u64, u32)]) -> Result<(Option<String>, usize)> {
         let init = row("init");
         let mut cells: BTreeMap<String, Cell> = init
             .iter()
@@ -360,9 +362,9 @@ mod tests {
             })
             .collect();
         let mut rejected = 0;
-        for (i, (origin, wall)) in writes.iter().enumerate() {
-            let after = row(&format!("{origin}-{i}"));
-            let stamp = Stamp::new(Hlc::new(*wall, i as u32), origin.clone());
+        for (origin, wall, id) in writes {
+            let after = row(&format!("{origin}-{id}"));
+            let stamp = Stamp::new(Hlc::new(*wall, *id), origin.clone());
             let local = LocalRow::Present {
                 cells: cells.clone(),
                 states: BTreeMap::new(),
@@ -400,27 +402,53 @@ mod tests {
         Ok((v, rejected))
     }
 
-    fn writes() -> impl proptest::strategy::Strategy<Value = Vec<(String, u64)>> {
-        proptest::collection::vec(("r[123]", 0u64..100), 1..8)
+    /// Writes, and the same writes in another order (the order a replica
+    /// might see if the log ordered them differently).
+    fn writes()
+    -> impl proptest::strategy::Strategy<Value = (Vec<(String, u64, u32)>, Vec<(String, u64, u32)>)>
+    {
+        use proptest::strategy::Strategy as S;
+        S::prop_flat_map(
+            proptest::collection::vec(("r[123]", 0u64..100), 1..8),
+            |ws| {
+                let ws: Vec<(String, u64, u32)> = ws
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (o, w))| (o, w, i as u32))
+                    .collect();
+                (Just(ws.clone()), S::prop_shuffle(Just(ws)))
+            },
+        )
     }
 
     proptest! {
         #[test]
-        fn priority_keeps_the_highest_ranked_origin(ws in writes()) {
+        fn priority_keeps_the_highest_ranked_origin_in_any_order((ws, shuffled) in writes()) {
             let policy = Policy::parse("default = \"priority\"\npriority = [\"r1\", \"r2\", \"r3\"]\n", "p").expect("policy");
             let (v, _) = fold(&policy, &ws).expect("fold");
-            let best = ws.iter().map(|(o, _)| o.clone()).min().expect("non-empty");
+            let best = ws.iter().map(|(o, _, _)| o.clone()).min().expect("non-empty");
             prop_assert!(v.as_deref().is_some_and(|v| v.starts_with(&best)), "{v:?} should come from {best}");
-            prop_assert_eq!(fold(&policy, &ws).expect("fold"), fold(&policy, &ws).expect("fold"));
+            // Among the best origin's writes, the newest stamp, whatever
+            // order they were applied in.
+            let newest = ws
+                .iter()
+                .filter(|(o, _, _)| *o == best)
+                .max_by_key(|(_, w, id)| (*w, *id))
+                .map(|(o, _, id)| format!("{o}-{id}"));
+            prop_assert_eq!(&v, &newest);
+            prop_assert_eq!(fold(&policy, &shuffled).expect("fold").0, v);
         }
 
         #[test]
-        fn first_writer_wins_keeps_the_first_and_rejects_the_rest(ws in writes()) {
+        fn first_writer_wins_keeps_whichever_comes_first((ws, shuffled) in writes()) {
+            // The log decides who is first; every order keeps its own first
+            // write and rejects all the others.
             let policy = Policy::parse("default = \"first-writer-wins\"\n", "p").expect("policy");
-            let (v, rejected) = fold(&policy, &ws).expect("fold");
-            prop_assert_eq!(v, Some(format!("{}-0", ws[0].0)));
-            prop_assert_eq!(rejected, ws.len() - 1);
-            prop_assert_eq!(fold(&policy, &ws).expect("fold"), fold(&policy, &ws).expect("fold"));
+            for order in [&ws, &shuffled] {
+                let (v, rejected) = fold(&policy, order).expect("fold");
+                prop_assert_eq!(v, Some(format!("{}-{}", order[0].0, order[0].2)));
+                prop_assert_eq!(rejected, order.len() - 1);
+            }
         }
     }
 }

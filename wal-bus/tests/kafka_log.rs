@@ -129,8 +129,8 @@ async fn kafka_acks_travel_between_processes() {
     let _log = open(&c).await;
     let mine = Arc::new(AckBoard::default());
     let theirs = Arc::new(AckBoard::default());
-    let _a = KafkaAcks::start(&c, mine.clone(), vec!["a".into()]).expect("acks a");
-    let _b = KafkaAcks::start(&c, theirs.clone(), vec!["b".into()]).expect("acks b");
+    let _a = KafkaAcks::start(&c, mine.clone(), vec!["a".into(), "b".into()]).expect("acks a");
+    let _b = KafkaAcks::start(&c, theirs.clone(), vec!["c".into()]).expect("acks b");
     conformance::acks_wait_for_k(mine, theirs).await;
 }
 

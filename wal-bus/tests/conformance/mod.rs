@@ -120,17 +120,28 @@ pub async fn restart_resumes(first: Arc<dyn Log>, reopen: impl AsyncFnOnce() -> 
 
 /// Acks: waiting for k replicas resolves once k of them published.
 pub async fn acks_wait_for_k(board: Arc<wal_bus::AckBoard>, others: Arc<wal_bus::AckBoard>) {
-    board.publish("a", 3);
-    let waiter = {
+    // The waiter starts before any ack exists and needs two replicas.
+    let mut waiter = {
         let others = others.clone();
         tokio::spawn(async move {
             tokio::time::timeout(
                 Duration::from_secs(30),
-                others.wait_until(|s| s.count_at_least(3) >= 1),
+                others.wait_until(|s| s.count_at_least(3) >= 2),
             )
             .await
             .is_ok()
         })
     };
-    assert!(waiter.await.expect("task"), "another board saw the ack");
+    board.publish("a", 3);
+    // One replica at 3 is not enough: the waiter must still be waiting.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiter)
+            .await
+            .is_err(),
+        "the waiter returned with one ack of the two it needs"
+    );
+    // The second ack comes from elsewhere (another task) while it waits.
+    let publisher = tokio::spawn(async move { board.publish("b", 5) });
+    publisher.await.expect("publisher");
+    assert!(waiter.await.expect("task"), "another board saw both acks");
 }
