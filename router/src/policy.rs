@@ -42,7 +42,7 @@ pub fn check(conn: &Connection, text: &str, source_name: &str) -> Result<Policy>
 
 /// SQLite turns an integer that leaves the 64-bit range into a REAL
 /// (`9223372036854775807 + 1` is `9.2e18`); PostgreSQL refuses it.
-const INT_RANGE: f64 = 9.223_372_036_854_775_807e18;
+const INT_RANGE: f64 = 9_223_372_036_854_775_808.0;
 
 /// Refuses what could not merge or would silently change a value: set-column
 /// values that are not JSON arrays, counter values that are not integers,
