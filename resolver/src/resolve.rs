@@ -344,10 +344,13 @@ mod tests {
         .collect()
     }
 
+    /// `(origin, wall clock, id)` of one concurrent write.
+    type Write = (String, u64, u32);
+
     /// Applies concurrent updates (all computed against `init`) in the
     /// given order. A write is `(origin, wall clock, id)`: its value and
     /// stamp depend on the write, not on its place in the order.
-    fn fold(policy: &Policy, writes: &[(String, u64, u32)]) -> Result<(Option<String>, usize)> {
+    fn fold(policy: &Policy, writes: &[Write]) -> Result<(Option<String>, usize)> {
         let init = row("init");
         let mut cells: BTreeMap<String, Cell> = init
             .iter()
@@ -404,14 +407,12 @@ mod tests {
 
     /// Writes, and the same writes in another order (the order a replica
     /// might see if the log ordered them differently).
-    fn writes()
-    -> impl proptest::strategy::Strategy<Value = (Vec<(String, u64, u32)>, Vec<(String, u64, u32)>)>
-    {
+    fn writes() -> impl proptest::strategy::Strategy<Value = (Vec<Write>, Vec<Write>)> {
         use proptest::strategy::Strategy as S;
         S::prop_flat_map(
             proptest::collection::vec(("r[123]", 0u64..100), 1..8),
             |ws| {
-                let ws: Vec<(String, u64, u32)> = ws
+                let ws: Vec<Write> = ws
                     .into_iter()
                     .enumerate()
                     .map(|(i, (o, w))| (o, w, i as u32))
