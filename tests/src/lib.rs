@@ -438,6 +438,48 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Does to a stopped durable broker what Kafka's retention does: deletes
+    /// `topic`'s records before `offset` and moves its low watermark there
+    /// (tansu implements neither retention nor DeleteRecords, but its
+    /// SQLite engine stores both, so this is the same end state).
+    pub fn delete_records_before(&self, topic: &str, offset: i64) -> Result<()> {
+        let dir = self
+            .dir
+            .as_ref()
+            .context("only a durable broker keeps records in a file")?;
+        let db = rusqlite::Connection::open(dir.path().join("tansu.db"))?;
+        let topition = "SELECT tp.id FROM topition tp JOIN topic t ON tp.topic = t.id WHERE t.name = ?1 AND tp.partition = 0";
+        let removed = db.execute(
+            &format!("DELETE FROM record WHERE topition IN ({topition}) AND offset_id < ?2"),
+            rusqlite::params![topic, offset],
+        )?;
+        let moved = db.execute(
+            &format!("UPDATE watermark SET low = ?2 WHERE topition IN ({topition})"),
+            rusqlite::params![topic, offset],
+        )?;
+        anyhow::ensure!(
+            removed > 0 && moved == 1,
+            "{topic}: removed {removed} records, moved {moved} watermarks"
+        );
+        Ok(())
+    }
+
+    /// A topic configuration value tansu stored (durable broker).
+    pub fn topic_config(&self, topic: &str, name: &str) -> Result<Option<String>> {
+        let dir = self
+            .dir
+            .as_ref()
+            .context("only a durable broker keeps its state in a file")?;
+        let db = rusqlite::Connection::open(dir.path().join("tansu.db"))?;
+        Ok(db
+            .query_row(
+                "SELECT c.value FROM topic_configuration c JOIN topic t ON c.topic = t.id WHERE t.name = ?1 AND c.name = ?2",
+                [topic, name],
+                |r| r.get(0),
+            )
+            .ok())
+    }
+
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: unreachable, state kept.
     pub fn signal(&self, sig: &str) -> Result<()> {
         if let Some(c) = &self.child {
@@ -514,6 +556,22 @@ impl Node {
 
     pub fn replica_path(&self) -> PathBuf {
         self.dir.join("data").join(format!("{}.db", self.id))
+    }
+
+    /// The node's config file (for `tributary … --config`).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Freezes (STOP) or thaws (CONT) the node process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        if let Some(c) = &self.child {
+            Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status()?;
+        }
+        Ok(())
     }
 
     pub fn log_tail(&self) -> String {

@@ -46,6 +46,12 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// How long an append, a metadata call or start-up may take.
     pub timeout_ms: u64,
+    /// Start even though the log topic's retention may delete records
+    /// (`retention.ms` / `retention.bytes` not -1). Only safe when
+    /// snapshots are taken more often than retention deletes: a replica
+    /// that falls behind the deleted records stops and is rebuilt from a
+    /// snapshot, never applying past the gap.
+    pub allow_finite_retention: bool,
     /// Any librdkafka setting (`"security.protocol" = "SASL_SSL"`, `"sasl.mechanism"`, …).
     pub properties: std::collections::BTreeMap<String, String>,
 }
@@ -59,6 +65,7 @@ impl Default for KafkaConfig {
             create_topics: true,
             replication_factor: 1,
             timeout_ms: 10_000,
+            allow_finite_retention: false,
             properties: Default::default(),
         }
     }

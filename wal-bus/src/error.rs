@@ -35,6 +35,10 @@ pub enum Error {
         "offset {requested} was removed by log retention (the log now starts at {start}); a replica this far behind is rebuilt from a snapshot"
     )]
     Trimmed { requested: u64, start: u64 },
+    #[error(
+        "the log skips from offset {expected} to {found}: records {expected}..{found} are gone (deleted by the broker's retention?); nothing past the gap is applied, and the replica is rebuilt from a snapshot that covers offset {found}"
+    )]
+    Gap { expected: u64, found: u64 },
     #[error("the log is closed")]
     Closed,
     #[error("clock error: {0}")]

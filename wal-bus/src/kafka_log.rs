@@ -71,6 +71,10 @@ pub async fn ensure_topic(k: &KafkaConfig, topic: &str, compact: bool) -> Result
     let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(k.replication_factor));
     if compact {
         new = new.set("cleanup.policy", "compact");
+    } else {
+        // The log is the database: a broker's default retention (7 days on
+        // Apache Kafka) would delete acknowledged writes.
+        new = new.set("retention.ms", "-1").set("retention.bytes", "-1");
     }
     let opts = AdminOptions::new()
         .operation_timeout(Some(Timeout::After(Duration::from_millis(k.timeout_ms))));
@@ -94,6 +98,73 @@ pub async fn ensure_topic(k: &KafkaConfig, topic: &str, compact: bool) -> Result
         }
     }
     Ok(())
+}
+
+/// Refuses (or, with `allow_finite_retention`, warns loudly about) a log
+/// topic whose retention may delete records.
+async fn check_retention(k: &KafkaConfig) -> Result<()> {
+    use rdkafka::admin::{ConfigSource, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client_config(k)
+        .create()
+        .map_err(|e| kerr("creating an admin client", e))?;
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Timeout::After(Duration::from_millis(k.timeout_ms))));
+    let described = tokio::time::timeout(
+        Duration::from_millis(k.timeout_ms),
+        admin.describe_configs([&ResourceSpecifier::Topic(&k.topic)], &opts),
+    )
+    .await;
+    let entries = match described {
+        Ok(Ok(results)) => match results.into_iter().next() {
+            Some(Ok(resource)) => resource.entries,
+            other => {
+                tracing::warn!(topic = %k.topic, result = ?other.map(|r| r.map(|_| ())),
+                    "could not read the log topic's retention; make sure retention.ms and retention.bytes are -1");
+                return Ok(());
+            }
+        },
+        other => {
+            tracing::warn!(topic = %k.topic, error = ?other.map(|r| r.map(|_| ())),
+                "could not read the log topic's retention; make sure retention.ms and retention.bytes are -1");
+            return Ok(());
+        }
+    };
+    let mut finite = Vec::new();
+    for e in &entries {
+        let value = e.value.as_deref().unwrap_or("");
+        let bad = match e.name.as_str() {
+            "retention.ms" | "retention.bytes" => value != "-1",
+            "cleanup.policy" => value.contains("compact"),
+            _ => false,
+        };
+        if bad {
+            let origin = if matches!(e.source, ConfigSource::Default) {
+                "broker default"
+            } else {
+                "topic setting"
+            };
+            finite.push(format!("{}={value} ({origin})", e.name));
+        }
+    }
+    if finite.is_empty() {
+        return Ok(());
+    }
+    let what = format!(
+        "log topic {} may delete records: {}; set retention.ms=-1 and retention.bytes=-1 (cleanup.policy=delete) on it",
+        k.topic,
+        finite.join(", ")
+    );
+    if k.allow_finite_retention {
+        tracing::warn!(
+            "{what}. Starting anyway (log.kafka.allow_finite_retention): a replica that falls behind deleted records stops and must be rebuilt from a snapshot"
+        );
+        Ok(())
+    } else {
+        Err(kerr(
+            &what,
+            "refusing to start (set log.kafka.allow_finite_retention = true only if snapshots are taken more often than retention deletes)",
+        ))
+    }
 }
 
 /// Checks the topic exists with exactly one partition.
@@ -165,6 +236,8 @@ pub struct KafkaLog {
 struct Ends {
     end: watch::Sender<Offset>,
     history: EndHistory,
+    /// The low watermark: the first offset the broker still has.
+    start: std::sync::atomic::AtomicU64,
 }
 
 impl Ends {
@@ -228,16 +301,17 @@ impl KafkaLog {
             ensure_topic(&k, &k.topic, false).await?;
             ensure_topic(&k, &k.acks_topic, true).await?;
         }
+        check_retention(&k).await?;
         let probe = consumer(&k, "meta")?;
-        let (probe, end) = {
+        let (probe, (low, end)) = {
             let k2 = k.clone();
-            tokio::task::spawn_blocking(move || -> Result<(BaseConsumer, i64)> {
+            tokio::task::spawn_blocking(move || -> Result<(BaseConsumer, (i64, i64))> {
                 check_topic(&probe, &k2, &k2.topic)?;
                 check_topic(&probe, &k2, &k2.acks_topic)?;
-                let (_, high) = probe
+                let marks = probe
                     .fetch_watermarks(&k2.topic, 0, Duration::from_millis(k2.timeout_ms))
                     .map_err(|e| kerr(&format!("reading the end of {}", k2.topic), e))?;
-                Ok((probe, high))
+                Ok((probe, marks))
             })
             .await
             .map_err(|e| kerr("start-up", e))??
@@ -251,6 +325,7 @@ impl KafkaLog {
             ends: Arc::new(Ends {
                 end: watch::channel(end).0,
                 history: EndHistory::new(end),
+                start: std::sync::atomic::AtomicU64::new(low.max(0) as Offset),
             }),
             stop: Arc::new(AtomicBool::new(false)),
         });
@@ -263,7 +338,12 @@ impl KafkaLog {
                 while !stop.load(Ordering::Acquire) {
                     let Some(log) = tracker.upgrade() else { break };
                     match probe.fetch_watermarks(&k.topic, 0, Duration::from_secs(1)) {
-                        Ok((_, high)) => log.observe_end(high.max(0) as Offset),
+                        Ok((low, high)) => {
+                            log.ends
+                                .start
+                                .fetch_max(low.max(0) as Offset, Ordering::AcqRel);
+                            log.observe_end(high.max(0) as Offset)
+                        }
                         Err(e) => tracing::debug!(error = %e, "refreshing the kafka log end"),
                     }
                     drop(log);
@@ -439,7 +519,7 @@ impl Log for KafkaLog {
     }
 
     fn start(&self) -> Offset {
-        0
+        self.ends.start.load(Ordering::Acquire)
     }
 
     async fn read(
@@ -502,11 +582,34 @@ struct KafkaTail {
     rx: mpsc::Receiver<Result<LogEntry>>,
     next: Offset,
     stop: Arc<AtomicBool>,
+    /// The last batch stopped at a gap: the first offset after it.
+    gap: Option<Offset>,
+}
+
+/// Whether a consumer error means the requested offset is gone.
+fn is_offset_reset(e: &KafkaError) -> bool {
+    let code = match e {
+        KafkaError::MessageConsumption(c) | KafkaError::Global(c) => Some(*c),
+        _ => None,
+    };
+    matches!(
+        code,
+        Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
+    )
 }
 
 impl KafkaTail {
     fn start(k: &KafkaConfig, from: Offset) -> Result<KafkaTail> {
-        let c = consumer(k, "tail")?;
+        let mut cc = client_config(k);
+        cc.set("group.id", format!("tributary-tail-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("session.timeout.ms", "6000")
+            // An offset the broker no longer has is an error, never a
+            // silent jump to the end (librdkafka's default).
+            .set("auto.offset.reset", "error");
+        let c: BaseConsumer = cc.create().map_err(|e| kerr("creating a consumer", e))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&k.topic, 0, KOffset::Offset(from as i64))
             .map_err(|e| kerr("assigning the log partition", e))?;
@@ -515,15 +618,29 @@ impl KafkaTail {
         let (tx, rx) = mpsc::channel(8192);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let topic = k.topic.clone();
         std::thread::Builder::new()
             .name("kafka-tail".into())
             .spawn(move || {
+                let mut expected: Offset = from;
                 while !stop2.load(Ordering::Acquire) {
                     let item = match c.poll(Duration::from_millis(100)) {
                         Some(Ok(m)) => Ok(LogEntry {
                             offset: m.offset().max(0) as Offset,
                             payload: Arc::from(m.payload().unwrap_or(&[])),
                         }),
+                        Some(Err(e)) if is_offset_reset(&e) => {
+                            // The next offset is gone: report the gap, stop.
+                            let low = c
+                                .fetch_watermarks(&topic, 0, Duration::from_secs(5))
+                                .map(|(low, _)| low.max(0) as Offset)
+                                .unwrap_or(0);
+                            let _ = tx.blocking_send(Err(Error::Gap {
+                                expected: expected.max(from),
+                                found: low,
+                            }));
+                            break;
+                        }
                         Some(Err(e)) => {
                             // librdkafka retries broker errors itself; report and go on.
                             tracing::warn!(error = %e, "kafka log consumer");
@@ -531,6 +648,9 @@ impl KafkaTail {
                         }
                         None => continue,
                     };
+                    if let Ok(e) = &item {
+                        expected = expected.max(e.offset + 1);
+                    }
                     if tx.blocking_send(item).is_err() {
                         break;
                     }
@@ -541,6 +661,7 @@ impl KafkaTail {
             rx,
             next: from,
             stop,
+            gap: None,
         })
     }
 }
@@ -554,6 +675,13 @@ impl Drop for KafkaTail {
 #[async_trait]
 impl Tail for KafkaTail {
     async fn next_batch(&mut self) -> Result<Vec<LogEntry>> {
+        if let Some(found) = self.gap {
+            // The previous batch was cut at a gap: stop here.
+            return Err(Error::Gap {
+                expected: self.next,
+                found,
+            });
+        }
         let first = self.rx.recv().await.ok_or(Error::Closed)??;
         let mut out = vec![first];
         while out.len() < 8192 {
@@ -564,6 +692,24 @@ impl Tail for KafkaTail {
         }
         // Kafka may redeliver after a reconnect; never hand out an offset twice.
         out.retain(|e| e.offset >= self.next);
+        // Offsets of the log topic are contiguous (one partition, no
+        // transactions): a jump means records are gone. Hand out what comes
+        // before the gap; the next call reports it.
+        let mut expected = self.next;
+        for (i, e) in out.iter().enumerate() {
+            if e.offset != expected {
+                if i == 0 {
+                    return Err(Error::Gap {
+                        expected,
+                        found: e.offset,
+                    });
+                }
+                self.gap = Some(e.offset);
+                out.truncate(i);
+                break;
+            }
+            expected += 1;
+        }
         if let Some(last) = out.last() {
             self.next = last.offset + 1;
         }

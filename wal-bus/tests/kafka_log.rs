@@ -159,3 +159,64 @@ async fn unreachable_broker_fails_within_the_timeout() {
         started.elapsed()
     );
 }
+
+/// Records deleted by the broker are never skipped silently: the log
+/// reports the broker's low watermark as its start, and a tail that needs a
+/// deleted record fails naming both offsets instead of jumping ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_deleted_records_are_a_gap_never_a_silent_skip() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let b = broker();
+    let c = config(&b, "gaps");
+    let log = open(&c).await;
+    for i in 0..10u8 {
+        log.append(vec![b'r', i]).await.expect("append");
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka.brokers)
+        .create()
+        .expect("admin");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&c.kafka.topic, 0, rdkafka::Offset::Offset(5))
+        .expect("tpl");
+    let deleted = admin
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("DeleteRecords");
+    eprintln!("delete_records: {deleted:?}");
+    let started = Instant::now();
+    while log.start() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "log start stayed at {} after deleting records before 5",
+            log.start()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log.start(), 5);
+    // A tail from before the deleted records reports the gap.
+    let mut tail = wal_bus::tail(log.clone(), 2).expect("tail");
+    let err = tokio::time::timeout(Duration::from_secs(20), tail.next_batch())
+        .await
+        .expect("the tail answers")
+        .expect_err("a gap, not records from after it");
+    assert!(
+        matches!(
+            err,
+            wal_bus::Error::Gap {
+                expected: 2,
+                found: 5
+            }
+        ),
+        "{err}"
+    );
+    // From the start, everything after the gap is there.
+    let mut tail = wal_bus::tail(log.clone(), 5).expect("tail");
+    let batch = tokio::time::timeout(Duration::from_secs(20), tail.next_batch())
+        .await
+        .expect("the tail answers")
+        .expect("records");
+    assert_eq!(batch.first().map(|e| e.offset), Some(5));
+}
