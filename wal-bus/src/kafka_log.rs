@@ -695,20 +695,19 @@ impl Tail for KafkaTail {
         // Offsets of the log topic are contiguous (one partition, no
         // transactions): a jump means records are gone. Hand out what comes
         // before the gap; the next call reports it.
-        let mut expected = self.next;
-        for (i, e) in out.iter().enumerate() {
-            if e.offset != expected {
-                if i == 0 {
-                    return Err(Error::Gap {
-                        expected,
-                        found: e.offset,
-                    });
-                }
-                self.gap = Some(e.offset);
-                out.truncate(i);
-                break;
+        let cut = (self.next..)
+            .zip(out.iter())
+            .position(|(expected, e)| e.offset != expected);
+        if let Some(i) = cut {
+            let found = out[i].offset;
+            if i == 0 {
+                return Err(Error::Gap {
+                    expected: self.next,
+                    found,
+                });
             }
-            expected += 1;
+            self.gap = Some(found);
+            out.truncate(i);
         }
         if let Some(last) = out.last() {
             self.next = last.offset + 1;
