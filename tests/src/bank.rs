@@ -121,9 +121,19 @@ pub fn start(
             .to_owned();
         writers.push(tokio::spawn(async move {
             let mut rng = Rng::new(seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut client = connect_port(port).await?;
-            client.batch_execute(&setup).await?;
+            let mut client: Option<Client> = None;
             while !stop.load(Ordering::Relaxed) {
+                // (Re)connect: the node may be restarting (crash harness).
+                let Some(c) = client.as_ref().filter(|c| !c.is_closed()) else {
+                    client = match connect_port(port).await {
+                        Ok(c) if c.batch_execute(&setup).await.is_ok() => Some(c),
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            None
+                        }
+                    };
+                    continue;
+                };
                 let a = rng.range(1, accounts as u64 + 1) as i64;
                 let mut b = rng.range(1, accounts as u64) as i64;
                 if b >= a {
@@ -131,33 +141,21 @@ pub fn start(
                 }
                 let x = rng.range(1, 50) as i64;
                 attempts.fetch_add(1, Ordering::Relaxed);
-                let outcome = transfer(&client, a, b, x).await;
+                let outcome = transfer(c, a, b, x).await;
                 let (ai, bi) = (a as usize - 1, b as usize - 1);
-                {
-                    let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-                    match outcome {
-                        Ok(()) => {
-                            l.acked += 1;
-                            l.acked_net[ai] -= x;
-                            l.acked_net[bi] += x;
-                        }
-                        Err(Failure::Refused(code)) => *l.refused.entry(code).or_default() += 1,
-                        Err(Failure::InDoubt(why)) => {
-                            l.in_doubt += 1;
-                            l.last_doubt = Some(why);
-                            l.doubt_out[ai] += x;
-                            l.doubt_in[bi] += x;
-                        }
+                let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                match outcome {
+                    Ok(()) => {
+                        l.acked += 1;
+                        l.acked_net[ai] -= x;
+                        l.acked_net[bi] += x;
                     }
-                }
-                // The connection may be gone: get a fresh one.
-                if client.is_closed() {
-                    match connect_port(port).await {
-                        Ok(c) => {
-                            client = c;
-                            client.batch_execute(&setup).await?;
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(Failure::Refused(code)) => *l.refused.entry(code).or_default() += 1,
+                    Err(Failure::InDoubt(why)) => {
+                        l.in_doubt += 1;
+                        l.last_doubt = Some(why);
+                        l.doubt_out[ai] += x;
+                        l.doubt_in[bi] += x;
                     }
                 }
             }
@@ -169,16 +167,27 @@ pub fn start(
     for &port in ports {
         let stop = stop.clone();
         readers.push(tokio::spawn(async move {
-            let client = connect_port(port).await?;
+            let mut client: Option<Client> = None;
             let mut reads = 0;
             while !stop.load(Ordering::Relaxed) {
-                let row = match client
+                let Some(c) = client.as_ref().filter(|c| !c.is_closed()) else {
+                    client = connect_port(port).await.ok();
+                    if client.is_none() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    continue;
+                };
+                let row = match c
                     .query_one("SELECT CAST(sum(balance) AS BIGINT), count(*) FROM bank", &[])
                     .await
                 {
                     Ok(r) => r,
-                    Err(e) if client.is_closed() => return Err(e.into()),
-                    Err(_) => continue,
+                    // A restarting node; any other failure is retried too,
+                    // only a wrong total fails the run.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
                 };
                 let sum: i64 = row.try_get(0)?;
                 let n: i64 = row.try_get(1)?;

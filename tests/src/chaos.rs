@@ -61,13 +61,20 @@ pub struct Report {
     /// Recoveries the node logged: torn log tails cut, replicas rebuilt
     /// from a snapshot, damaged replica files set aside.
     pub recoveries: BTreeMap<String, usize>,
+    /// Bank transfers through one router (every ack mode): acknowledged,
+    /// in doubt (connection lost at COMMIT), and reads whose total was checked.
+    pub transfers_acked: u64,
+    pub transfers_in_doubt: u64,
+    pub transfer_reads: u64,
+    /// Replicas whose balances broke the total or an account's ledger.
+    pub transfer_violations: Vec<String>,
 }
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "backend={} seed={} kills={} broker_freezes={} broker_kills={} damaged={:?} acked_txns={} acked_rows_checked={} lost={} partial={} divergent_replicas={} counter acked/final/tried={}/{}/{} sync_reads_checked={} sync_not_visible={} recoveries={:?}",
+            "backend={} seed={} kills={} broker_freezes={} broker_kills={} damaged={:?} acked_txns={} acked_rows_checked={} lost={} partial={} divergent_replicas={} counter acked/final/tried={}/{}/{} sync_reads_checked={} sync_not_visible={} recoveries={:?} transfers acked/in_doubt/reads={}/{}/{} transfer_violations={:?}",
             self.backend,
             self.seed,
             self.kills,
@@ -84,7 +91,11 @@ impl std::fmt::Display for Report {
             self.counter_tried,
             self.sync_reads_checked,
             self.sync_not_visible,
-            self.recoveries
+            self.recoveries,
+            self.transfers_acked,
+            self.transfers_in_doubt,
+            self.transfer_reads,
+            self.transfer_violations
         )
     }
 }
@@ -106,8 +117,50 @@ impl Report {
             self.sync_not_visible == 0,
             "sync writes not visible at ack: {self}"
         );
+        ensure!(
+            self.transfer_violations.is_empty(),
+            "bank transfers broke their invariants: {self}"
+        );
         Ok(())
     }
+}
+
+/// Accounts of the transfer workload.
+const ACCOUNTS: usize = 10;
+
+/// One transfer client per ack mode, all through one router.
+const TRANSFER_SETUPS: [&str; 3] = [
+    "SET tributary.ack = 'async'",
+    "SET tributary.ack = 'semi-sync'",
+    "SET tributary.ack = 'sync'",
+];
+
+/// Stops the transfer clients and checks every replica's balances: the
+/// total, and each account against what clients were told.
+async fn check_transfers(
+    transfers: crate::bank::Transfers,
+    paths: &[PathBuf],
+    report: &mut Report,
+) -> Result<()> {
+    let outcome = match transfers.stop().await {
+        Ok(o) => o,
+        Err(e) => {
+            report.transfer_violations.push(format!("{e:#}"));
+            return Ok(());
+        }
+    };
+    report.transfers_acked = outcome.ledger.acked;
+    report.transfers_in_doubt = outcome.ledger.in_doubt;
+    report.transfer_reads = outcome.reads;
+    for (i, path) in paths.iter().enumerate() {
+        let balances = crate::bank::balances(path)?;
+        if let Err(e) = outcome.ledger.check(&balances) {
+            report
+                .transfer_violations
+                .push(format!("replica {}: {e}", i + 1));
+        }
+    }
+    Ok(())
 }
 
 const SCHEMA: &str =
@@ -362,10 +415,13 @@ pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Rep
         ("TRIBUTARY__REPLICATION__ACK_TIMEOUT_MS", "10000"),
     ];
     let mut cluster = Cluster::start(3, 2, &env).await?;
-    cluster.connect(0).await?.batch_execute(SCHEMA).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(SCHEMA).await?;
+    crate::bank::create(&c, ACCOUNTS).await?;
     cluster.wait_converged().await?;
     let ports = [cluster.router_port(0), cluster.router_port(1)];
     let load = start_load(&ports, writers, true);
+    let transfers = crate::bank::start(&ports[..1], 3, ACCOUNTS, &TRANSFER_SETUPS, seed);
     let log_dir = cluster.dir.join("data").join("log");
     for k in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.range(100, 600))).await;
@@ -407,11 +463,12 @@ pub async fn run_file_log(kills: usize, writers: usize, seed: u64) -> Result<Rep
             .with_context(|| format!("restart after kill {}", k + 1))?;
     }
     let acked = load.finish_after_healing(&mut report).await?;
+    let paths: Vec<PathBuf> = (0..3).map(|i| cluster.replica_path(i)).collect();
     cluster
         .wait_converged()
         .await
         .with_context(|| cluster.log_tail())?;
-    let paths: Vec<PathBuf> = (0..3).map(|i| cluster.replica_path(i)).collect();
+    check_transfers(transfers, &paths, &mut report).await?;
     check_replicas(&paths, &acked, &mut report)?;
     cluster.stop()?;
     let log = std::fs::read_to_string(cluster.dir.join("tributary.log")).unwrap_or_default();
@@ -450,7 +507,9 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
         n.spawn().await?;
     }
     let ports: Vec<u16> = nodes.iter().filter_map(|n| n.port).collect();
-    connect_port(ports[0]).await?.batch_execute(SCHEMA).await?;
+    let c = connect_port(ports[0]).await?;
+    c.batch_execute(SCHEMA).await?;
+    crate::bank::create(&c, ACCOUNTS).await?;
     let p2 = ports[1];
     eventually(
         Duration::from_secs(30),
@@ -465,6 +524,7 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
     )
     .await?;
     let load = start_load(&ports, writers, false);
+    let transfers = crate::bank::start(&ports[..1], 3, ACCOUNTS, &TRANSFER_SETUPS, seed);
     for k in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.range(200, 800))).await;
         let i = rng.range(0, 3) as usize;
@@ -497,6 +557,7 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
         }
     })
     .await?;
+    check_transfers(transfers, &paths, &mut report).await?;
     check_replicas(&paths, &acked, &mut report)?;
     Ok(report)
 }

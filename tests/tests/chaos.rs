@@ -24,7 +24,7 @@ async fn file_log_survives_50_kills_and_damaged_storage() -> Result<()> {
     println!("{report}");
     report.verdict()?;
     anyhow::ensure!(
-        report.kills >= 50 && report.acked_transactions > 0,
+        report.kills >= 50 && report.acked_transactions > 0 && report.transfers_acked > 0,
         "{report}"
     );
     // The damage was noticed and repaired, not silently absorbed.
@@ -51,7 +51,7 @@ async fn kafka_nodes_survive_50_kills_broker_freezes_and_broker_kills() -> Resul
         "{report}"
     );
     anyhow::ensure!(
-        report.broker_kills >= 2 && report.broker_freezes >= 2,
+        report.broker_kills >= 2 && report.broker_freezes >= 2 && report.transfers_acked > 0,
         "{report}"
     );
     Ok(())
