@@ -337,7 +337,14 @@ async fn ack_timeout_errors_or_degrades() -> Result<()> {
         .await
         .expect_err("sync times out");
     assert_eq!(sqlstate(&e), "57014", "{e:?}");
-    assert!(format!("{e:?}").contains("durable in the log"), "{e:?}");
+    let text = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    assert!(text.contains("durable in the log"), "{text}");
+    // The message counts what the mode needs and names who applied.
+    assert!(
+        text.contains("ack mode sync needs 2 replica(s)")
+            && text.contains("1 did (applied: replica1; not yet: replica2)"),
+        "{text}"
+    );
     blocker.execute_batch("ROLLBACK")?;
     drop(blocker);
     // The timed-out write was durable and still applies everywhere.
