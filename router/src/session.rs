@@ -65,9 +65,9 @@ pub struct Session {
 
 /// What one speculation job produced.
 enum Spec {
-    /// The statement's changes touch a row held by this session's
-    /// transaction: wait for it to end and speculate again.
-    Blocked(u64),
+    /// The statement's changes touch rows another session holds: wait
+    /// until they are free (or handed to this session), speculate again.
+    Blocked(Vec<crate::write_order::RowId>),
     /// The statement ran out of reserved keys: reserve more, run it again.
     NeedKeys(crate::keys::Shortage),
     Done {
@@ -131,8 +131,8 @@ fn speculate_job(
     };
     refuse_null_keys(&out.changes)?;
     let rows = row_ids(&out.changes);
-    if let Some(holder) = core.order.holder_of(session, &rows) {
-        return Ok(Spec::Blocked(holder));
+    if core.order.holder_of(session, &rows).is_some() {
+        return Ok(Spec::Blocked(rows));
     }
     if in_txn {
         core.order.lock(session, rows);
@@ -429,19 +429,30 @@ impl Session {
                 .run(move |c| {
                     speculate_job(&core, c, session, in_txn, insert, &prior, &sql, &params)
                 })
-                .await??;
+                .await;
+            // Rows handed to an autocommit write while it waited are held
+            // only until its record is queued (or it failed).
+            if !in_txn {
+                self.core.order.release(self.id);
+            }
+            let spec = spec??;
             // Queueing for the replica's one write connection included.
             metrics::histogram!("tributary_router_speculate_seconds", "router" => self.core.name.clone())
                 .record(started.elapsed().as_secs_f64());
             match spec {
                 Spec::NeedKeys(short) => self.reserve_keys(short).await?,
-                Spec::Blocked(holder) => {
+                Spec::Blocked(rows) => {
                     metrics::counter!("tributary_router_lock_waits_total", "router" => self.core.name.clone())
                         .increment(1);
-                    self.core
+                    let waited = self
+                        .core
                         .order
-                        .wait_for(self.id, holder, lock_timeout)
-                        .await?;
+                        .wait_for_rows(self.id, rows, lock_timeout)
+                        .await;
+                    if waited.is_err() && self.txn.is_none() {
+                        self.core.order.release(self.id);
+                    }
+                    waited?;
                 }
                 Spec::Done { out, queued } => {
                     if let Some(txn) = &mut self.txn {

@@ -62,15 +62,64 @@ struct Inner {
     queued: VecDeque<Queued>,
     locks: HashMap<RowId, u64>,
     held: HashMap<u64, Vec<RowId>>,
-    /// session → the session whose transaction it waits for.
-    waits: HashMap<u64, u64>,
+    /// Per row, the sessions waiting for it, first come first served.
+    queues: HashMap<RowId, VecDeque<u64>>,
+    /// Per waiting session, the rows it waits for.
+    wanting: HashMap<u64, Vec<RowId>>,
+}
+
+impl Inner {
+    /// The session holding one of `rows`, other than `session`.
+    fn holder(&self, session: u64, rows: &[RowId]) -> Option<u64> {
+        rows.iter()
+            .filter_map(|r| self.locks.get(r))
+            .find(|&&s| s != session)
+            .copied()
+    }
+
+    /// Whether `session` waits, through a chain of holders, for itself.
+    fn in_cycle(&self, session: u64) -> bool {
+        let mut stack = vec![session];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(s) = stack.pop() {
+            let Some(rows) = self.wanting.get(&s) else {
+                continue;
+            };
+            for r in rows {
+                if let Some(&h) = self.locks.get(r)
+                    && h != s
+                {
+                    if h == session {
+                        return true;
+                    }
+                    if seen.insert(h) {
+                        stack.push(h);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn stop_waiting(&mut self, session: u64) {
+        if let Some(rows) = self.wanting.remove(&session) {
+            for r in rows {
+                if let Some(q) = self.queues.get_mut(&r) {
+                    q.retain(|s| *s != session);
+                    if q.is_empty() {
+                        self.queues.remove(&r);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One router's overlay and row locks.
 #[derive(Debug)]
 pub struct WriteOrder {
     inner: Mutex<Inner>,
-    /// Bumped whenever a transaction releases its locks.
+    /// Bumped whenever locks change hands.
     released: watch::Sender<u64>,
 }
 
@@ -127,15 +176,11 @@ impl WriteOrder {
 
     /// Another session holding one of `rows`, if any.
     pub fn holder_of(&self, session: u64, rows: &[RowId]) -> Option<u64> {
-        let inner = self.inner();
-        rows.iter()
-            .filter_map(|r| inner.locks.get(r))
-            .find(|&&s| s != session)
-            .copied()
+        self.inner().holder(session, rows)
     }
 
-    /// `session`'s transaction now holds `rows` (call after `holder_of`
-    /// found none, in the same speculation job).
+    /// `session` now holds `rows` (call after `holder_of` found none, in
+    /// the same speculation job).
     pub fn lock(&self, session: u64, rows: Vec<RowId>) {
         let mut inner = self.inner();
         for r in rows {
@@ -145,73 +190,99 @@ impl WriteOrder {
         }
     }
 
-    /// Ends `session`'s transaction: its rows are free, waiters retry.
+    /// Ends `session`'s hold on its rows (its transaction ended, or an
+    /// autocommit write was queued): each row goes to the first session
+    /// waiting for it, as PostgreSQL's lock queue does, so one waiter
+    /// retries per row instead of all of them.
     pub fn release(&self, session: u64) {
         let mut inner = self.inner();
-        inner.waits.remove(&session);
-        if let Some(rows) = inner.held.remove(&session) {
-            for r in rows {
-                inner.locks.remove(&r);
+        inner.stop_waiting(session);
+        let Some(rows) = inner.held.remove(&session) else {
+            return;
+        };
+        for r in rows {
+            inner.locks.remove(&r);
+            let next = inner.queues.get_mut(&r).and_then(VecDeque::pop_front);
+            if let Some(w) = next {
+                inner.locks.insert(r.clone(), w);
+                inner.held.entry(w).or_default().push(r.clone());
+                if inner.queues.get(&r).is_some_and(VecDeque::is_empty) {
+                    inner.queues.remove(&r);
+                }
             }
-            drop(inner);
-            self.released.send_modify(|n| *n = n.wrapping_add(1));
         }
+        drop(inner);
+        self.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Rows held by transaction blocks (for status and tests).
+    /// Rows held (for status and tests).
     pub fn locked_rows(&self) -> usize {
         self.inner().locks.len()
     }
 
-    /// Waits until `holder`'s transaction ends. Refuses with 40P01 when the
-    /// wait would close a cycle, and with 55P03 after `timeout` (if any).
-    pub async fn wait_for(
+    /// Waits until no other session holds any of `rows` (they may be handed
+    /// to this session on the way). Refuses with 40P01 when the wait closes
+    /// a cycle of sessions waiting for each other, and with 55P03 after
+    /// `timeout` (if any).
+    pub async fn wait_for_rows(
         &self,
         session: u64,
-        holder: u64,
+        rows: Vec<RowId>,
         timeout: Option<Duration>,
     ) -> Result<()> {
         let mut rx = self.released.subscribe();
-        {
+        let first_holder = {
             let mut inner = self.inner();
-            let mut cur = holder;
-            let mut steps = 0;
-            while let Some(&next) = inner.waits.get(&cur) {
-                if next == session || steps > inner.waits.len() {
-                    return Err(Error::Deadlock { session, holder });
+            let Some(holder) = inner.holder(session, &rows) else {
+                return Ok(());
+            };
+            for r in &rows {
+                if inner.locks.get(r).is_some_and(|h| *h != session) {
+                    inner
+                        .queues
+                        .entry(r.clone())
+                        .or_default()
+                        .push_back(session);
                 }
-                cur = next;
-                steps += 1;
             }
-            if cur == session {
-                return Err(Error::Deadlock { session, holder });
+            inner.wanting.insert(session, rows.clone());
+            holder
+        };
+        // Leaves the queues however the wait ends, a cancelled query
+        // (dropped future) included.
+        struct Leave<'a>(&'a WriteOrder, u64);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.inner().stop_waiting(self.1);
             }
-            inner.waits.insert(session, holder);
         }
+        let _leave = Leave(self, session);
         let wait = async {
             loop {
-                if !self.inner().held.contains_key(&holder) {
-                    return;
+                {
+                    let inner = self.inner();
+                    match inner.holder(session, &rows) {
+                        None => return Ok(()),
+                        Some(holder) if inner.in_cycle(session) => {
+                            return Err(Error::Deadlock { session, holder });
+                        }
+                        Some(_) => {}
+                    }
                 }
                 if rx.changed().await.is_err() {
-                    return;
+                    return Ok(());
                 }
             }
         };
-        let out = match timeout {
+        match timeout {
             Some(t) => tokio::time::timeout(t, wait)
                 .await
-                .map_err(|_| Error::LockTimeout {
-                    holder,
+                .unwrap_or(Err(Error::LockTimeout {
+                    holder: first_holder,
                     waited_ms: t.as_millis() as u64,
-                }),
-            None => {
-                wait.await;
-                Ok(())
-            }
-        };
-        self.inner().waits.remove(&session);
-        out
+                })),
+            None => wait.await,
+        }
     }
 }
 
@@ -249,39 +320,60 @@ mod tests {
         assert_eq!(o.locked_rows(), 0);
     }
 
+    fn row(k: &str) -> Vec<RowId> {
+        vec![("t".to_owned(), k.to_owned())]
+    }
+
+    async fn registered(o: &WriteOrder, session: u64) {
+        for _ in 0..1000 {
+            if o.inner().wanting.contains_key(&session) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     #[tokio::test]
-    async fn a_waiter_resumes_when_the_holder_ends() {
+    async fn released_rows_go_to_waiters_first_come_first_served() {
         let o = Arc::new(WriteOrder::default());
-        o.lock(1, vec![("t".into(), "1".into())]);
-        let o2 = o.clone();
-        let waiter =
-            tokio::spawn(async move { o2.wait_for(2, 1, Some(Duration::from_secs(10))).await });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
+        o.lock(1, row("1"));
+        let (o2, o3) = (o.clone(), o.clone());
+        let second = tokio::spawn(async move { o2.wait_for_rows(2, row("1"), None).await });
+        registered(&o, 2).await;
+        let third = tokio::spawn(async move { o3.wait_for_rows(3, row("1"), None).await });
+        registered(&o, 3).await;
         o.release(1);
-        assert!(waiter.await.is_ok_and(|r| r.is_ok()));
+        // Session 2 was first: it holds the row now, 3 keeps waiting.
+        assert!(second.await.is_ok_and(|r| r.is_ok()));
+        assert_eq!(o.holder_of(3, &row("1")), Some(2));
+        assert!(!third.is_finished());
+        o.release(2);
+        assert!(third.await.is_ok_and(|r| r.is_ok()));
+        assert_eq!(o.holder_of(4, &row("1")), Some(3));
+        o.release(3);
+        assert_eq!(o.locked_rows(), 0);
     }
 
     #[tokio::test]
     async fn a_cycle_is_a_deadlock_and_a_timeout_is_55p03() {
         let o = Arc::new(WriteOrder::default());
-        o.lock(1, vec![("t".into(), "a".into())]);
-        o.lock(2, vec![("t".into(), "b".into())]);
+        o.lock(1, row("a"));
+        o.lock(2, row("b"));
         let o2 = o.clone();
-        let first =
-            tokio::spawn(async move { o2.wait_for(1, 2, Some(Duration::from_secs(10))).await });
-        // Let session 1 register its wait.
-        for _ in 0..100 {
-            if o.inner().waits.contains_key(&1) {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-        let second = o.wait_for(2, 1, None).await;
+        let first = tokio::spawn(async move {
+            o2.wait_for_rows(1, row("b"), Some(Duration::from_secs(10)))
+                .await
+        });
+        registered(&o, 1).await;
+        let second = o.wait_for_rows(2, row("a"), None).await;
         assert!(matches!(second, Err(Error::Deadlock { .. })), "{second:?}");
+        // Session 2's transaction is rolled back: 1 gets row b.
         o.release(2);
         assert!(first.await.is_ok_and(|r| r.is_ok()));
-        let timed = o.wait_for(3, 1, Some(Duration::from_millis(20))).await;
+        let timed = o
+            .wait_for_rows(3, row("a"), Some(Duration::from_millis(20)))
+            .await;
         assert!(matches!(timed, Err(Error::LockTimeout { .. })), "{timed:?}");
+        assert!(o.inner().wanting.is_empty() && o.inner().queues.is_empty());
     }
 }

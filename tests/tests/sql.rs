@@ -337,7 +337,10 @@ async fn ack_timeout_errors_or_degrades() -> Result<()> {
         .await
         .expect_err("sync times out");
     assert_eq!(sqlstate(&e), "57014", "{e:?}");
-    let text = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    let text = e
+        .as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_default();
     assert!(text.contains("durable in the log"), "{text}");
     // The message counts what the mode needs and names who applied.
     assert!(

@@ -159,4 +159,3 @@ async fn unreachable_broker_fails_within_the_timeout() {
         started.elapsed()
     );
 }
-
