@@ -20,6 +20,7 @@ use crate::apply::{
     ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic, record_conflict,
 };
 use crate::error::{Error, Result, SqliteContext};
+use crate::gate::WriteGate;
 use crate::meta::{
     applied_offset, bump_skipped, cluster_id, open_connection, set_applied_offset, set_cluster_id,
     skipped_count, store_policy, stored_policy,
@@ -44,7 +45,7 @@ pub struct ReplicaState {
     /// Held by whoever writes to the file in this process (the applier, a
     /// router's speculation). SQLite's own busy handler sleeps 1, 2, 5 … ms
     /// between retries; waiting on a mutex wakes the next writer at once.
-    write_gate: Arc<Mutex<()>>,
+    write_gate: Arc<WriteGate>,
     /// Per origin, the HLC of the newest of its records this replica has
     /// applied (or consumed). Updated before the write gate is released, so
     /// whoever holds the gate sees it agree with the file. One origin's
@@ -83,7 +84,7 @@ impl ReplicaState {
     }
 
     /// The in-process lock around write transactions on this replica's file.
-    pub fn write_gate(&self) -> Arc<Mutex<()>> {
+    pub fn write_gate(&self) -> Arc<WriteGate> {
         self.write_gate.clone()
     }
 
@@ -204,7 +205,7 @@ pub fn spawn_applier(
         stopped: Mutex::new(None),
         policy: Mutex::new((policy_version, policy.clone())),
         skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
-        write_gate: Arc::new(Mutex::new(())),
+        write_gate: Arc::new(WriteGate::default()),
         origin_hlc: Mutex::new(HashMap::new()),
     });
     acks.publish(name, applied);
@@ -327,7 +328,7 @@ impl Applier {
             return applied_offset(&self.conn).ctx(&self.path, "reading the applied offset");
         };
         let gate = self.state.write_gate.clone();
-        let _held = gate.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = gate.lock();
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .ctx(&self.path, "beginning an apply transaction")?;

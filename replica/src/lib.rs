@@ -11,6 +11,7 @@ mod applier;
 mod apply;
 mod config;
 mod error;
+mod gate;
 mod ids;
 mod meta;
 mod progress;
@@ -24,6 +25,7 @@ pub use error::{Error, Result};
 /// Marks a rejection reason that the router answers with 22003, not 40001.
 pub const OUT_OF_RANGE: &str = "SQLSTATE 22003";
 
+pub use gate::{GateGuard, WriteGate};
 pub use ids::{IdBlock, block_at as id_block_at};
 pub use meta::{
     INTERNAL_PREFIX, applied_offset, cluster_id, is_internal_table, open_connection, stored_policy,

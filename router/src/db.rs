@@ -22,7 +22,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct DbPool {
     tx: mpsc::Sender<Job>,
     conns: Arc<[Arc<Mutex<Connection>>]>,
-    gate: Option<Arc<Mutex<()>>>,
+    gate: Option<Arc<replica::WriteGate>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,7 +46,7 @@ impl DbPool {
         path: &Path,
         threads: usize,
         open: fn(&Path) -> Result<Connection>,
-        gate: Option<Arc<Mutex<()>>>,
+        gate: Option<Arc<replica::WriteGate>>,
     ) -> Result<DbPool> {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let rx = Arc::new(Mutex::new(rx));
@@ -62,7 +62,7 @@ impl DbPool {
                     loop {
                         let job = lock(&rx).blocking_recv();
                         let Some(job) = job else { break };
-                        let _held = gate.as_deref().map(lock);
+                        let _held = gate.as_deref().map(replica::WriteGate::lock);
                         job(&mut lock(&conn));
                     }
                 })
@@ -82,7 +82,7 @@ impl DbPool {
         F: FnOnce(&mut Connection) -> R,
     {
         let _held = match &self.gate {
-            Some(gate) => match try_lock(gate) {
+            Some(gate) => match gate.try_lock() {
                 Some(g) => Some(g),
                 None => return Err(f),
             },

@@ -217,15 +217,22 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
 /// Replays the router's overlay: its queued records this replica has not
 /// applied yet, in log order (see `write_order`).
 fn replay_overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
+    // Consecutive changesets go to SQLite as one stream: applying a
+    // changeset prepares statements for its tables on every call, and a
+    // concatenation of changesets is itself a changeset applied in order.
+    let mut run: Vec<u8> = Vec::new();
     for r in overlay {
         match r {
-            Replay::Changes(cs) => replay(conn, cs)?,
-            Replay::Ddl(sql) => conn
-                .execute_batch(sql)
-                .map_err(sq("replaying a queued schema change"))?,
+            Replay::Changes(cs) => run.extend_from_slice(cs),
+            Replay::Ddl(sql) => {
+                replay(conn, &run)?;
+                run.clear();
+                conn.execute_batch(sql)
+                    .map_err(sq("replaying a queued schema change"))?;
+            }
         }
     }
-    Ok(())
+    replay(conn, &run)
 }
 
 /// [`speculate`] on top of `overlay`, the router's queued writes this

@@ -108,6 +108,8 @@ fn speculate_job(
     params: &[SqlValue],
 ) -> Result<Spec> {
     let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
+    metrics::histogram!("tributary_router_overlay_records", "router" => core.name.clone())
+        .record(overlay.len() as f64);
     let plan = if insert_or_update {
         core.keys.plan(conn, sql)?
     } else {

@@ -149,6 +149,18 @@ impl WriteOrder {
         inner.queued.iter().map(|q| q.replay.clone()).collect()
     }
 
+    /// Records queued and not applied yet, given the newest HLC of this
+    /// router's records the replica has applied (drops applied ones).
+    pub fn pending(&self, applied: Option<Hlc>) -> usize {
+        let mut inner = self.inner();
+        if let Some(applied) = applied {
+            while inner.queued.front().is_some_and(|q| q.hlc <= applied) {
+                inner.queued.pop_front();
+            }
+        }
+        inner.queued.len()
+    }
+
     /// Records queued and maybe not applied yet.
     pub fn len(&self) -> usize {
         self.inner().queued.len()
