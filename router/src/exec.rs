@@ -217,22 +217,96 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
 /// Replays the router's overlay: its queued records this replica has not
 /// applied yet, in log order (see `write_order`).
 fn replay_overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
-    // Consecutive changesets go to SQLite as one stream: applying a
-    // changeset prepares statements for its tables on every call, and a
-    // concatenation of changesets is itself a changeset applied in order.
-    let mut run: Vec<u8> = Vec::new();
     for r in overlay {
         match r {
-            Replay::Changes(cs) => run.extend_from_slice(cs),
-            Replay::Ddl(sql) => {
-                replay(conn, &run)?;
-                run.clear();
-                conn.execute_batch(sql)
-                    .map_err(sq("replaying a queued schema change"))?;
-            }
+            Replay::Rows(changes) => replay_rows(conn, changes)?,
+            Replay::Ddl(sql) => conn
+                .execute_batch(sql)
+                .map_err(sq("replaying a queued schema change"))?,
         }
     }
-    replay(conn, &run)
+    Ok(())
+}
+
+/// Applies row changes the way a changeset with "replace on conflict"
+/// would: inserts as upserts, updates of the changed columns only (a row
+/// that is gone stays gone), deletes by key. Statements are cached per
+/// table and column set.
+fn replay_rows(conn: &Connection, changes: &[Change]) -> Result<()> {
+    let q = |c: &String| replica::quote_ident(c);
+    let run = |sql: &str, values: Vec<&Value>| -> Result<()> {
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .map_err(sq("replaying a queued write"))?;
+        let params: Vec<SqlValue> = values.into_iter().map(replica::to_sql_value).collect();
+        stmt.execute(params_from_iter(params.iter()))
+            .map_err(sq("replaying a queued write"))?;
+        Ok(())
+    };
+    fn key_where(key: &Row, first: usize) -> (String, Vec<&Value>) {
+        let conds: Vec<String> = key
+            .keys()
+            .enumerate()
+            .map(|(i, k)| format!("{} IS ?{}", replica::quote_ident(k), first + i))
+            .collect();
+        (conds.join(" AND "), key.values().collect())
+    }
+    for c in changes {
+        let table = q(&c.table);
+        let upsert = |after: &Row| -> Result<()> {
+            let cols: Vec<String> = after.keys().map(q).collect();
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let target: Vec<String> = c.key.keys().map(q).collect();
+            let set: Vec<String> = cols.iter().map(|k| format!("{k} = excluded.{k}")).collect();
+            run(
+                &format!(
+                    "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+                    cols.join(", "),
+                    marks.join(", "),
+                    target.join(", "),
+                    set.join(", ")
+                ),
+                after.values().collect(),
+            )
+        };
+        let delete = |key: &Row| -> Result<()> {
+            let (cond, values) = key_where(key, 1);
+            run(&format!("DELETE FROM {table} WHERE {cond}"), values)
+        };
+        match (c.op, &c.before, &c.after) {
+            (Op::Insert, _, Some(after)) => upsert(after)?,
+            (Op::Delete, _, _) => delete(&c.key)?,
+            (Op::Update, Some(before), Some(after)) => {
+                let key_moved = c.key.iter().any(|(k, v)| after.get(k) != Some(v));
+                if key_moved {
+                    delete(&c.key)?;
+                    upsert(after)?;
+                    continue;
+                }
+                let changed: Vec<(&String, &Value)> = after
+                    .iter()
+                    .filter(|(k, v)| before.get(*k) != Some(*v))
+                    .collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                let set: Vec<String> = changed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| format!("{} = ?{}", q(k), i + 1))
+                    .collect();
+                let (cond, key_values) = key_where(&c.key, changed.len() + 1);
+                let mut values: Vec<&Value> = changed.iter().map(|(_, v)| *v).collect();
+                values.extend(key_values);
+                run(
+                    &format!("UPDATE {table} SET {} WHERE {cond}", set.join(", ")),
+                    values,
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// [`speculate`] on top of `overlay`, the router's queued writes this
@@ -558,6 +632,67 @@ mod tests {
             .query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0))
             .map_err(sq("t"))?;
         assert_eq!(n, 10, "speculative write was rolled back");
+        Ok(())
+    }
+
+    #[test]
+    fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
+        let c = db();
+        let w1 = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
+        let w2 = speculate_after(
+            &c,
+            &[Replay::Rows(w1.changes.clone().into())],
+            &[],
+            "UPDATE t SET n = n + 5 WHERE id IN (1, 2)",
+            &[],
+            None,
+        )?;
+        let w3 = speculate_after(
+            &c,
+            &[
+                Replay::Rows(w1.changes.clone().into()),
+                Replay::Rows(w2.changes.clone().into()),
+            ],
+            &[],
+            "DELETE FROM t WHERE id = 1",
+            &[],
+            None,
+        )?;
+        let overlay = [
+            Replay::Rows(w1.changes.into()),
+            Replay::Rows(w2.changes.into()),
+            Replay::Rows(w3.changes.into()),
+        ];
+        let rows = read_in_txn(
+            &c,
+            &overlay,
+            &[],
+            "SELECT id, v, n FROM t ORDER BY id",
+            &[],
+            10,
+        )?
+        .0
+        .map(|r| r.rows)
+        .unwrap_or_default();
+        assert_eq!(
+            rows,
+            vec![vec![
+                SqlValue::Integer(2),
+                SqlValue::Text("b".into()),
+                SqlValue::Integer(6)
+            ]]
+        );
+        // Replaying a write the replica already applied changes nothing.
+        c.execute_batch("INSERT INTO t VALUES (2, 'b', 6); DELETE FROM t WHERE id = 1")
+            .map_err(sq("apply"))?;
+        let again = read_in_txn(&c, &overlay, &[], "SELECT count(*), sum(n) FROM t", &[], 10)?
+            .0
+            .map(|r| r.rows)
+            .unwrap_or_default();
+        assert_eq!(
+            again,
+            vec![vec![SqlValue::Integer(1), SqlValue::Integer(6)]]
+        );
         Ok(())
     }
 

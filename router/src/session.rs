@@ -145,7 +145,7 @@ fn speculate_job(
     }
     crate::policy::check_set_values(&core.replica.policy().1, &out.changes)?;
     let changes = std::mem::take(&mut out.changes);
-    let replay = Replay::Changes(out.changeset.clone().into());
+    let replay = Replay::Rows(changes.clone().into());
     let queued = core.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
     Ok(Spec::Done {
         out,
@@ -612,7 +612,7 @@ impl Session {
         }
         let core = self.core.clone();
         let session = self.id;
-        let (changes, changeset) = (txn.changes, txn.changeset);
+        let changes = txn.changes;
         // Queued and unlocked in one job: a waiter retries on a state that
         // includes this transaction.
         let queued = self
@@ -621,7 +621,7 @@ impl Session {
             .run(move |_| {
                 let queued = crate::policy::check_set_values(&core.replica.policy().1, &changes)
                     .and_then(|()| {
-                        let replay = Replay::Changes(changeset.into());
+                        let replay = Replay::Rows(changes.clone().into());
                         core.enqueue(session, RecordBody::Txn { changes }, Some(replay))
                     });
                 core.order.release(session);

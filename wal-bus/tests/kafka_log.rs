@@ -159,3 +159,35 @@ async fn unreachable_broker_fails_within_the_timeout() {
         started.elapsed()
     );
 }
+
+/// An existing log topic whose retention may delete records is refused at
+/// start-up, naming the setting; `allow_finite_retention` starts anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_topic_with_finite_retention_is_refused() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let b = broker();
+    let mut c = config(&b, "finite");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &c.kafka.brokers)
+        .create()
+        .expect("admin");
+    let topic = NewTopic::new(&c.kafka.topic, 1, TopicReplication::Fixed(1))
+        .set("retention.ms", "604800000");
+    admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .expect("create topic");
+    let err = KafkaLog::open(&c)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains("retention.ms=604800000") && err.contains("allow_finite_retention"),
+        "{err}"
+    );
+    c.kafka.allow_finite_retention = true;
+    assert!(KafkaLog::open(&c).await.is_ok());
+}
