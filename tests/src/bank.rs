@@ -171,10 +171,22 @@ pub fn start(
             let mut reads = 0;
             while !stop.load(Ordering::Relaxed) {
                 let Some(c) = client.as_ref().filter(|c| !c.is_closed()) else {
-                    client = connect_port(port).await.ok();
-                    if client.is_none() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    // Strong reads see every acknowledged transfer, so the
+                    // total is checked against a state that includes them.
+                    client = match connect_port(port).await {
+                        Ok(c)
+                            if c
+                                .batch_execute("SET tributary.read_consistency = 'strong'")
+                                .await
+                                .is_ok() =>
+                        {
+                            Some(c)
+                        }
+                        _ => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            None
+                        }
+                    };
                     continue;
                 };
                 let row = match c
