@@ -109,10 +109,24 @@ async fn deleted_records_stop_a_replica_and_a_snapshot_rebuilds_it() -> Result<(
     n2.spawn().await?;
     c.execute("INSERT INTO kv VALUES (100, 'after')", &[])
         .await?;
-    let end = tests::applied_offset(&n1.replica_path())?;
-    eventually(Duration::from_secs(60), "n2 rebuilt and caught up", || {
-        caught_up(n2.replica_path(), end)
-    })
+    // The log position after that write: both replicas must reach it.
+    let target: u64 = c
+        .query_one("SHOW tributary.offset", &[])
+        .await?
+        .get::<_, String>(0)
+        .parse()?;
+    eventually(
+        Duration::from_secs(60),
+        "n1 and the rebuilt n2 caught up",
+        || {
+            let (a, b) = (n1.replica_path(), n2.replica_path());
+            async move {
+                let both =
+                    tests::applied_offset(&a)? >= target && tests::applied_offset(&b)? >= target;
+                Ok(both.then_some(()))
+            }
+        },
+    )
     .await
     .map_err(|e| e.context(n2.log_tail()))?;
     ensure!(
