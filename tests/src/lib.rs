@@ -346,6 +346,17 @@ pub fn dump(path: &Path) -> Result<String> {
     Ok(out)
 }
 
+/// Sends `sig` (STOP, CONT, …) to a child process, if it runs.
+fn signal(child: &Option<Child>, sig: &str) -> Result<()> {
+    if let Some(c) = child {
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(c.id().to_string())
+            .status()?;
+    }
+    Ok(())
+}
+
 /// A tansu broker (Kafka protocol) on a free port, killed on drop.
 pub struct Tansu {
     pub port: u16,
@@ -482,13 +493,7 @@ impl Tansu {
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the broker: unreachable, state kept.
     pub fn signal(&self, sig: &str) -> Result<()> {
-        if let Some(c) = &self.child {
-            Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(c.id().to_string())
-                .status()?;
-        }
-        Ok(())
+        signal(&self.child, sig)
     }
 }
 
@@ -565,20 +570,15 @@ impl Node {
 
     /// Freezes (STOP) or thaws (CONT) the node process.
     pub fn signal(&self, sig: &str) -> Result<()> {
-        if let Some(c) = &self.child {
-            Command::new("kill")
-                .arg(format!("-{sig}"))
-                .arg(c.id().to_string())
-                .status()?;
-        }
-        Ok(())
+        signal(&self.child, sig)
     }
 
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         format!(
-            "{} log:\n{}",
+            "{} log:
+{}",
             self.id,
             lines[lines.len().saturating_sub(30)..].join("\n")
         )

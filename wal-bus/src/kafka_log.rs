@@ -51,6 +51,12 @@ fn client_config(k: &KafkaConfig) -> ClientConfig {
 }
 
 fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
+    consumer_config(k, purpose)
+        .create()
+        .map_err(|e| kerr("creating a consumer", e))
+}
+
+fn consumer_config(k: &KafkaConfig, purpose: &str) -> ClientConfig {
     let mut c = client_config(k);
     c.set(
         "group.id",
@@ -60,7 +66,7 @@ fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
     .set("enable.auto.offset.store", "false")
     .set("fetch.wait.max.ms", "10")
     .set("session.timeout.ms", "6000");
-    c.create().map_err(|e| kerr("creating a consumer", e))
+    c
 }
 
 /// Creates `topic` (one partition; compacted if asked) unless it exists.
@@ -600,16 +606,12 @@ fn is_offset_reset(e: &KafkaError) -> bool {
 
 impl KafkaTail {
     fn start(k: &KafkaConfig, from: Offset) -> Result<KafkaTail> {
-        let mut cc = client_config(k);
-        cc.set("group.id", format!("tributary-tail-{}", std::process::id()))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("fetch.wait.max.ms", "10")
-            .set("session.timeout.ms", "6000")
+        let c: BaseConsumer = consumer_config(k, "tail")
             // An offset the broker no longer has is an error, never a
             // silent jump to the end (librdkafka's default).
-            .set("auto.offset.reset", "error");
-        let c: BaseConsumer = cc.create().map_err(|e| kerr("creating a consumer", e))?;
+            .set("auto.offset.reset", "error")
+            .create()
+            .map_err(|e| kerr("creating a consumer", e))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&k.topic, 0, KOffset::Offset(from as i64))
             .map_err(|e| kerr("assigning the log partition", e))?;
