@@ -25,13 +25,12 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset as KOffset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
-use crate::acks::AckBoard;
 use crate::config::{KafkaConfig, LogConfig};
 use crate::end_history::EndHistory;
 use crate::error::{Error, Result};
 use crate::log::{AppendFuture, Log, LogEntry, Offset, Tail};
 
-fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
     Error::Kafka {
         context: context.to_owned(),
         reason: e.to_string(),
@@ -41,7 +40,7 @@ fn kerr(context: &str, e: impl std::fmt::Display) -> Error {
 /// How often the log end (high watermark) is refreshed from the broker.
 const END_REFRESH: Duration = Duration::from_millis(20);
 
-fn client_config(k: &KafkaConfig) -> ClientConfig {
+pub(crate) fn client_config(k: &KafkaConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &k.brokers);
     for (key, value) in &k.properties {
@@ -50,7 +49,7 @@ fn client_config(k: &KafkaConfig) -> ClientConfig {
     c
 }
 
-fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
+pub(crate) fn consumer(k: &KafkaConfig, purpose: &str) -> Result<BaseConsumer> {
     consumer_config(k, purpose)
         .create()
         .map_err(|e| kerr("creating a consumer", e))
@@ -364,6 +363,24 @@ impl KafkaLog {
         self.ends.observe(end);
     }
 
+    /// The producer in use now (replaced after a fatal error).
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn check_size(&self, payload: &[u8]) -> Result<()> {
+        if payload.len() > self.max_record {
+            return Err(Error::RecordTooLarge {
+                size: payload.len(),
+                limit: self.max_record,
+            });
+        }
+        Ok(())
+    }
+
     fn read_blocking(
         k: &KafkaConfig,
         from: Offset,
@@ -419,20 +436,11 @@ impl Drop for KafkaLog {
 #[async_trait]
 impl Log for KafkaLog {
     async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
-        if payload.len() > self.max_record {
-            return Err(Error::RecordTooLarge {
-                size: payload.len(),
-                limit: self.max_record,
-            });
-        }
+        self.check_size(&payload)?;
         let timeout = Timeout::After(Duration::from_millis(self.config.timeout_ms));
         let mut retried = false;
         let delivery = loop {
-            let producer = self
-                .producer
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let producer = self.producer();
             let record: FutureRecord<'_, (), [u8]> =
                 FutureRecord::to(&self.config.topic).payload(&payload);
             match producer.send(record, timeout).await {
@@ -470,17 +478,8 @@ impl Log for KafkaLog {
     }
 
     fn enqueue(&self, payload: Vec<u8>) -> Result<AppendFuture> {
-        if payload.len() > self.max_record {
-            return Err(Error::RecordTooLarge {
-                size: payload.len(),
-                limit: self.max_record,
-            });
-        }
-        let producer = self
-            .producer
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        self.check_size(&payload)?;
+        let producer = self.producer();
         // send_result queues synchronously: the idempotent producer keeps
         // the queue order on the partition. No retry here: a re-sent record
         // would land after records queued behind it.
@@ -719,106 +718,5 @@ impl Tail for KafkaTail {
 
     fn position(&self) -> Offset {
         self.next
-    }
-}
-
-/// Replica acks on the compacted acks topic: local replicas' applied offsets
-/// and first-writer-wins rejections are produced there; every node consumes
-/// it into its own [`AckBoard`], so semi-sync and sync work across processes.
-pub struct KafkaAcks {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for KafkaAcks {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-    }
-}
-
-impl KafkaAcks {
-    /// Starts publishing `local` replicas' acks and consuming everyone's.
-    pub fn start(
-        config: &LogConfig,
-        board: Arc<AckBoard>,
-        local: Vec<String>,
-    ) -> Result<KafkaAcks> {
-        let k = config.kafka.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        // Consumer: the whole compacted topic from the beginning, then tail.
-        let c = consumer(&k, "acks")?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&k.acks_topic, 0, KOffset::Beginning)
-            .map_err(|e| kerr("assigning the acks partition", e))?;
-        c.assign(&tpl)
-            .map_err(|e| kerr("assigning the acks partition", e))?;
-        let (board_c, stop_c, local_c) = (board.clone(), stop.clone(), local.clone());
-        std::thread::Builder::new()
-            .name("kafka-acks-in".into())
-            .spawn(move || {
-                while !stop_c.load(Ordering::Acquire) {
-                    let Some(Ok(m)) = c.poll(Duration::from_millis(100)) else {
-                        continue;
-                    };
-                    let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
-                    let value = m.payload().map(String::from_utf8_lossy).unwrap_or_default();
-                    if let Some(replica) = key.strip_prefix("applied:") {
-                        if local_c.iter().any(|l| l == replica) {
-                            continue;
-                        }
-                        if let Ok(offset) = value.parse::<Offset>() {
-                            board_c.publish(replica, offset);
-                        }
-                    } else if let Some(offset) = key
-                        .strip_prefix("rejected:")
-                        .and_then(|o| o.parse::<Offset>().ok())
-                    {
-                        board_c.reject(offset, value.into_owned());
-                    }
-                }
-            })
-            .map_err(|e| kerr("starting the acks consumer", e))?;
-        // Producer: local replicas' changes, coalesced.
-        let mut pc = client_config(&k);
-        pc.set("linger.ms", "1").set("acks", "all");
-        let producer: FutureProducer = pc
-            .create()
-            .map_err(|e| kerr("creating the acks producer", e))?;
-        let mut rx = board.subscribe();
-        let mut rejections = board.subscribe_rejections();
-        let stop_p = stop.clone();
-        tokio::spawn(async move {
-            let mut sent: std::collections::BTreeMap<String, Offset> = Default::default();
-            loop {
-                if stop_p.load(Ordering::Acquire) {
-                    break;
-                }
-                tokio::select! {
-                    changed = rx.changed() => {
-                        if changed.is_err() { break; }
-                        let snap = rx.borrow_and_update().clone();
-                        for name in &local {
-                            let Some(ack) = snap.replicas.get(name) else { continue };
-                            if sent.get(name) == Some(&ack.applied) { continue; }
-                            let key = format!("applied:{name}");
-                            let value = ack.applied.to_string();
-                            let rec: FutureRecord<'_, str, str> = FutureRecord::to(&k.acks_topic).key(key.as_str()).payload(value.as_str());
-                            match producer.send(rec, Timeout::After(Duration::from_millis(k.timeout_ms))).await {
-                                Ok(_) => { sent.insert(name.clone(), ack.applied); }
-                                Err((e, _)) => tracing::warn!(error = %e, replica = %name, "publishing an ack"),
-                            }
-                        }
-                    }
-                    r = rejections.recv() => {
-                        let Ok((offset, reason)) = r else { continue };
-                        let key = format!("rejected:{offset}");
-                        let rec: FutureRecord<'_, str, str> = FutureRecord::to(&k.acks_topic).key(key.as_str()).payload(reason.as_str());
-                        if let Err((e, _)) = producer.send(rec, Timeout::After(Duration::from_millis(k.timeout_ms))).await {
-                            tracing::warn!(error = %e, offset, "publishing a rejection");
-                        }
-                    }
-                }
-            }
-        });
-        Ok(KafkaAcks { stop })
     }
 }

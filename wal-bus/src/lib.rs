@@ -13,6 +13,8 @@ mod error;
 mod file_log;
 mod hlc;
 #[cfg(feature = "kafka")]
+mod kafka_acks;
+#[cfg(feature = "kafka")]
 mod kafka_log;
 mod log;
 mod record;
@@ -26,7 +28,9 @@ pub use error::{Error, Result};
 pub use file_log::FileLog;
 pub use hlc::{Hlc, HlcClock};
 #[cfg(feature = "kafka")]
-pub use kafka_log::{KafkaAcks, KafkaLog, ensure_topic};
+pub use kafka_acks::KafkaAcks;
+#[cfg(feature = "kafka")]
+pub use kafka_log::{KafkaLog, ensure_topic};
 pub use log::{AppendFuture, Log, LogEntry, Offset, RetentionRule, Subscription, Tail, tail};
 pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
 pub use segment::{FrameWalk, scan_frames};
