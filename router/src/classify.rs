@@ -100,7 +100,7 @@ const READ_PRAGMAS: &[&str] = &[
     "foreign_keys",
 ];
 
-fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Error {
+pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Error {
     Error::Unsupported {
         what: what.into(),
         why: why.into(),
@@ -191,7 +191,7 @@ fn split_texts(sql: &str, dialect: &dyn Dialect, statements: &[Statement]) -> Ve
     }
 }
 
-fn object_name(n: &ObjectName) -> String {
+pub(crate) fn object_name(n: &ObjectName) -> String {
     n.0.iter()
         .map(|p| {
             p.as_ident()
@@ -201,7 +201,7 @@ fn object_name(n: &ObjectName) -> String {
         .join(".")
 }
 
-fn expr_text(e: &Expr) -> String {
+pub(crate) fn expr_text(e: &Expr) -> String {
     match e {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
@@ -212,71 +212,6 @@ fn expr_text(e: &Expr) -> String {
         Expr::Identifier(i) => i.value.clone(),
         other => other.to_string(),
     }
-}
-
-/// `SERIAL`, `BIGSERIAL`, `SMALLSERIAL` and `GENERATED … AS IDENTITY`
-/// columns become SQLite's `INTEGER PRIMARY KEY`, whose missing keys the
-/// router generates cluster-wide (see `keys`). Returns the CREATE TABLE to
-/// run instead, if anything changed.
-fn translate_generated_keys(ct: &sqlparser::ast::CreateTable) -> Result<Option<String>> {
-    use sqlparser::ast::{DataType, GeneratedAs};
-    let is_serial = |t: &DataType| {
-        matches!(t, DataType::Custom(name, args) if args.is_empty()
-            && matches!(object_name(name).to_ascii_lowercase().as_str(),
-                "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"))
-    };
-    let is_identity = |o: &ColumnOption| {
-        matches!(
-            o,
-            ColumnOption::Generated {
-                generated_as: GeneratedAs::Always | GeneratedAs::ByDefault,
-                generation_expr: None,
-                ..
-            }
-        )
-    };
-    let table_pk: Vec<String> = ct
-        .constraints
-        .iter()
-        .filter_map(|c| match c {
-            TableConstraint::PrimaryKey(pk) => Some(
-                pk.columns
-                    .iter()
-                    .map(|c| expr_text(&c.column.expr))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-        .next()
-        .unwrap_or_default();
-    let mut out = ct.clone();
-    let mut changed = false;
-    for col in &mut out.columns {
-        let serial = is_serial(&col.data_type);
-        let identity = col.options.iter().any(|o| is_identity(&o.option));
-        if !serial && !identity {
-            continue;
-        }
-        let own_pk = col
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
-        let sole_pk = (own_pk && table_pk.is_empty())
-            || (table_pk.len() == 1 && table_pk[0].eq_ignore_ascii_case(&col.name.value));
-        if !sole_pk {
-            return Err(unsupported(
-                format!(
-                    "generated column {} outside the primary key",
-                    col.name.value
-                ),
-                "SERIAL and GENERATED … AS IDENTITY are supported as a table's single-column primary key",
-            ));
-        }
-        col.data_type = DataType::Integer(None);
-        col.options.retain(|o| !is_identity(&o.option));
-        changed = true;
-    }
-    Ok(changed.then(|| Statement::CreateTable(out).to_string()))
 }
 
 fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
@@ -327,7 +262,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
                     table: object_name(&ct.name),
                 });
             }
-            if let Some(translated) = translate_generated_keys(ct)? {
+            if let Some(translated) = crate::keys::translate_create_table(ct)? {
                 sql = translated;
             }
             Kind::Ddl {

@@ -77,21 +77,6 @@ enum Spec {
     },
 }
 
-/// A row whose key is NULL or missing cannot be replicated (replicas find
-/// rows by key): refused like PostgreSQL refuses a NULL primary key.
-fn refuse_null_keys(changes: &[wal_bus::Change]) -> Result<()> {
-    for c in changes {
-        let null = c.key.iter().find(|(_, v)| **v == wal_bus::Value::Null);
-        if c.key.is_empty() || null.is_some() {
-            return Err(Error::NullKey {
-                table: c.table.clone(),
-                column: null.map_or_else(|| "(primary key)".to_owned(), |(k, _)| k.clone()),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Runs on the speculation connection (one job at a time per router, holding
 /// the replica's write gate): replays the router's overlay, runs the
 /// statement, checks row locks, and either takes the locks (inside a
@@ -131,7 +116,6 @@ fn speculate_job(
             return Err(e);
         }
     };
-    refuse_null_keys(&out.changes)?;
     let rows = row_ids(&out.changes);
     if core.order.holder_of(session, &rows).is_some() {
         return Ok(Spec::Blocked(rows));

@@ -139,37 +139,31 @@ impl WriteOrder {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The queued records not yet applied, given the newest HLC of this
-    /// router's records that the replica has applied; drops applied ones.
-    pub fn unapplied(&self, applied: Option<Hlc>) -> Vec<Replay> {
+    /// The queue without the records the replica has applied, given the
+    /// newest HLC of this router's records it applied.
+    fn pruned(&self, applied: Option<Hlc>) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner();
         if let Some(applied) = applied {
             while inner.queued.front().is_some_and(|q| q.hlc <= applied) {
                 inner.queued.pop_front();
             }
         }
-        inner.queued.iter().map(|q| q.replay.clone()).collect()
+        inner
+    }
+
+    /// The queued records not yet applied (see [`WriteOrder::pending`]).
+    pub fn unapplied(&self, applied: Option<Hlc>) -> Vec<Replay> {
+        self.pruned(applied)
+            .queued
+            .iter()
+            .map(|q| q.replay.clone())
+            .collect()
     }
 
     /// Records queued and not applied yet, given the newest HLC of this
     /// router's records the replica has applied (drops applied ones).
     pub fn pending(&self, applied: Option<Hlc>) -> usize {
-        let mut inner = self.inner();
-        if let Some(applied) = applied {
-            while inner.queued.front().is_some_and(|q| q.hlc <= applied) {
-                inner.queued.pop_front();
-            }
-        }
-        inner.queued.len()
-    }
-
-    /// Records queued and maybe not applied yet.
-    pub fn len(&self) -> usize {
-        self.inner().queued.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.pruned(applied).queued.len()
     }
 
     /// Adds a record just queued on the log (call in queue order).
@@ -316,9 +310,9 @@ mod tests {
         }
         assert_eq!(o.unapplied(None).len(), 3);
         assert_eq!(o.unapplied(Some(hlc(2))).len(), 1);
-        assert_eq!(o.len(), 1);
+        assert_eq!(o.pending(None), 1);
         o.remove(hlc(3));
-        assert!(o.is_empty());
+        assert_eq!(o.pending(None), 0);
     }
 
     #[test]
