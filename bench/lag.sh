@@ -15,7 +15,7 @@ shared=${SHARED_BENCH:-$root/../shared/bench}
 secs=${LAG_SECONDS:-20}
 rates=${LAG_RATES:-"2000 10000"}
 ./scripts/setup.sh
-cargo build --release -q -p router --bin tributary
+cargo build --release -q -p tributary --bin tributary
 bin=$root/target/release/tributary
 tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
 work=$(mktemp -d)

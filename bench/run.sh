@@ -16,7 +16,7 @@ secs=${BENCH_SECONDS:-20}
 clients=8
 threads=2
 ./scripts/setup.sh
-cargo build --release -q -p router --bin tributary
+cargo build --release -q -p tributary --bin tributary
 bin=$root/target/release/tributary
 work=$(mktemp -d)
 mkdir -p bench/results

@@ -8,7 +8,7 @@ root=$(pwd)
 shared=${SHARED_BENCH:-$root/../shared/bench}
 secs=${BENCH_SECONDS:-20}
 ./scripts/setup.sh
-cargo build --release -q -p router --bin tributary
+cargo build --release -q -p tributary --bin tributary
 bin=$root/target/release/tributary
 work=$(mktemp -d)
 upid=""

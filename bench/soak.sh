@@ -16,7 +16,7 @@ secs=${SOAK_SECONDS:-600}
 every=${SOAK_EVERY:-30}
 rate=${SOAK_RATE:-1000}
 ./scripts/setup.sh
-cargo build --release -q -p router --bin tributary
+cargo build --release -q -p tributary --bin tributary
 bin=$root/target/release/tributary
 work=$(mktemp -d)
 pids=()

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo build --release -p router --bin tributary
+cargo build --release -p tributary --bin tributary
 exec ./target/release/tributary up "$@"

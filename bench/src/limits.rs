@@ -126,16 +126,16 @@ async fn apply_rows_per_sec(records: i64, rows: usize) -> Result<f64> {
     let acks = Arc::new(AckBoard::default());
     let cancel = CancellationToken::new();
     let start = Instant::now();
-    let h = replica::spawn_applier(
-        "r",
-        &dir.path().join("r.db"),
+    let h = replica::spawn_applier(replica::ApplierOptions {
+        name: "r".into(),
+        path: dir.path().join("r.db"),
         log,
-        acks.clone(),
-        None,
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-        None,
-    )?;
+        acks: acks.clone(),
+        clock: None,
+        cancel: cancel.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        snapshots: None,
+    })?;
     let target = records as u64 + 1;
     acks.wait_until(|s| s.replicas.get("r").is_some_and(|a| a.applied >= target))
         .await;

@@ -62,7 +62,7 @@ fn router_port() -> u16 {
                 config.max_statement_bytes = 1 << 16;
                 config.read_timeout_ms = 500;
                 let core = Arc::new(
-                    router::core::RouterCore::new(
+                    router::shared::Shared::new(
                         "r1".into(),
                         log,
                         acks,

@@ -3,12 +3,12 @@
 //! new applied offset, then publishes the ack.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
-use std::time::{SystemTime, UNIX_EPOCH};
+use wal_bus::now_ms;
 
 use resolver::{Policy, Stamp};
 use rusqlite::Connection;
@@ -26,76 +26,10 @@ use crate::meta::{
     skipped_count, store_policy, stored_policy,
 };
 use crate::snapshot::Prepared;
+pub use crate::state::ReplicaState;
 
 /// Apply transactions between passive checkpoints of the replica's WAL.
 const COMMITS_PER_CHECKPOINT: u32 = 256;
-
-/// Live state of one replica, shared with routers and status.
-#[derive(Debug)]
-pub struct ReplicaState {
-    pub name: String,
-    pub path: PathBuf,
-    applied: AtomicU64,
-    /// Why the apply loop stopped, if it did.
-    stopped: Mutex<Option<String>>,
-    /// The conflict policy in force at the applied offset, and its version.
-    policy: Mutex<(u64, Arc<Policy>)>,
-    /// Log entries skipped because they were not Tributary records.
-    skipped: AtomicU64,
-    /// Held by whoever writes to the file in this process (the applier, a
-    /// router's speculation). SQLite's own busy handler sleeps 1, 2, 5 … ms
-    /// between retries; waiting on a mutex wakes the next writer at once.
-    write_gate: Arc<WriteGate>,
-    /// Per origin, the HLC of the newest of its records this replica has
-    /// applied (or consumed). Updated before the write gate is released, so
-    /// whoever holds the gate sees it agree with the file. One origin's
-    /// records reach the log in HLC order (its router queues them that
-    /// way), so "applied" for any of them is `hlc <= this`.
-    origin_hlc: Mutex<HashMap<String, Hlc>>,
-}
-
-impl ReplicaState {
-    /// The HLC of the newest record from `origin` applied here, if any
-    /// (exact while the caller holds the write gate).
-    pub fn applied_hlc(&self, origin: &str) -> Option<Hlc> {
-        self.origin_hlc
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(origin)
-            .copied()
-    }
-
-    /// Offset of the next record this replica will apply.
-    pub fn applied(&self) -> Offset {
-        self.applied.load(Ordering::Acquire)
-    }
-
-    /// The policy version in force and the policy.
-    pub fn policy(&self) -> (u64, Arc<Policy>) {
-        self.policy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Log entries skipped as foreign (not Tributary records).
-    pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
-    }
-
-    /// The in-process lock around write transactions on this replica's file.
-    pub fn write_gate(&self) -> Arc<WriteGate> {
-        self.write_gate.clone()
-    }
-
-    /// `Some(reason)` once the apply loop has stopped on an error.
-    pub fn stopped(&self) -> Option<String> {
-        self.stopped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// A running replica: its state and its apply thread.
 pub struct ReplicaHandle {
@@ -135,21 +69,39 @@ struct Applier {
     batch_origins: HashMap<String, Hlc>,
 }
 
+/// What [`spawn_applier`] needs.
+pub struct ApplierOptions {
+    /// The replica's name (in acks, status and metrics).
+    pub name: String,
+    /// Its SQLite file.
+    pub path: PathBuf,
+    pub log: Arc<dyn Log>,
+    /// Where the applied offset is published after each commit.
+    pub acks: Arc<AckBoard>,
+    /// When given, observes every applied record's HLC so that writes
+    /// accepted later on this node are stamped after everything it has seen.
+    pub clock: Option<Arc<HlcClock>>,
+    /// Stops the apply loop.
+    pub cancel: CancellationToken,
+    /// The runtime the apply thread waits for log batches on.
+    pub runtime: Handle,
+    /// Snapshot directory a new or damaged replica is rebuilt from.
+    pub snapshots: Option<PathBuf>,
+}
+
 /// Opens the replica file and starts its apply thread.
-///
-/// `clock`, when given, observes every applied record's HLC so that writes
-/// accepted later on this node are stamped after everything it has seen.
-#[allow(clippy::too_many_arguments)]
-pub fn spawn_applier(
-    name: &str,
-    path: &Path,
-    log: Arc<dyn Log>,
-    acks: Arc<AckBoard>,
-    clock: Option<Arc<HlcClock>>,
-    cancel: CancellationToken,
-    rt: Handle,
-    snapshots: Option<&Path>,
-) -> Result<ReplicaHandle> {
+pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
+    let ApplierOptions {
+        name,
+        path,
+        log,
+        acks,
+        clock,
+        cancel,
+        runtime: rt,
+        snapshots,
+    } = options;
+    let (name, path, snapshots) = (name.as_str(), path.as_path(), snapshots.as_deref());
     let cluster = log.cluster_id();
     let prepared =
         crate::snapshot::prepare(name, path, snapshots, &cluster, log.start(), log.end())?;
@@ -202,6 +154,7 @@ pub fn spawn_applier(
         name: name.to_owned(),
         path: path.to_path_buf(),
         applied: AtomicU64::new(applied),
+        progress: tokio::sync::watch::channel(()).0,
         stopped: Mutex::new(None),
         policy: Mutex::new((policy_version, policy.clone())),
         skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
@@ -235,7 +188,7 @@ pub fn spawn_applier(
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(replica = %applier.name, error = %e, "cannot tail the log");
-                    *thread_state.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                    thread_state.stop(e.to_string());
                     return;
                 }
             };
@@ -259,7 +212,7 @@ pub fn spawn_applier(
                         for (offset, reason) in applier.rejections.drain(..) {
                             applier.acks.reject(offset, reason);
                         }
-                        thread_state.applied.store(new_applied, Ordering::Release);
+                        thread_state.advance(new_applied);
                         acks.publish(&applier.name, new_applied);
                         metrics::gauge!("tributary_replica_lag_records", "replica" => applier.name.clone())
                             .set(end_of.end().saturating_sub(new_applied) as f64);
@@ -273,7 +226,7 @@ pub fn spawn_applier(
                     Err(e) => {
                         applier.skipped_in_batch = 0;
                         tracing::error!(replica = %applier.name, error = %e, "replica stopped; fix the cause and restart the node");
-                        *thread_state.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                        thread_state.stop(e.to_string());
                         break;
                     }
                 }
@@ -288,12 +241,6 @@ pub fn spawn_applier(
         state,
         thread: Some(thread),
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Applier {
@@ -365,7 +312,7 @@ impl Applier {
                 *cur = (*cur).max(hlc);
             }
         }
-        self.state.applied.store(new_applied, Ordering::Release);
+        self.state.advance(new_applied);
         metrics::counter!("tributary_replica_records_applied_total", "replica" => self.name.clone())
             .increment(batch.len() as u64);
         // From the origin's timestamp (taken just before its append) to this commit.
@@ -495,12 +442,7 @@ impl Applier {
                         self.policy_version = *version;
                         Ok(())
                     }
-                    Err(e) => Err(Error::BadRecord {
-                        offset,
-                        source: wal_bus::Error::Decode(format!(
-                            "policy version {version} does not parse: {e}"
-                        )),
-                    }),
+                    Err(source) => Err(Error::Resolve { offset, source }),
                 }
             }
         };

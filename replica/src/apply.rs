@@ -21,7 +21,7 @@ use wal_bus::{Change, Hlc, Offset, Op, Row, Value};
 
 use crate::error::{Error, Result, SqliteContext};
 use crate::schema::{TableInfo, quote_ident, table_info};
-use crate::values::{from_value_ref, to_sql_value};
+use crate::values::to_sql_value;
 
 /// Table descriptions, reloaded after DDL.
 #[derive(Default)]
@@ -99,12 +99,10 @@ fn key_values(info: &TableInfo, key: &Row) -> Result<Vec<Value>> {
 }
 
 fn where_key(info: &TableInfo, params: &mut Vec<SqlValue>, key: &[Value]) -> String {
-    let mut parts = Vec::with_capacity(info.pk.len());
-    for (c, v) in info.pk.iter().zip(key) {
-        params.push(to_sql_value(v));
-        parts.push(format!("{} IS ?{}", quote_ident(c), params.len()));
-    }
-    parts.join(" AND ")
+    crate::rows::key_where(
+        params,
+        info.pk.iter().map(String::as_str).zip(key.iter().map(Some)),
+    )
 }
 
 fn where_image(params: &mut Vec<SqlValue>, image: &Row) -> String {
@@ -192,25 +190,7 @@ fn parse_stamp(hlc: &str, origin: String) -> Option<Stamp> {
 
 /// The replica's row with its per-column stamps and CRDT states.
 fn load_local(ctx: &ChangeCtx<'_>, info: &TableInfo, key: &[Value], pk: &str) -> Result<LocalRow> {
-    let mut params = Vec::new();
-    let cols: Vec<String> = info.columns.iter().map(|c| quote_ident(c)).collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {}",
-        cols.join(", "),
-        quote_ident(&info.name),
-        where_key(info, &mut params, key)
-    );
-    let values: Option<Vec<Value>> = ctx
-        .conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| {
-            s.query_row(params_from_iter(params.iter()), |r| {
-                (0..info.columns.len())
-                    .map(|i| r.get_ref(i).map(from_value_ref))
-                    .collect()
-            })
-            .optional()
-        })
+    let values = crate::rows::read_row(ctx.conn, info, key.iter().map(Some))
         .ctx(ctx.path, "reading the local row")?;
     let Some(values) = values else {
         let tomb: Option<(String, String, i64)> = ctx
@@ -431,11 +411,12 @@ pub(crate) fn apply_change(
         after: change.after.as_ref(),
         stamp: ctx.stamp,
     };
-    let resolution =
-        resolve(ctx.policy, &info.name, kind, &local, incoming).map_err(|e| Error::BadRecord {
+    let resolution = resolve(ctx.policy, &info.name, kind, &local, incoming).map_err(|source| {
+        Error::Resolve {
             offset: ctx.offset,
-            source: wal_bus::Error::Decode(e.to_string()),
-        })?;
+            source,
+        }
+    })?;
     let (local_values, local_stamp) = local_json(&local);
     let record = kind.map(|kind| ConflictRecord {
         table: info.name.clone(),
@@ -531,7 +512,8 @@ pub(crate) fn is_deterministic(e: &Error) -> bool {
         Error::NoSuchTable { .. }
         | Error::NoPrimaryKey { .. }
         | Error::MissingKey { .. }
-        | Error::BadRecord { .. } => true,
+        | Error::BadRecord { .. }
+        | Error::Resolve { .. } => true,
         Error::Sqlite {
             source: rusqlite::Error::SqliteFailure(f, _),
             ..

@@ -19,6 +19,23 @@ pub enum Error {
         #[source]
         source: wal_bus::Error,
     },
+    #[error("record at log offset {offset} cannot be resolved: {source}")]
+    Resolve {
+        offset: Offset,
+        #[source]
+        source: resolver::Error,
+    },
+    #[error("replica {replica} stopped: {reason}")]
+    Stopped { replica: String, reason: String },
+    #[error(
+        "replica {replica} did not apply up to log offset {target} within {waited_ms} ms (applied: {applied})"
+    )]
+    WaitTimeout {
+        replica: String,
+        target: Offset,
+        applied: Offset,
+        waited_ms: u64,
+    },
     #[error("log error: {0}")]
     Log(#[from] wal_bus::Error),
     #[error("table {table:?} has no PRIMARY KEY; replicated tables need one")]

@@ -15,11 +15,13 @@ mod gate;
 mod ids;
 mod meta;
 mod progress;
+mod rows;
 mod schema;
 pub mod snapshot;
+mod state;
 mod values;
 
-pub use applier::{ReplicaHandle, ReplicaState, spawn_applier};
+pub use applier::{ApplierOptions, ReplicaHandle, ReplicaState, spawn_applier};
 pub use config::ReplicaConfig;
 pub use error::{Error, Result};
 /// Marks a rejection reason that the router answers with 22003, not 40001.
@@ -27,8 +29,7 @@ pub const OUT_OF_RANGE: &str = "SQLSTATE 22003";
 
 pub use gate::{GateGuard, WriteGate};
 pub use ids::{IdBlock, block_at as id_block_at};
-pub use meta::{
-    INTERNAL_PREFIX, applied_offset, cluster_id, is_internal_table, open_connection, stored_policy,
-};
+pub use meta::{INTERNAL_PREFIX, applied_offset, cluster_id, open_connection, stored_policy};
+pub use rows::{is_internal_table, key_where, read_row};
 pub use schema::{TableInfo, quote_ident, table_info};
 pub use values::{from_value_ref, owned_value, to_sql_value};

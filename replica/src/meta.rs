@@ -70,12 +70,6 @@ INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_text', '');
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('skipped_entries', 0);
 ";
 
-/// Tables Tributary keeps in every replica file; clients may read
-/// `tributary_conflicts` but never write any of them.
-pub fn is_internal_table(name: &str) -> bool {
-    name.starts_with(INTERNAL_PREFIX) || name.starts_with("tributary_")
-}
-
 /// Opens a replica file in WAL mode, creating the bookkeeping tables.
 ///
 /// `synchronous = NORMAL` is enough: in WAL mode it never corrupts the file,

@@ -14,7 +14,7 @@
 //! snapshot's offset. A file or snapshot from another cluster is refused.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use wal_bus::Offset;
@@ -54,16 +54,8 @@ fn io_err(path: &Path, doing: &'static str, e: std::io::Error) -> Error {
     }
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, "syncing the directory", e))
+    wal_bus::sync_dir(dir).map_err(|e| io_err(dir, "syncing the directory", e))
 }
 
 /// Path of the snapshot covering `offset` in `dir`.
@@ -115,7 +107,11 @@ pub fn inspect(path: &Path) -> Result<(Offset, Option<String>)> {
 /// transaction). A snapshot at the same offset already there is kept.
 pub fn take(replica: &Path, dir: &Path) -> Result<Snapshot> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "creating the snapshot directory", e))?;
-    let tmp = dir.join(format!(".tmp-{}-{}{SUFFIX}", std::process::id(), now_ms()));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}{SUFFIX}",
+        std::process::id(),
+        wal_bus::now_ms()
+    ));
     let tmp_str = tmp.to_str().ok_or_else(|| Error::Config {
         key: "snapshots.dir",
         reason: format!("{} is not valid UTF-8", dir.display()),
@@ -238,7 +234,7 @@ pub fn restore(snap: &Snapshot, replica: &Path) -> Result<()> {
 
 /// Moves a damaged replica file (and its WAL) aside; returns the new name.
 fn quarantine(replica: &Path) -> Result<PathBuf> {
-    let stamp = now_ms();
+    let stamp = wal_bus::now_ms();
     let mut aside = replica.as_os_str().to_owned();
     aside.push(format!(".damaged-{stamp}"));
     let aside = PathBuf::from(aside);

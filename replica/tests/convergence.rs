@@ -3,11 +3,12 @@
 //! identical databases.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::{rec, start, wait_applied};
 use rusqlite::Connection;
-use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, Change, FileLog, Hlc, Log, LogConfig, Op, Record, RecordBody, Row, Value};
+use wal_bus::{AckBoard, Change, FileLog, Log, LogConfig, Op, RecordBody, Row, Value};
+
+mod common;
 
 const POLICY: &str = r#"
 default = "lww"
@@ -26,17 +27,6 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
-}
-
-fn rec(id: String, origin: &str, wall: u64, body: RecordBody) -> Vec<u8> {
-    Record {
-        id,
-        origin: origin.into(),
-        hlc: Hlc::new(wall, 0),
-        ts_ms: wall,
-        body,
-    }
-    .encode()
 }
 
 fn initial(id: i64) -> Row {
@@ -104,14 +94,14 @@ fn random_updates(seed: u64, n: usize) -> Vec<Vec<u8>> {
 fn prefix() -> Vec<Vec<u8>> {
     let mut out = vec![
         rec(
-            "d".into(),
+            "d",
             "r1",
             1,
             RecordBody::Ddl {
                 sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, hits INTEGER, tags JSON, best INTEGER)".into(),
             },
         ),
-        rec("p".into(), "r1", 2, RecordBody::Policy { version: 1, policy: POLICY.into() }),
+        rec("p", "r1", 2, RecordBody::Policy { version: 1, policy: POLICY.into() }),
     ];
     let changes = (1..=3)
         .map(|id| Change {
@@ -124,7 +114,7 @@ fn prefix() -> Vec<Vec<u8>> {
             after: Some(initial(id)),
         })
         .collect();
-    out.push(rec("i".into(), "r1", 3, RecordBody::Txn { changes }));
+    out.push(rec("i", "r1", 3, RecordBody::Txn { changes }));
     out
 }
 
@@ -136,31 +126,11 @@ async fn apply_all(records: &[Vec<u8>]) -> (tempfile::TempDir, String) {
         log.append(r.clone()).await.expect("append");
     }
     let acks = Arc::new(AckBoard::default());
-    let cancel = CancellationToken::new();
     let db = dir.path().join("r.db");
-    let h = replica::spawn_applier(
-        "r",
-        &db,
-        log,
-        acks.clone(),
-        None,
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-        None,
-    )
-    .expect("spawn");
-    let n = records.len() as u64;
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        acks.wait_until(|s| s.replicas.get("r").is_some_and(|a| a.applied >= n)),
-    )
-    .await
-    .expect("applied");
-    assert!(h.state.stopped().is_none(), "{:?}", h.state.stopped());
-    cancel.cancel();
-    tokio::task::spawn_blocking(move || h.join())
-        .await
-        .expect("join");
+    let r = start("r", &db, &log, &acks, None).expect("spawn");
+    wait_applied(&acks, "r", records.len() as u64).await;
+    assert!(r.state().stopped().is_none(), "{:?}", r.state().stopped());
+    r.stop().await;
     let conn = Connection::open(&db).expect("open");
     let mut stmt = conn
         .prepare("SELECT id, name, hits, tags, best FROM t ORDER BY id")

@@ -4,49 +4,23 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use common::{id_v_rows, ins, rec, start, upd, wait_applied};
 use rusqlite::Connection;
-use tokio_util::sync::CancellationToken;
-use wal_bus::{
-    AckBoard, Change, FileLog, Hlc, Log, LogConfig, Op, Record, RecordBody, RetentionRule, Row,
-    Value,
-};
+use wal_bus::{AckBoard, FileLog, Log, LogConfig, Op, RecordBody, RetentionRule};
 
-fn row(pairs: &[(&str, Value)]) -> Row {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
-}
+mod common;
 
-fn rec(i: u64, body: RecordBody) -> Vec<u8> {
-    Record {
-        id: format!("t-{i}"),
-        origin: "a".into(),
-        hlc: Hlc::new(1_000_000_000 + i * 1_000, 0),
-        ts_ms: 1_000 + i,
-        body,
-    }
-    .encode()
-}
-
-fn upsert(id: i64, v: i64, op: Op) -> Change {
-    Change {
-        table: "t".into(),
-        op,
-        key: row(&[("id", Value::Integer(id))]),
-        before: (op == Op::Update)
-            .then(|| row(&[("id", Value::Integer(id)), ("v", Value::Integer(v - 1))])),
-        after: Some(row(&[("id", Value::Integer(id)), ("v", Value::Integer(v))])),
-    }
+/// Record `i` of origin `a`, stamped in log order.
+fn rec_at(i: u64, body: RecordBody) -> Vec<u8> {
+    rec(format!("t-{i}"), "a", 1_000_000_000 + i * 1_000, body)
 }
 
 /// A log with a table and `n` records after it: inserts of ids 0..10, then
 /// updates cycling over them (so the end state depends on every record).
 async fn fill(log: &Arc<dyn Log>, from: u64, n: u64) {
     if from == 0 {
-        log.append(rec(
+        log.append(rec_at(
             0,
             RecordBody::Ddl {
                 sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
@@ -65,10 +39,10 @@ async fn fill(log: &Arc<dyn Log>, from: u64, n: u64) {
         };
         // Updates carry the before-image the replica holds, so nothing conflicts.
         let change = match op {
-            Op::Insert => upsert(id, 1, Op::Insert),
-            _ => upsert(id, v, Op::Update),
+            Op::Insert => ins(id, 1),
+            _ => upd(id, v - 1, v),
         };
-        log.append(rec(
+        log.append(rec_at(
             i,
             RecordBody::Txn {
                 changes: vec![change],
@@ -86,59 +60,6 @@ fn open_log(dir: &Path, segment_bytes: u64) -> Arc<dyn Log> {
         ..LogConfig::default()
     };
     Arc::new(FileLog::open(&dir.join("log"), &config).expect("log"))
-}
-
-struct Running {
-    handle: replica::ReplicaHandle,
-    cancel: CancellationToken,
-}
-
-fn start(
-    name: &str,
-    db: &Path,
-    log: &Arc<dyn Log>,
-    acks: &Arc<AckBoard>,
-    snapshots: Option<&Path>,
-) -> replica::Result<Running> {
-    let cancel = CancellationToken::new();
-    let handle = replica::spawn_applier(
-        name,
-        db,
-        log.clone(),
-        acks.clone(),
-        None,
-        cancel.clone(),
-        tokio::runtime::Handle::current(),
-        snapshots,
-    )?;
-    Ok(Running { handle, cancel })
-}
-
-async fn stop(r: Running) {
-    r.cancel.cancel();
-    tokio::task::spawn_blocking(move || r.handle.join())
-        .await
-        .expect("join");
-}
-
-async fn wait_applied(acks: &AckBoard, name: &str, target: u64) {
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        acks.wait_until(|s| s.replicas.get(name).is_some_and(|a| a.applied >= target)),
-    )
-    .await
-    .expect("replica caught up in time");
-}
-
-fn rows(path: &Path) -> Vec<(i64, i64)> {
-    let c = Connection::open(path).expect("open");
-    let mut s = c
-        .prepare("SELECT id, v FROM t ORDER BY id")
-        .expect("prepare");
-    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
 }
 
 fn aside_files(dir: &Path) -> Vec<PathBuf> {
@@ -170,7 +91,7 @@ async fn lost_damaged_and_stale_replicas_rebuild_from_snapshot_and_log() {
     assert!(snap.cluster_id.as_deref() == Some(log.cluster_id().as_str()));
     fill(&log, 301, 200).await;
     wait_applied(&acks, "ref", log.end()).await;
-    let expected = rows(&reference);
+    let expected = id_v_rows(&reference);
 
     // Retention: segments fully covered by the snapshot (and applied by the
     // running replica) go; what the snapshot does not cover stays.
@@ -187,8 +108,8 @@ async fn lost_damaged_and_stale_replicas_rebuild_from_snapshot_and_log() {
     // 1. A replica with no file starts from the snapshot, then the log.
     let r2 = start("a", &a, &log, &acks, Some(&snaps)).expect("start from snapshot");
     wait_applied(&acks, "a", log.end()).await;
-    stop(r2).await;
-    assert_eq!(rows(&a), expected);
+    r2.stop().await;
+    assert_eq!(id_v_rows(&a), expected);
 
     // 2. A damaged file is moved aside and rebuilt.
     let mut bytes = std::fs::read(&a).expect("read");
@@ -198,8 +119,8 @@ async fn lost_damaged_and_stale_replicas_rebuild_from_snapshot_and_log() {
     std::fs::write(&a, &bytes).expect("damage");
     let r3 = start("a", &a, &log, &acks, Some(&snaps)).expect("start a damaged replica");
     wait_applied(&acks, "a", log.end()).await;
-    stop(r3).await;
-    assert_eq!(rows(&a), expected);
+    r3.stop().await;
+    assert_eq!(id_v_rows(&a), expected);
     assert_eq!(
         aside_files(dir.path()).len(),
         1,
@@ -217,7 +138,7 @@ async fn lost_damaged_and_stale_replicas_rebuild_from_snapshot_and_log() {
     );
     assert!(err.to_string().contains("there is no snapshot"), "{err}");
 
-    stop(r).await;
+    r.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,8 +150,8 @@ async fn a_lost_wal_rolls_the_replica_back_consistently_and_it_reapplies() {
     fill(&log, 0, 100).await;
     let r = start("a", &a, &log, &acks, None).expect("start");
     wait_applied(&acks, "a", log.end()).await;
-    stop(r).await;
-    let expected = rows(&a);
+    r.stop().await;
+    let expected = id_v_rows(&a);
     // The main file as it was before later commits reached it through the
     // WAL, then the WAL lost: SQLite sees an older, consistent state whose
     // applied offset is older too.
@@ -243,7 +164,7 @@ async fn a_lost_wal_rolls_the_replica_back_consistently_and_it_reapplies() {
     let r = start("a", &a, &log, &acks, None).expect("restart");
     fill(&log, 101, 50).await;
     wait_applied(&acks, "a", log.end()).await;
-    stop(r).await;
+    r.stop().await;
     assert!(wal.exists() || std::fs::read(&a).expect("read") != base);
     std::fs::write(&a, &base).expect("roll back the main file");
     let _ = std::fs::remove_file(&wal);
@@ -252,13 +173,17 @@ async fn a_lost_wal_rolls_the_replica_back_consistently_and_it_reapplies() {
     assert_eq!(back, 101, "the file went back to before the second batch");
     let r = start("a", &a, &log, &acks, None).expect("restart after WAL loss");
     wait_applied(&acks, "a", log.end()).await;
-    stop(r).await;
+    r.stop().await;
     let reference = dir.path().join("ref.db");
     let r = start("ref", &reference, &log, &acks, None).expect("reference");
     wait_applied(&acks, "ref", log.end()).await;
-    stop(r).await;
-    assert_eq!(rows(&a), rows(&reference), "re-applied exactly once");
-    assert_ne!(rows(&a), expected, "the second batch is there");
+    r.stop().await;
+    assert_eq!(
+        id_v_rows(&a),
+        id_v_rows(&reference),
+        "re-applied exactly once"
+    );
+    assert_ne!(id_v_rows(&a), expected, "the second batch is there");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +201,7 @@ async fn files_and_snapshots_of_another_cluster_are_refused() {
     let theirs = other_dir.path().join("theirs.db");
     let r = start("theirs", &theirs, &other, &acks, None).expect("start");
     wait_applied(&acks, "theirs", other.end()).await;
-    stop(r).await;
+    r.stop().await;
     let before = std::fs::read(&theirs).expect("read");
     let err = start("x", &theirs, &log, &acks, None)
         .err()

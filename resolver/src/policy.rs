@@ -231,9 +231,9 @@ impl Policy {
                         "primary-key columns identify rows and cannot have merge rules".into(),
                     ));
                 }
-                let upper = decl.to_ascii_uppercase();
+                let ty = crate::ColumnType::of(decl);
                 match rule {
-                    ColumnRule::Counter if !upper.contains("INT") => {
+                    ColumnRule::Counter if ty != crate::ColumnType::Integer => {
                         return Err(invalid(
                             key,
                             format!(
@@ -241,7 +241,7 @@ impl Policy {
                             ),
                         ));
                     }
-                    ColumnRule::Set if !upper.contains("JSON") => {
+                    ColumnRule::Set if ty != crate::ColumnType::Json => {
                         return Err(invalid(
                             key,
                             format!(

@@ -10,8 +10,8 @@ use wal_bus::{Op, Row, Value};
 
 use crate::cell::{Cell, CellState, merge_max, merge_min};
 use crate::error::{Error, Result};
-use crate::lww::{ConflictKind, Stamp};
 use crate::policy::{ColumnRule, DeletePolicy, Policy, Strategy};
+use crate::stamp::{ConflictKind, Stamp};
 
 /// The replica's current state of the row.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,10 +63,6 @@ pub struct Resolution {
     pub columns: Vec<String>,
 }
 
-fn newer(incoming: &Stamp, local: Option<&Stamp>) -> bool {
-    local.is_none_or(|l| incoming > l)
-}
-
 /// Decides the row's fate. `kind` is `None` when the change applies cleanly
 /// (it still passes through here for tables with counter or set columns).
 pub fn resolve(
@@ -91,9 +87,9 @@ pub fn resolve(
             let delete = match (kind, deletes) {
                 (None, _) | (_, DeletePolicy::DeleteWins) => true,
                 (_, DeletePolicy::UpdateWins) => false,
-                (_, DeletePolicy::Lww) => {
-                    cells.values().all(|c| newer(inc.stamp, c.stamp.as_ref()))
-                }
+                (_, DeletePolicy::Lww) => cells
+                    .values()
+                    .all(|c| inc.stamp.wins_over(c.stamp.as_ref())),
             };
             Ok(Resolution {
                 action: if delete { Action::Delete } else { Action::Keep },
@@ -257,7 +253,7 @@ fn merge_into(
                 taken = true;
             }
             (ColumnRule::Lww | ColumnRule::Counter, Some(_)) => {
-                if newer(inc.stamp, local_stamp) {
+                if inc.stamp.wins_over(local_stamp) {
                     take(&mut row, &mut stamped, new.clone());
                     if rule == ColumnRule::Counter {
                         // Overwritten, not added to: the counter restarts
@@ -275,7 +271,7 @@ fn merge_into(
                 let wins = match mine.cmp(&theirs) {
                     Ordering::Less => true,
                     Ordering::Greater => false,
-                    Ordering::Equal => newer(inc.stamp, local_stamp),
+                    Ordering::Equal => inc.stamp.wins_over(local_stamp),
                 };
                 if wins {
                     take(&mut row, &mut stamped, new.clone());
@@ -298,7 +294,7 @@ fn merge_into(
                 let wins = match (local_value, new) {
                     (_, Value::Null) => false,
                     (Value::Null, _) => true,
-                    _ => newer(inc.stamp, local_stamp),
+                    _ => inc.stamp.wins_over(local_stamp),
                 };
                 if wins {
                     take(&mut row, &mut stamped, new.clone());

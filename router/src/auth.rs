@@ -25,8 +25,9 @@ use pgwire::api::auth::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use ring::{digest, hmac};
 
-use crate::config::{AuthConfig, AuthMethod};
+use crate::config::{AuthConfig, AuthMethod, ConfigError};
 
 /// Iterations `tributary passwd` uses (PostgreSQL's default).
 pub const DEFAULT_ITERATIONS: usize = 4096;
@@ -99,26 +100,18 @@ impl FromStr for Verifier {
 impl Verifier {
     /// The verifier of `password` with `salt`.
     pub fn derive(password: &str, salt: &[u8], iterations: usize) -> Verifier {
+        // RFC 5802: StoredKey = H(HMAC(SaltedPassword, "Client Key")),
+        // ServerKey = HMAC(SaltedPassword, "Server Key").
         let salted = gen_salted_password(password, salt, iterations);
-        match ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, iterations) {
-            ScramSecret::Verifier {
-                salt,
-                iterations,
-                stored_key,
-                server_key,
-            } => Verifier {
-                iterations,
-                salt,
-                stored_key,
-                server_key,
-            },
-            // pgwire's constructor only builds the verifier variant.
-            ScramSecret::SaltedPassword { salt, .. } => Verifier {
-                iterations,
-                salt,
-                stored_key: Vec::new(),
-                server_key: Vec::new(),
-            },
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
+        let client_key = hmac::sign(&key, b"Client Key");
+        Verifier {
+            iterations,
+            salt: salt.to_vec(),
+            stored_key: digest::digest(&digest::SHA256, client_key.as_ref())
+                .as_ref()
+                .to_vec(),
+            server_key: hmac::sign(&key, b"Server Key").as_ref().to_vec(),
         }
     }
 
@@ -175,16 +168,16 @@ pub enum Startup {
 
 impl Startup {
     /// Builds the handler the config asks for (validated beforehand).
-    pub fn from_config(config: &AuthConfig) -> Result<Startup, String> {
+    pub fn from_config(config: &AuthConfig) -> Result<Startup, ConfigError> {
         match config.method {
             AuthMethod::Trust => Ok(Startup::Trust(Trust)),
             AuthMethod::ScramSha256 => {
                 let mut by_name = HashMap::new();
                 for u in &config.users {
-                    let v: Verifier = u
-                        .password
-                        .parse()
-                        .map_err(|e| format!("user {:?}: {e}", u.name))?;
+                    let v: Verifier = u.password.parse().map_err(|e| ConfigError {
+                        key: "router.auth.users.password",
+                        reason: format!("user {:?}: {e}", u.name),
+                    })?;
                     by_name.insert(u.name.clone(), v);
                 }
                 let decoy_password: [u8; 16] = rand::random();

@@ -22,6 +22,7 @@ use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::sync::CancellationToken;
 
 /// Buffered reply bytes beyond which writes go out without waiting.
 const HIGH_WATER: usize = 64 * 1024;
@@ -143,9 +144,13 @@ pub trait SessionStatus {
 
 /// Serves one client until it leaves or a fatal error ends the session.
 /// The loop is pgwire's own (`process_socket`), over a [`Corked`] socket.
+/// When `shutdown` fires the session ends at its next wait for the client
+/// (a statement in progress finishes first) with FATAL 57P01, as in
+/// PostgreSQL.
 pub async fn serve_client<H: PgWireServerHandlers + SessionStatus>(
     socket: TcpStream,
     handlers: H,
+    shutdown: CancellationToken,
 ) -> io::Result<()> {
     let startup = tokio::time::sleep(STARTUP_TIMEOUT);
     tokio::pin!(startup);
@@ -183,10 +188,22 @@ pub async fn serve_client<H: PgWireServerHandlers + SessionStatus>(
         let msg = if starting {
             tokio::select! {
                 _ = &mut startup => Ok(None),
+                _ = shutdown.cancelled() => Ok(None),
                 m = next => m,
             }
         } else {
-            next.await
+            tokio::select! {
+                m = next => m,
+                _ = shutdown.cancelled() => {
+                    let err = ErrorInfo::new(
+                        "FATAL".to_owned(),
+                        "57P01".to_owned(),
+                        "terminating connection due to administrator command (the router is shutting down)".to_owned(),
+                    );
+                    socket.send(PgWireBackendMessage::ErrorResponse(err.into())).await?;
+                    Ok(None)
+                }
+            }
         };
         let msg = match msg {
             Ok(m) => m,

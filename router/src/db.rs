@@ -128,5 +128,5 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
 
 /// The connection speculative writes run on (always rolled back).
 pub fn open_writer(path: &Path) -> Result<Connection> {
-    replica::open_connection(path).map_err(|e| Error::Internal(e.to_string()))
+    Ok(replica::open_connection(path)?)
 }

@@ -38,15 +38,6 @@ pub enum Error {
         source: rusqlite::Error,
     },
     #[error(
-        "timed out after {waited_ms} ms waiting for replica {replica} to apply up to offset {target} (it is at {applied})"
-    )]
-    ReadTimeout {
-        replica: String,
-        target: u64,
-        applied: u64,
-        waited_ms: u64,
-    },
-    #[error(
         "write is durable in the log at offset {offset} and will be applied, but ack mode {mode} needs {needed} replica(s) to apply it and within {waited_ms} ms {} did (applied: {}; not yet: {})",
         applied.len(),
         if applied.is_empty() { "none".to_owned() } else { applied.join(", ") },
@@ -78,10 +69,12 @@ pub enum Error {
         "could not obtain a row lock within {waited_ms} ms: the rows are held by the open transaction of session {holder} (router.lock_timeout_ms)"
     )]
     LockTimeout { holder: u64, waited_ms: u64 },
-    #[error("replica {replica} has stopped: {reason}")]
-    ReplicaStopped { replica: String, reason: String },
     #[error("log append failed: {0}")]
     Log(#[from] wal_bus::Error),
+    #[error(transparent)]
+    Replica(#[from] replica::Error),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
     #[error("parameter ${index} ({type_name}): {reason}")]
     BadParameter {
         index: usize,
@@ -126,8 +119,9 @@ impl Error {
             Error::TxnAborted => "25P02",
             Error::NotInTransactionBlock(_) => "25001",
             Error::Sqlite { source, .. } => sqlite_state(source),
-            Error::ReadTimeout { .. } | Error::AckTimeout { .. } => "57014",
-            Error::ReplicaStopped { .. } => "58000",
+            Error::AckTimeout { .. } => "57014",
+            Error::Replica(e) => replica_state(e),
+            Error::Config(_) => "F0000",
             Error::Log(_) => "58030",
             Error::BadParameter { sqlstate, .. } => sqlstate,
             Error::SerializationFailure(_) => "40001",
@@ -153,6 +147,18 @@ impl Error {
             self.sqlstate().to_owned(),
             self.to_string(),
         )
+    }
+}
+
+/// A replica error reaching a client: a wait that timed out is a
+/// cancelled statement (57014) as in PostgreSQL; a stopped replica is an
+/// I/O-class failure (58000); SQLite errors keep their own codes.
+fn replica_state(e: &replica::Error) -> &'static str {
+    match e {
+        replica::Error::WaitTimeout { .. } => "57014",
+        replica::Error::Stopped { .. } => "58000",
+        replica::Error::Sqlite { source, .. } => sqlite_state(source),
+        _ => "XX000",
     }
 }
 

@@ -24,11 +24,11 @@ use rusqlite::types::Value as SqlValue;
 use tokio::sync::Mutex;
 
 use crate::classify::{Classified, Kind, classify};
-use crate::core::RouterCore;
 use crate::error::Error;
 use crate::exec;
-use crate::pgtypes;
 use crate::session::{Outcome, Session, Side};
+use crate::shared::Shared;
+use crate::typing::pgtypes;
 
 /// A statement prepared through the extended protocol.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct Prepared {
 
 /// Parses and describes statements for the extended protocol.
 pub struct Parser {
-    core: Arc<RouterCore>,
+    shared: Arc<Shared>,
 }
 
 #[async_trait]
@@ -58,7 +58,7 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut stmts =
-            classify(sql, self.core.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
+            classify(sql, self.shared.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
         if stmts.len() > 1 {
             return Err(Error::Syntax(
                 "cannot insert multiple commands into a prepared statement".into(),
@@ -73,7 +73,7 @@ impl QueryParser for Parser {
         let has_params = stmt.param_count > 0;
         let projection = stmt.projection.clone();
         let (col_types, described) = self
-            .core
+            .shared
             .readers
             .run(move |c| {
                 let described = if describe {
@@ -90,9 +90,9 @@ impl QueryParser for Parser {
                     })
                 });
                 let types = if has_params || untyped_columns {
-                    exec::schema_types(c)?
+                    crate::typing::schema_types(c)?
                 } else {
-                    exec::SchemaTypes::default()
+                    crate::typing::SchemaTypes::default()
                 };
                 Ok::<_, Error>((types, described))
             })
@@ -155,10 +155,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(core: Arc<RouterCore>) -> Connection {
+    pub fn new(shared: Arc<Shared>) -> Connection {
         Connection {
-            session: Mutex::new(Session::new(core.clone())),
-            parser: Arc::new(Parser { core }),
+            session: Mutex::new(Session::new(shared.clone())),
+            parser: Arc::new(Parser { shared }),
         }
     }
 }
@@ -230,7 +230,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
-        let stmts = match classify(query, session.core().config.max_statement_bytes) {
+        let stmts = match classify(query, session.shared().config.max_statement_bytes) {
             Ok(s) => s,
             Err(e) => return Ok(vec![error_response(&e)]),
         };
@@ -301,10 +301,10 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn new(core: Arc<RouterCore>) -> Handlers {
+    pub fn new(shared: Arc<Shared>) -> Handlers {
         Handlers {
-            startup: core.startup.clone(),
-            conn: Arc::new(Connection::new(core)),
+            startup: shared.startup.clone(),
+            conn: Arc::new(Connection::new(shared)),
         }
     }
 }

@@ -61,7 +61,7 @@ pub struct Plan {
     /// A query that finds a row of the target table whose key is NULL.
     /// SQLite's change capture skips such rows, so without this check the
     /// write would be acknowledged and never replicated.
-    pub null_check: Option<Arc<crate::exec::NullCheck>>,
+    pub null_check: Option<Arc<crate::speculate::NullCheck>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -172,7 +172,7 @@ fn target_table(stmt: &Statement) -> Option<String> {
 
 /// `SELECT` finding a NULL-keyed row of the statement's target table, for
 /// tables whose key SQLite would let be NULL (any key but a rowid alias).
-fn null_check(conn: &Connection, sql: &str) -> Result<Option<crate::exec::NullCheck>> {
+fn null_check(conn: &Connection, sql: &str) -> Result<Option<crate::speculate::NullCheck>> {
     let Ok(stmts) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else {
         return Ok(None);
     };
@@ -195,7 +195,7 @@ fn null_check(conn: &Connection, sql: &str) -> Result<Option<crate::exec::NullCh
         .iter()
         .map(|k| format!("{} IS NULL", replica::quote_ident(k)))
         .collect();
-    Ok(Some(crate::exec::NullCheck {
+    Ok(Some(crate::speculate::NullCheck {
         sql: format!(
             "SELECT 1 FROM {} WHERE {} LIMIT 1",
             replica::quote_ident(&table),

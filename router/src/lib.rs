@@ -1,19 +1,36 @@
-//! `router`: Tributary's PostgreSQL-protocol front end and the `tributary`
-//! binary's building blocks.
+//! `router`: Tributary's PostgreSQL front end, as a library. [`serve`]
+//! accepts clients on a listener until a cancellation token fires; each
+//! connection gets a [`session::Session`] over the router's [`Shared`] state.
+//!
+//! It owns the PostgreSQL wire protocol (pgwire), statement classification
+//! (sqlparser), speculative execution and change capture (SQLite session),
+//! ack waiting and read consistency. It uses the replica crate's row API and
+//! wal-bus's `Log` trait, and must not depend on rdkafka or name a log
+//! backend: the binary opens the log (`wal_bus::open`) and hands it over.
+//!
+//! Follow a statement: `conn.rs` (the message loop) → `handler.rs` (pgwire
+//! handlers) → `classify.rs` → `session/` → `speculate/` (writes) or
+//! `exec.rs` (reads) → `shared.rs` (queueing on the log) → `ack_wait.rs`.
 
+mod ack_wait;
 pub mod auth;
 pub mod classify;
 pub mod config;
 pub mod conn;
-pub mod core;
 pub mod db;
-pub mod debezium;
 pub mod error;
 pub mod exec;
 pub mod handler;
 pub mod keys;
 pub mod params;
-pub mod pgtypes;
 pub mod policy;
+mod serve;
 pub mod session;
+pub mod shared;
+pub mod speculate;
+pub mod status;
+pub mod typing;
 pub mod write_order;
+
+pub use serve::{SHUTDOWN_GRACE, serve};
+pub use shared::{Shared, SharedOptions};

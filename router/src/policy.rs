@@ -30,6 +30,38 @@ pub fn policy_tables(
     Ok(out)
 }
 
+/// A policy checked against the schema, as the record that puts it in force.
+pub struct Proposal {
+    /// The version it becomes.
+    pub version: u64,
+    /// The `policy` record body to append.
+    pub body: wal_bus::RecordBody,
+    /// Whether it is the policy already in force on the replica.
+    pub in_force: bool,
+}
+
+/// Validates `text` against `replica`'s schema (read through `conn`) and
+/// makes it the next policy version after the one in force there. Used by
+/// `SET tributary.apply_policy` and the node's start-up, so both check and
+/// number a policy the same way.
+pub fn propose(
+    conn: &Connection,
+    replica: &replica::ReplicaState,
+    text: &str,
+    source_name: &str,
+) -> Result<Proposal> {
+    let policy = check(conn, text, source_name)?;
+    let (version, current) = replica.policy();
+    Ok(Proposal {
+        version: version + 1,
+        body: wal_bus::RecordBody::Policy {
+            version: version + 1,
+            policy: text.to_owned(),
+        },
+        in_force: *current == policy,
+    })
+}
+
 /// Parses and validates policy text against the schema in `conn`.
 pub fn check(conn: &Connection, text: &str, source_name: &str) -> Result<Policy> {
     let policy = Policy::parse(text, source_name).map_err(|e| Error::Policy(e.to_string()))?;

@@ -8,11 +8,13 @@ use wal_bus::{Offset, RecordBody};
 
 use crate::classify::{Classified, Kind};
 use crate::config::{AckMode, ReadConsistency};
-use crate::core::{Queued, RouterCore, now_ms};
 use crate::error::{Error, Result};
 use crate::exec::{self, ResultSet};
+use crate::shared::{Queued, Shared};
+use crate::status::{needs_status, refresh_status_table};
 use crate::write_order::{Replay, row_ids};
 use pgwire::messages::response::TransactionStatus;
+use wal_bus::now_ms;
 
 /// A transaction block in progress: the net changeset of its writes.
 #[derive(Debug, Default)]
@@ -51,7 +53,7 @@ pub struct Side {
 
 pub struct Session {
     pub id: u64,
-    core: Arc<RouterCore>,
+    shared: Arc<Shared>,
     ack: AckMode,
     read: ReadConsistency,
     max_staleness_ms: u64,
@@ -71,7 +73,7 @@ enum Spec {
     /// The statement ran out of reserved keys: reserve more, run it again.
     NeedKeys(crate::keys::Shortage),
     Done {
-        out: exec::SpecOutcome,
+        out: crate::speculate::SpecOutcome,
         /// The record, when the write was queued (autocommit).
         queued: Option<Queued>,
     },
@@ -83,7 +85,7 @@ enum Spec {
 /// transaction block) or queues the record (autocommit).
 #[allow(clippy::too_many_arguments)]
 fn speculate_job(
-    core: &RouterCore,
+    shared: &Shared,
     conn: &rusqlite::Connection,
     session: u64,
     in_txn: bool,
@@ -92,24 +94,27 @@ fn speculate_job(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Spec> {
-    let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
-    metrics::histogram!("tributary_router_overlay_records", "router" => core.name.clone())
+    let overlay = shared
+        .order
+        .unapplied(shared.replica.applied_hlc(&shared.name));
+    metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
         .record(overlay.len() as f64);
     let plan = if insert_or_update {
-        core.keys.plan(conn, sql)?
+        shared.keys.plan(conn, sql)?
     } else {
         crate::keys::Plan::default()
     };
     if plan.run.is_some() {
-        core.keys.arm(conn)?;
+        shared.keys.arm(conn)?;
     }
     let run = plan.run.as_deref().unwrap_or(sql);
     let check = plan.null_check.as_deref();
-    let mut out = match exec::speculate_after(conn, &overlay, prior, run, params, check) {
+    let mut out = match crate::speculate::speculate_after(conn, &overlay, prior, run, params, check)
+    {
         Ok(out) => out,
         Err(e) => {
             if plan.run.is_some()
-                && let Some(short) = core.keys.shortage()
+                && let Some(short) = shared.keys.shortage()
             {
                 return Ok(Spec::NeedKeys(short));
             }
@@ -117,20 +122,20 @@ fn speculate_job(
         }
     };
     let rows = row_ids(&out.changes);
-    if core.order.holder_of(session, &rows).is_some() {
+    if shared.order.holder_of(session, &rows).is_some() {
         return Ok(Spec::Blocked(rows));
     }
     if in_txn {
-        core.order.lock(session, rows);
+        shared.order.lock(session, rows);
         return Ok(Spec::Done { out, queued: None });
     }
     if out.changes.is_empty() {
         return Ok(Spec::Done { out, queued: None });
     }
-    crate::policy::check_set_values(&core.replica.policy().1, &out.changes)?;
+    crate::policy::check_set_values(&shared.replica.policy().1, &out.changes)?;
     let changes = std::mem::take(&mut out.changes);
     let replay = Replay::Rows(changes.clone().into());
-    let queued = core.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
+    let queued = shared.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
     Ok(Spec::Done {
         out,
         queued: Some(queued),
@@ -141,24 +146,24 @@ const SETTINGS: &str =
     "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
 
 impl Session {
-    pub fn new(core: Arc<RouterCore>) -> Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
         Session {
-            id: core.new_session_id(),
-            ack: core.replication.ack,
-            read: core.config.read_consistency,
-            max_staleness_ms: core.config.max_staleness_ms,
+            id: shared.new_session_id(),
+            ack: shared.replication.ack,
+            read: shared.config.read_consistency,
+            max_staleness_ms: shared.config.max_staleness_ms,
             min_offset: 0,
             // Everything committed before the session began: its writes are
             // speculated on at least that (see `write`).
-            floor: core.log.end(),
+            floor: shared.log.end(),
             last_write: 0,
             txn: None,
-            core,
+            shared,
         }
     }
 
-    pub fn core(&self) -> &Arc<RouterCore> {
-        &self.core
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The transaction status PostgreSQL would report in ReadyForQuery:
@@ -230,7 +235,7 @@ impl Session {
             }
             Kind::Commit => self.commit(side).await,
             Kind::Rollback => {
-                self.core.order.release(self.id);
+                self.shared.order.release(self.id);
                 if self.txn.take().is_none() {
                     side.notices
                         .push(("WARNING", "there is no transaction in progress".into()));
@@ -309,9 +314,9 @@ impl Session {
             "tributary.max_staleness_ms" => self.max_staleness_ms.to_string(),
             "tributary.min_offset" => self.min_offset.to_string(),
             "tributary.offset" => self.last_write.to_string(),
-            "tributary.node" => self.core.name.clone(),
-            "tributary.replica" => self.core.replica.name.clone(),
-            "tributary.policy_version" => self.core.replica.policy().0.to_string(),
+            "tributary.node" => self.shared.name.clone(),
+            "tributary.replica" => self.shared.replica.name.clone(),
+            "tributary.policy_version" => self.shared.replica.policy().0.to_string(),
             "server_version" => "15.0 (Tributary)".into(),
             "transaction_isolation" => "read committed".into(),
             "client_encoding" | "server_encoding" => "UTF8".into(),
@@ -333,11 +338,11 @@ impl Session {
             ReadConsistency::Eventual => 0,
             ReadConsistency::Session => self.last_write,
             ReadConsistency::Bounded => self
-                .core
+                .shared
                 .log
                 .end_as_of(now_ms().saturating_sub(self.max_staleness_ms))
                 .max(self.last_write),
-            ReadConsistency::Strong => self.core.log.end(),
+            ReadConsistency::Strong => self.shared.log.end(),
         };
         level.max(self.min_offset)
     }
@@ -350,24 +355,26 @@ impl Session {
             // ones (the overlay), which the replica may not have applied yet.
             let prior = txn.changeset.clone();
             let sql = stmt.sql.clone();
-            let max_rows = self.core.config.max_result_rows;
-            let core = self.core.clone();
+            let max_rows = self.shared.config.max_result_rows;
+            let shared = self.shared.clone();
             let (rows, _) = self
-                .core
+                .shared
                 .writer
                 .run(move |c| {
-                    let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
-                    exec::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
+                    let overlay = shared
+                        .order
+                        .unapplied(shared.replica.applied_hlc(&shared.name));
+                    crate::speculate::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
                 })
                 .await??;
             return Ok(rows_outcome(rows));
         }
-        self.core.wait_applied(self.read_target()).await?;
+        self.shared.wait_applied(self.read_target()).await?;
         let sql = stmt.sql.clone();
-        let status = needs_status(&sql).then(|| self.core.status());
-        let max_rows = self.core.config.max_result_rows;
+        let status = needs_status(&sql).then(|| self.shared.status());
+        let max_rows = self.shared.config.max_result_rows;
         let (rows, _) = self
-            .core
+            .shared
             .readers
             .run(move |c| {
                 if let Some(status) = status {
@@ -391,14 +398,14 @@ impl Session {
         // began, or a reconnecting client (say, after a router restart,
         // while the replica catches up) would compute from stale rows and
         // lose updates (found by the crash harness on Kafka).
-        self.core
+        self.shared
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
-        self.core.ready_to_write().await?;
-        let lock_timeout = (self.core.config.lock_timeout_ms > 0)
-            .then(|| std::time::Duration::from_millis(self.core.config.lock_timeout_ms));
+        self.shared.ready_to_write().await?;
+        let lock_timeout = (self.shared.config.lock_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.shared.config.lock_timeout_ms));
         loop {
-            let core = self.core.clone();
+            let shared = self.shared.clone();
             let (session, in_txn) = (self.id, self.txn.is_some());
             let prior = self
                 .txn
@@ -410,40 +417,40 @@ impl Session {
             let insert = tag == "INSERT" || tag == "UPDATE";
             let started = std::time::Instant::now();
             let spec = self
-                .core
+                .shared
                 .writer
                 .run(move |c| {
-                    speculate_job(&core, c, session, in_txn, insert, &prior, &sql, &params)
+                    speculate_job(&shared, c, session, in_txn, insert, &prior, &sql, &params)
                 })
                 .await;
             // Rows handed to an autocommit write while it waited are held
             // only until its record is queued (or it failed).
             if !in_txn {
-                self.core.order.release(self.id);
+                self.shared.order.release(self.id);
             }
             let spec = spec??;
             // Queueing for the replica's one write connection included.
-            metrics::histogram!("tributary_router_speculate_seconds", "router" => self.core.name.clone())
+            metrics::histogram!("tributary_router_speculate_seconds", "router" => self.shared.name.clone())
                 .record(started.elapsed().as_secs_f64());
             match spec {
                 Spec::NeedKeys(short) => self.reserve_keys(short).await?,
                 Spec::Blocked(rows) => {
-                    metrics::counter!("tributary_router_lock_waits_total", "router" => self.core.name.clone())
+                    metrics::counter!("tributary_router_lock_waits_total", "router" => self.shared.name.clone())
                         .increment(1);
                     let waited = self
-                        .core
+                        .shared
                         .order
                         .wait_for_rows(self.id, rows, lock_timeout)
                         .await;
                     if waited.is_err() && self.txn.is_none() {
-                        self.core.order.release(self.id);
+                        self.shared.order.release(self.id);
                     }
                     waited?;
                 }
                 Spec::Done { out, queued } => {
                     if let Some(txn) = &mut self.txn {
                         txn.changeset = out.changeset;
-                        exec::compose(&mut txn.changes, out.changes);
+                        crate::speculate::compose(&mut txn.changes, out.changes);
                     }
                     if let Some(queued) = queued {
                         self.finish(queued, side).await?;
@@ -456,16 +463,16 @@ impl Session {
 
     /// Waits for a queued record to be durable and for the ack mode.
     async fn finish(&mut self, queued: Queued, side: &mut Side) -> Result<()> {
-        let target = self.core.durable(queued).await?;
+        let target = self.shared.durable(queued).await?;
         self.last_write = target;
         side.offset = Some(target);
-        if let Some(notice) = self.core.await_acks(target, self.ack).await? {
+        if let Some(notice) = self.shared.await_acks(target, self.ack).await? {
             side.notices.push(("NOTICE", notice));
         }
         // First-writer-wins rejects at apply; a replica that applied the
         // record knows (async writes learn it from tributary_conflicts).
         if self.ack != AckMode::Async
-            && let Some(reason) = self.core.acks.rejection(target - 1)
+            && let Some(reason) = self.shared.acks.rejection(target - 1)
         {
             if reason.contains(replica::OUT_OF_RANGE) {
                 return Err(Error::OutOfRange(reason));
@@ -478,28 +485,28 @@ impl Session {
     /// Reserves a range of generated keys for this router (an `ids`
     /// record) and waits until its replica has computed the range.
     async fn reserve_keys(&mut self, short: crate::keys::Shortage) -> Result<()> {
-        let core = self.core.clone();
+        let shared = self.shared.clone();
         let session = self.id;
         let body = RecordBody::Ids {
             table: short.table.clone(),
             count: short.count,
         };
         let queued = self
-            .core
+            .shared
             .writer
-            .run(move |_| core.enqueue(session, body, None))
+            .run(move |_| shared.enqueue(session, body, None))
             .await??;
-        let target = self.core.durable(queued).await?;
-        self.core.wait_applied(target).await?;
+        let target = self.shared.durable(queued).await?;
+        self.shared.wait_applied(target).await?;
         let block = self
-            .core
+            .shared
             .readers
             .run(move |c| replica::id_block_at(c, target - 1))
             .await?
             .map_err(|e| Error::sqlite("reading a reserved key range", e))?;
         match block {
             Some(b) if b.count > 0 => {
-                self.core.keys.add(&short.table, b.first, b.count);
+                self.shared.keys.add(&short.table, b.first, b.count);
                 Ok(())
             }
             _ => Err(Error::KeysExhausted { table: short.table }),
@@ -508,12 +515,12 @@ impl Session {
 
     /// Queues a record that changes no rows (policy) and waits like a write.
     async fn append_plain(&mut self, body: RecordBody, side: &mut Side) -> Result<()> {
-        let core = self.core.clone();
+        let shared = self.shared.clone();
         let session = self.id;
         let queued = self
-            .core
+            .shared
             .writer
-            .run(move |_| core.enqueue(session, body, None))
+            .run(move |_| shared.enqueue(session, body, None))
             .await??;
         self.finish(queued, side).await
     }
@@ -524,23 +531,18 @@ impl Session {
         if self.txn.is_some() {
             return Err(Error::NotInTransactionBlock("applying a policy".into()));
         }
-        self.core.wait_applied(self.core.log.end()).await?;
+        self.shared.wait_applied(self.shared.log.end()).await?;
         let owned = text.to_owned();
-        self.core
+        let replica = self.shared.replica.clone();
+        let proposal = self
+            .shared
             .readers
-            .run(move |c| crate::policy::check(c, &owned, "policy"))
+            .run(move |c| crate::policy::propose(c, &replica, &owned, "policy"))
             .await??;
-        let version = self.core.replica.policy().0 + 1;
-        self.append_plain(
-            RecordBody::Policy {
-                version,
-                policy: text.to_owned(),
-            },
-            side,
-        )
-        .await?;
+        let version = proposal.version;
+        self.append_plain(proposal.body, side).await?;
         let target = self.last_write;
-        self.core.wait_applied(target).await?;
+        self.shared.wait_applied(target).await?;
         side.notices.push((
             "NOTICE",
             format!(
@@ -555,26 +557,28 @@ impl Session {
         if self.txn.is_some() {
             return Err(Error::NotInTransactionBlock(tag.to_owned()));
         }
-        self.core
+        self.shared
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
-        self.core.ready_to_write().await?;
-        let core = self.core.clone();
+        self.shared.ready_to_write().await?;
+        let shared = self.shared.clone();
         let session = self.id;
         let sql = stmt.sql.clone();
         let queued = self
-            .core
+            .shared
             .writer
             .run(move |c| {
-                let overlay = core.order.unapplied(core.replica.applied_hlc(&core.name));
-                exec::check_ddl(c, &overlay, &sql)?;
+                let overlay = shared
+                    .order
+                    .unapplied(shared.replica.applied_hlc(&shared.name));
+                crate::speculate::check_ddl(c, &overlay, &sql)?;
                 let replay = Replay::Ddl(sql.as_str().into());
-                core.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
+                shared.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
             })
             .await??;
         self.finish(queued, side).await?;
         // Reads on this router must see the new schema.
-        self.core.wait_applied(self.last_write).await?;
+        self.shared.wait_applied(self.last_write).await?;
         Ok(Outcome::Command {
             tag: tag.to_owned(),
             rows: None,
@@ -590,29 +594,29 @@ impl Session {
             return Ok(Outcome::TxnEnd { tag: "COMMIT" });
         };
         if txn.failed || txn.changes.is_empty() {
-            self.core.order.release(self.id);
+            self.shared.order.release(self.id);
             let tag = if txn.failed { "ROLLBACK" } else { "COMMIT" };
             return Ok(Outcome::TxnEnd { tag });
         }
-        let core = self.core.clone();
+        let shared = self.shared.clone();
         let session = self.id;
         let changes = txn.changes;
         // Queued and unlocked in one job: a waiter retries on a state that
         // includes this transaction.
         let queued = self
-            .core
+            .shared
             .writer
             .run(move |_| {
-                let queued = crate::policy::check_set_values(&core.replica.policy().1, &changes)
+                let queued = crate::policy::check_set_values(&shared.replica.policy().1, &changes)
                     .and_then(|()| {
                         let replay = Replay::Rows(changes.clone().into());
-                        core.enqueue(session, RecordBody::Txn { changes }, Some(replay))
+                        shared.enqueue(session, RecordBody::Txn { changes }, Some(replay))
                     });
-                core.order.release(session);
+                shared.order.release(session);
                 queued
             })
             .await;
-        self.core.order.release(self.id);
+        self.shared.order.release(self.id);
         self.finish(queued??, side).await?;
         Ok(Outcome::TxnEnd { tag: "COMMIT" })
     }
@@ -622,7 +626,7 @@ impl Drop for Session {
     /// A client that vanishes mid-transaction leaves nothing behind: its
     /// row locks go with it (its writes were never queued).
     fn drop(&mut self) {
-        self.core.order.release(self.id);
+        self.shared.order.release(self.id);
     }
 }
 
@@ -652,49 +656,4 @@ fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outco
             rows: Some(affected),
         },
     }
-}
-
-fn needs_status(sql: &str) -> bool {
-    const NAME: &[u8] = b"tributary_replicas";
-    sql.as_bytes()
-        .windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
-}
-
-/// `tributary_replicas` is a per-connection TEMP table refreshed before each
-/// query that names it, so any SQL (WHERE, ORDER BY, joins) works on it.
-fn refresh_status_table(
-    conn: &rusqlite::Connection,
-    rows: &[crate::core::ReplicaStatus],
-) -> Result<()> {
-    let sq = |e| Error::sqlite("refreshing tributary_replicas", e);
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS tributary_replicas (
-            name TEXT PRIMARY KEY, path TEXT, applied_offset INTEGER, log_end INTEGER,
-            lag_records INTEGER, lag_ms INTEGER, state TEXT, skipped_entries INTEGER,
-            health TEXT, last_ack_ms INTEGER);
-         DELETE FROM temp.tributary_replicas;",
-    )
-    .map_err(sq)?;
-    let mut ins = conn
-        .prepare_cached(
-            "INSERT INTO temp.tributary_replicas VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
-        .map_err(sq)?;
-    for r in rows {
-        ins.execute(rusqlite::params![
-            r.name,
-            r.path,
-            r.applied_offset as i64,
-            r.log_end as i64,
-            r.lag_records as i64,
-            r.lag_ms as i64,
-            r.state,
-            r.skipped_entries as i64,
-            r.health,
-            r.last_ack_ms as i64
-        ])
-        .map_err(sq)?;
-    }
-    Ok(())
 }

@@ -177,7 +177,7 @@ impl WriteOrder {
     }
 
     /// Forgets everything queued (after an append failure the router
-    /// re-reads the log end instead; see `RouterCore::resync`).
+    /// re-reads the log end instead; see `Shared::resync`).
     pub fn clear_queued(&self) {
         self.inner().queued.clear();
     }

@@ -23,7 +23,7 @@ pub fn binary() -> Result<PathBuf> {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "-q", "-p", "router", "--bin", "tributary"])
+                .args(["build", "-q", "-p", "tributary", "--bin", "tributary"])
                 .current_dir(&root)
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;

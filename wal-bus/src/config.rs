@@ -6,12 +6,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Which log implementation holds the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded file log in `<data-dir>/log` (one machine, no other service).
+    #[default]
+    File,
+    /// An Apache Kafka (or Kafka-protocol) topic; needs the `kafka` feature.
+    Kafka,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Kafka => "kafka",
+        }
+    }
+}
+
 /// `[log]`: where the shared log lives and how it is cut into segments.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// Log backend: `file` (embedded, the default).
-    pub backend: String,
+    /// Log backend: `file` (embedded, the default) or `kafka`.
+    pub backend: Backend,
     /// Directory of the file log's segments; defaults to `<data-dir>/log`.
     pub dir: Option<PathBuf>,
     /// A segment is closed and a new one started once it reaches this size.
@@ -74,7 +94,7 @@ impl Default for KafkaConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            backend: "file".into(),
+            backend: Backend::File,
             dir: None,
             segment_bytes: 64 << 20,
             max_record_bytes: 16 << 20,
@@ -95,16 +115,7 @@ impl LogConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.backend != "file" && self.backend != "kafka" {
-            return Err(Error::Config {
-                key: "log.backend",
-                reason: format!(
-                    "unknown backend {:?}; allowed: \"file\", \"kafka\"",
-                    self.backend
-                ),
-            });
-        }
-        if self.backend == "kafka" {
+        if self.backend == Backend::Kafka {
             if self.kafka.brokers.trim().is_empty() {
                 return Err(Error::Config {
                     key: "log.kafka.brokers",

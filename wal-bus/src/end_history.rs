@@ -2,20 +2,14 @@
 //! answering "what was the end at time T" (bounded-staleness reads) and
 //! "when was offset N appended" (lag in ms), for every backend.
 
+use crate::wall::now_ms;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::log::Offset;
 
 /// Samples kept; older ones are dropped (answers then err on the late side).
 const KEPT: usize = 65_536;
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 #[derive(Debug)]
 pub(crate) struct EndHistory {

@@ -45,12 +45,20 @@ pub enum Error {
     Clock(String),
     #[error("kafka: {context}: {reason}")]
     Kafka { context: String, reason: String },
+    #[error(
+        "log.backend = \"{backend}\" needs the `{feature}` feature, which this build of Tributary lacks; rebuild with `--features {feature}`"
+    )]
+    FeatureMissing {
+        backend: &'static str,
+        feature: &'static str,
+    },
     #[error("invalid log configuration: {key}: {reason}")]
     Config { key: &'static str, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+#[cfg(feature = "runtime")]
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -170,9 +170,7 @@ fn recover(dir: &Path, max_record: usize) -> Result<Vec<Segment>> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    crate::wall::sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 fn writer_loop(shared: &Shared, mut rx: mpsc::UnboundedReceiver<AppendReq>) {

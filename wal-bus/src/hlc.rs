@@ -23,11 +23,6 @@ pub struct Hlc {
 }
 
 impl Hlc {
-    pub const ZERO: Hlc = Hlc {
-        wall_ns: 0,
-        count: 0,
-    };
-
     pub fn new(wall_ns: u64, count: u32) -> Self {
         Hlc { wall_ns, count }
     }
@@ -38,10 +33,6 @@ impl Hlc {
 
     pub fn wall_ms(&self) -> u64 {
         self.wall_ns / 1_000_000
-    }
-
-    pub fn count(&self) -> u32 {
-        self.count
     }
 
     fn from_ts(ts: Timestamp<WallNST>) -> Self {

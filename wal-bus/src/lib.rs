@@ -1,37 +1,68 @@
 //! `wal-bus`: the shared, totally ordered log that Tributary's replicas apply.
 //!
 //! It owns the versioned [`Record`] format (the contract with log consumers),
-//! log positions ([`Offset`]), the hybrid logical clock wrapper ([`Hlc`]), the
-//! [`Log`] trait with its embedded [`FileLog`] implementation, and [`AckBoard`],
-//! where replicas publish how far they have applied.
+//! the hybrid logical clock wrapper ([`Hlc`]) and [`Value`]: these need no
+//! async runtime, so the resolver depends on them with default features off.
+//! With the `runtime` feature (default) it also owns log positions
+//! ([`Offset`]), the [`Log`] trait, the embedded [`FileLog`], the Kafka log
+//! (feature `kafka`), [`open`] (the one place a backend is chosen) and
+//! [`AckBoard`], where replicas publish how far they have applied.
+//!
+//! It must not depend on rusqlite, sqlparser or pgwire: it knows records as
+//! bytes and JSON, never as SQL.
 
-mod acks;
-mod config;
-mod dir_reader;
-mod end_history;
 mod error;
-mod file_log;
 mod hlc;
+mod record;
+mod value;
+mod wall;
+
+pub use error::{Error, Result};
+pub use hlc::{Hlc, HlcClock};
+pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
+pub use value::Value;
+pub use wall::{now_ms, sync_dir};
+
+#[cfg(feature = "runtime")]
+mod acks;
+#[cfg(feature = "runtime")]
+mod config;
+#[cfg(feature = "runtime")]
+mod dir_reader;
+#[cfg(feature = "runtime")]
+mod end_history;
+#[cfg(feature = "runtime")]
+mod file_log;
 #[cfg(feature = "kafka")]
 mod kafka_acks;
 #[cfg(feature = "kafka")]
+mod kafka_client;
+#[cfg(feature = "kafka")]
 mod kafka_log;
+#[cfg(feature = "kafka")]
+mod kafka_tail;
+#[cfg(feature = "runtime")]
 mod log;
-mod record;
+#[cfg(feature = "runtime")]
+mod open;
+#[cfg(feature = "runtime")]
 mod segment;
-mod value;
 
+#[cfg(feature = "runtime")]
 pub use acks::{AckBoard, AckSnapshot};
-pub use config::{KafkaConfig, LogConfig};
+#[cfg(feature = "runtime")]
+pub use config::{Backend, KafkaConfig, LogConfig};
+#[cfg(feature = "runtime")]
 pub use dir_reader::DirReader;
-pub use error::{Error, Result};
+#[cfg(feature = "runtime")]
 pub use file_log::FileLog;
-pub use hlc::{Hlc, HlcClock};
 #[cfg(feature = "kafka")]
-pub use kafka_acks::KafkaAcks;
+pub use kafka_client::{KafkaPublisher, ensure_topic};
 #[cfg(feature = "kafka")]
-pub use kafka_log::{KafkaLog, ensure_topic};
+pub use kafka_log::KafkaLog;
+#[cfg(feature = "runtime")]
 pub use log::{AppendFuture, Log, LogEntry, Offset, RetentionRule, Subscription, Tail, tail};
-pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
+#[cfg(feature = "runtime")]
+pub use open::{open, open_log};
+#[cfg(feature = "runtime")]
 pub use segment::{FrameWalk, scan_frames};
-pub use value::Value;

@@ -125,6 +125,16 @@ fn check_version(v: Option<&serde_json::Value>) -> Result<()> {
 }
 
 impl Record {
+    /// A record stamped `hlc` by `origin` (its wall time becomes `ts_ms`).
+    pub fn new(id: String, origin: &str, hlc: Hlc, body: RecordBody) -> Record {
+        Record {
+            id,
+            origin: origin.to_owned(),
+            hlc,
+            ts_ms: hlc.wall_ms(),
+            body,
+        }
+    }
     /// JSON bytes of this record, as appended to the log.
     pub fn encode(&self) -> Vec<u8> {
         let wire = WireOut {
@@ -184,14 +194,6 @@ impl Record {
             ts_ms: wire.ts_ms,
             body,
         })
-    }
-
-    /// Number of row changes (0 for ddl and policy records).
-    pub fn change_count(&self) -> usize {
-        match &self.body {
-            RecordBody::Txn { changes } => changes.len(),
-            _ => 0,
-        }
     }
 }
 
@@ -264,10 +266,10 @@ mod tests {
              "before":{"id":1,"balance":100},"after":{"id":1,"balance":120}}]}"#;
         let rec = Record::decode(text)?;
         assert_eq!(rec.origin, "r1");
-        assert_eq!(rec.change_count(), 1);
         let RecordBody::Txn { changes } = &rec.body else {
             panic!("expected txn");
         };
+        assert_eq!(changes.len(), 1);
         assert_eq!(
             changes[0].after.as_ref().and_then(|a| a.get("balance")),
             Some(&Value::Integer(120))

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wal_bus::{AckBoard, KafkaAcks, KafkaConfig, KafkaLog, Log, LogConfig};
+use tokio_util::sync::CancellationToken;
+use wal_bus::{Backend, KafkaConfig, KafkaLog, Log, LogConfig};
 
 mod conformance;
 
@@ -74,7 +75,7 @@ fn broker() -> Broker {
 
 fn config(b: &Broker, topic: &str) -> LogConfig {
     LogConfig {
-        backend: "kafka".into(),
+        backend: Backend::Kafka,
         kafka: KafkaConfig {
             brokers: format!("127.0.0.1:{}", b.port),
             topic: topic.into(),
@@ -86,8 +87,12 @@ fn config(b: &Broker, topic: &str) -> LogConfig {
     }
 }
 
+/// Opens the log the way a node does (`wal_bus::open_log` picks Kafka).
 async fn open(c: &LogConfig) -> Arc<dyn Log> {
-    KafkaLog::open(c).await.expect("kafka log")
+    let unused = std::path::Path::new("/nonexistent");
+    wal_bus::open_log(c, unused, &CancellationToken::new())
+        .await
+        .expect("kafka log")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,12 +131,17 @@ async fn kafka_restart_resumes() {
 async fn kafka_acks_travel_between_processes() {
     let b = broker();
     let c = config(&b, "acks");
-    let _log = open(&c).await;
-    let mine = Arc::new(AckBoard::default());
-    let theirs = Arc::new(AckBoard::default());
-    let _a = KafkaAcks::start(&c, mine.clone(), vec!["a".into(), "b".into()]).expect("acks a");
-    let _b = KafkaAcks::start(&c, theirs.clone(), vec!["c".into()]).expect("acks b");
+    let cancel = CancellationToken::new();
+    let unused = std::path::Path::new("/nonexistent");
+    // Two nodes: each `open` shares its local replicas' acks on the topic.
+    let (_a, mine) = wal_bus::open(&c, unused, &["a".into(), "b".into()], &cancel)
+        .await
+        .expect("node a");
+    let (_b, theirs) = wal_bus::open(&c, unused, &["c".into()], &cancel)
+        .await
+        .expect("node b");
     conformance::acks_wait_for_k(mine, theirs).await;
+    cancel.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,13 +151,13 @@ async fn unreachable_broker_fails_within_the_timeout() {
         .expect("port")
         .port();
     let mut c = LogConfig {
-        backend: "kafka".into(),
+        backend: Backend::Kafka,
         ..LogConfig::default()
     };
     c.kafka.brokers = format!("127.0.0.1:{port}");
     c.kafka.timeout_ms = 2_000;
     let started = Instant::now();
-    let err = KafkaLog::open(&c)
+    let err = KafkaLog::open(&c, &CancellationToken::new())
         .await
         .err()
         .map(|e| e.to_string())
@@ -179,7 +189,7 @@ async fn kafka_topic_with_finite_retention_is_refused() {
         .create_topics([&topic], &AdminOptions::new())
         .await
         .expect("create topic");
-    let err = KafkaLog::open(&c)
+    let err = KafkaLog::open(&c, &CancellationToken::new())
         .await
         .err()
         .map(|e| e.to_string())
@@ -189,5 +199,5 @@ async fn kafka_topic_with_finite_retention_is_refused() {
         "{err}"
     );
     c.kafka.allow_finite_retention = true;
-    assert!(KafkaLog::open(&c).await.is_ok());
+    assert!(KafkaLog::open(&c, &CancellationToken::new()).await.is_ok());
 }

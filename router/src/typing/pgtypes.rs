@@ -16,28 +16,19 @@ use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 use rusqlite::types::Value as SqlValue;
 
-use crate::classify::Hint;
 use crate::error::Result;
-use crate::exec::{ResultSet, SchemaTypes};
+use crate::exec::ResultSet;
+use crate::typing::{Hint, SchemaTypes};
+use resolver::ColumnType;
 
 /// The wire type for an SQLite declared type (SQLite's affinity rules).
 pub fn type_for_decl(decl: &str) -> Type {
-    let d = decl.to_ascii_uppercase();
-    if d.contains("BOOL") {
-        Type::BOOL
-    } else if d.contains("INT") {
-        Type::INT8
-    } else if d.contains("REAL")
-        || d.contains("FLOA")
-        || d.contains("DOUB")
-        || d.contains("NUMERIC")
-        || d.contains("DECIMAL")
-    {
-        Type::FLOAT8
-    } else if d.contains("BLOB") || d.contains("BYTEA") {
-        Type::BYTEA
-    } else {
-        Type::TEXT
+    match ColumnType::of(decl) {
+        ColumnType::Boolean => Type::BOOL,
+        ColumnType::Integer => Type::INT8,
+        ColumnType::Real => Type::FLOAT8,
+        ColumnType::Blob => Type::BYTEA,
+        ColumnType::Json | ColumnType::Text => Type::TEXT,
     }
 }
 

@@ -1,14 +1,14 @@
-//! `tributary snapshot`, the node's periodic snapshots, and file-log
-//! retention driven by them.
+//! Snapshots (taking one of the most advanced local replica, the node's
+//! periodic ones) and the file-log retention they drive.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::NodeConfig;
 use anyhow::Context;
 use replica::ReplicaState;
 use replica::snapshot::{self, Snapshot};
-use router::config::NodeConfig;
 use tokio_util::sync::CancellationToken;
 use wal_bus::Log;
 
@@ -44,28 +44,6 @@ pub fn take(replicas: &[(String, PathBuf)], dir: &Path, keep: usize) -> anyhow::
     metrics::counter!("tributary_snapshots_total").increment(1);
     metrics::gauge!("tributary_snapshot_offset").set(snap.offset as f64);
     Ok(snap)
-}
-
-/// `tributary snapshot`: works whether or not the node is running.
-pub fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let mut config = NodeConfig::load(config_file.as_deref())?;
-    if let Some(d) = data_dir {
-        config.data_dir = d;
-    }
-    let mut replicas = config.replica_paths();
-    // `tributary node` names its one replica after the node.
-    replicas.push((
-        config.node_id.clone(),
-        config.data_dir.join(format!("{}.db", config.node_id)),
-    ));
-    let snap = take(&replicas, &config.snapshot_dir(), config.snapshots.keep)?;
-    println!(
-        "snapshot {} covers log offsets 0..{} ({} bytes)",
-        snap.path.display(),
-        snap.offset,
-        snap.bytes
-    );
-    Ok(())
 }
 
 /// Removes log segments that the newest snapshot and every local replica

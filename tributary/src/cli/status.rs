@@ -1,18 +1,22 @@
 //! `tributary status`: replica offsets and lag, read through a router.
 
 use anyhow::Context;
-use router::core::ReplicaStatus;
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use router::status::ReplicaStatus;
+use tokio_postgres::SimpleQueryMessage;
 
-pub async fn run(router: &str, json: bool) -> anyhow::Result<()> {
-    let (host, port) = router
-        .rsplit_once(':')
-        .with_context(|| format!("--router {router:?} is not HOST:PORT"))?;
-    let conn_str = crate::cli_policy::conn_string(host, port);
-    let (client, connection) = tokio_postgres::connect(&conn_str, NoTls)
-        .await
-        .with_context(|| format!("cannot connect to router {router}"))?;
-    tokio::spawn(connection);
+#[derive(clap::Args)]
+pub struct Args {
+    /// Router to ask.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    router: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let json = args.json;
+    let client = super::connect(&args.router).await?;
     let msgs = client
         .simple_query(
             "SELECT name, path, applied_offset, log_end, lag_records, lag_ms, state, skipped_entries, health, last_ack_ms FROM tributary_replicas ORDER BY name",

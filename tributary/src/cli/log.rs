@@ -3,14 +3,70 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use router::config::NodeConfig;
-use router::core::now_ms;
-use router::debezium;
-use wal_bus::{DirReader, KafkaLog, Log, LogEntry, Record};
+use tokio_util::sync::CancellationToken;
+use wal_bus::{Backend, DirReader, LogEntry, Record, now_ms};
+
+use crate::debezium;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Print records as JSON lines (one record per line, in log order).
+    Tail {
+        /// Data directory of the node (its log is in <data-dir>/log).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Read the data directory and log settings from this config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// First offset to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Keep printing new records as they are appended.
+        #[arg(long)]
+        follow: bool,
+        /// Wrap each record as {"offset": N, "record": {...}} (records format).
+        #[arg(long)]
+        offsets: bool,
+        /// `records` (as stored) or `debezium` (one change event per row change).
+        #[arg(long, value_enum, default_value = "records")]
+        format: Format,
+    },
+    /// Publish the Debezium change-event view to per-table Kafka topics
+    /// `<prefix>.<table>`, keyed by the primary key, with a tombstone after
+    /// each delete. Runs until stopped; resumes where it left off.
+    Publish {
+        /// Node configuration with `[log] backend = "kafka"`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Where the publisher keeps its position.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Topic prefix.
+        #[arg(long, default_value = "tributary")]
+        prefix: String,
+    },
+}
+
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Tail {
+            data_dir,
+            config,
+            from,
+            follow,
+            offsets,
+            format,
+        } => tail(data_dir, config, from, follow, offsets, format).await,
+        Command::Publish {
+            config,
+            data_dir,
+            prefix,
+        } => publish(config, data_dir, prefix).await,
+    }
+}
 
 /// How often `--follow` on a file log looks for records written by another process.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
@@ -22,14 +78,6 @@ pub enum Format {
     Records,
     /// One Debezium change event per row change.
     Debezium,
-}
-
-fn load(data_dir: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<NodeConfig> {
-    let mut cfg = NodeConfig::load(config.as_deref())?;
-    if let Some(d) = data_dir {
-        cfg.data_dir = d;
-    }
-    Ok(cfg)
 }
 
 /// Prints one entry; false when stdout is gone (e.g. `| head`).
@@ -59,7 +107,7 @@ fn print(out: &mut impl Write, entry: &LogEntry, format: Format, offsets: bool) 
     lines.iter().all(|l| writeln!(out, "{l}").is_ok())
 }
 
-pub async fn run(
+async fn tail(
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
     from: u64,
@@ -67,10 +115,12 @@ pub async fn run(
     offsets: bool,
     format: Format,
 ) -> anyhow::Result<()> {
-    let mut cfg = load(data_dir, config)?;
-    if cfg.log.backend == "kafka" {
+    let mut cfg = super::load_config(config.as_deref(), data_dir)?;
+    if cfg.log.backend == Backend::Kafka {
         cfg.log.kafka.create_topics = false;
-        let log: Arc<dyn Log> = KafkaLog::open(&cfg.log).await?;
+        let cancel = CancellationToken::new();
+        let _stop = cancel.clone().drop_guard();
+        let log = wal_bus::open_log(&cfg.log, &cfg.log_dir(), &cancel).await?;
         let end = log.end();
         let mut tail = wal_bus::tail(log, from)?;
         let stdout = std::io::stdout();
@@ -113,18 +163,14 @@ pub async fn run(
 /// primary key as JSON, with a tombstone after each delete. Resumes from the
 /// position saved in `<data-dir>/debezium-<prefix>.offset` (at-least-once:
 /// after a crash the last batch may be published again).
-pub async fn publish(
+async fn publish(
     config: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     prefix: String,
 ) -> anyhow::Result<()> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    use rdkafka::util::Timeout;
-
-    let cfg = load(data_dir, config)?;
+    let cfg = super::load_config(config.as_deref(), data_dir)?;
     anyhow::ensure!(
-        cfg.log.backend == "kafka",
+        cfg.log.backend == Backend::Kafka,
         "log publish needs [log] backend = \"kafka\""
     );
     std::fs::create_dir_all(&cfg.data_dir)?;
@@ -133,17 +179,10 @@ pub async fn publish(
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    let log: Arc<dyn Log> = KafkaLog::open(&cfg.log).await?;
-    let mut pc = ClientConfig::new();
-    pc.set("bootstrap.servers", &cfg.log.kafka.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5");
-    for (k, v) in &cfg.log.kafka.properties {
-        pc.set(k, v);
-    }
-    let producer: FutureProducer = pc.create().context("creating the Debezium producer")?;
-    let timeout = Timeout::After(Duration::from_millis(cfg.log.kafka.timeout_ms));
+    let cancel = CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let log = wal_bus::open_log(&cfg.log, &cfg.log_dir(), &cancel).await?;
+    let publisher = publisher(&cfg.log.kafka)?;
     let mut tail = wal_bus::tail(log, from)?;
     let mut topics = std::collections::BTreeSet::new();
     eprintln!("publishing the Debezium view to {prefix}.<table> from offset {from}");
@@ -161,28 +200,45 @@ pub async fn publish(
                 let topic = format!("{prefix}.{}", ev.table);
                 if !topics.contains(&topic) {
                     // Compacted, so the tombstone after a delete lets Kafka forget the row.
-                    wal_bus::ensure_topic(&cfg.log.kafka, &topic, true).await?;
+                    publisher.ensure_topic(&topic, true).await?;
                     topics.insert(topic.clone());
                 }
                 let payload = ev.envelope.to_string();
-                producer
-                    .send(
-                        FutureRecord::to(&topic).key(&ev.key).payload(&payload),
-                        timeout,
-                    )
-                    .await
-                    .map_err(|(e, _)| anyhow::anyhow!("publishing to {topic}: {e}"))?;
+                publisher.send(&topic, &ev.key, Some(&payload)).await?;
                 if ev.envelope["op"] == "d" {
-                    producer
-                        .send(FutureRecord::<String, ()>::to(&topic).key(&ev.key), timeout)
+                    publisher
+                        .send(&topic, &ev.key, None)
                         .await
-                        .map_err(|(e, _)| {
-                            anyhow::anyhow!("publishing a tombstone to {topic}: {e}")
-                        })?;
+                        .context("publishing a tombstone")?;
                 }
             }
         }
         std::fs::write(&pos_file, tail.position().to_string())
             .with_context(|| format!("writing {}", pos_file.display()))?;
+    }
+}
+
+#[cfg(feature = "kafka")]
+fn publisher(k: &wal_bus::KafkaConfig) -> anyhow::Result<wal_bus::KafkaPublisher> {
+    Ok(wal_bus::KafkaPublisher::new(k)?)
+}
+
+#[cfg(not(feature = "kafka"))]
+fn publisher(_: &wal_bus::KafkaConfig) -> anyhow::Result<Never> {
+    anyhow::bail!("log publish needs the `kafka` feature, which this build of Tributary lacks")
+}
+
+/// Stands in for the publisher in builds without Kafka (never constructed).
+#[cfg(not(feature = "kafka"))]
+enum Never {}
+
+#[cfg(not(feature = "kafka"))]
+impl Never {
+    async fn ensure_topic(&self, _: &str, _: bool) -> anyhow::Result<()> {
+        match *self {}
+    }
+
+    async fn send(&self, _: &str, _: &str, _: Option<&str>) -> anyhow::Result<()> {
+        match *self {}
     }
 }

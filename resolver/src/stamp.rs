@@ -1,4 +1,5 @@
-//! Last-writer-wins by `(hlc, origin)`: the default strategy.
+//! Who wrote a row version and when (`Stamp`), ordered by `(hlc, origin)`
+//! for last-writer-wins, the default strategy; and the kinds of conflict.
 //!
 //! The write with the later hybrid-logical-clock timestamp wins; equal
 //! timestamps (possible only across different origins) are broken by the
@@ -33,6 +34,15 @@ impl Ord for Stamp {
     }
 }
 
+impl Stamp {
+    /// Whether a write stamped `self` replaces the last write the replica
+    /// kept for that row (or column), stamped `local`; a delete's tombstone
+    /// counts as a write, and no local stamp means the incoming write wins.
+    pub fn wins_over(&self, local: Option<&Stamp>) -> bool {
+        local.is_none_or(|l| self > l)
+    }
+}
+
 impl PartialOrd for Stamp {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
@@ -57,15 +67,6 @@ pub enum ConflictKind {
 }
 
 impl ConflictKind {
-    pub const ALL: [ConflictKind; 6] = [
-        ConflictKind::InsertExists,
-        ConflictKind::UpdateBeforeMismatch,
-        ConflictKind::UpdateMissing,
-        ConflictKind::UpdateVsDelete,
-        ConflictKind::DeleteMissing,
-        ConflictKind::DeleteVsUpdate,
-    ];
-
     pub fn as_str(&self) -> &'static str {
         match self {
             ConflictKind::InsertExists => "insert_exists",
@@ -84,25 +85,6 @@ impl fmt::Display for ConflictKind {
     }
 }
 
-/// What to do with the incoming change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Write the incoming row image (or delete) over the local state.
-    ApplyIncoming,
-    /// Leave the local row as it is.
-    KeepLocal,
-}
-
-/// Last-writer-wins: the incoming change wins when it is newer than the last
-/// write the replica kept for that row (a delete's tombstone counts as a
-/// write). With no local stamp the incoming change wins.
-pub fn last_writer_wins(local: Option<&Stamp>, incoming: &Stamp) -> Decision {
-    match local {
-        Some(l) if l >= incoming => Decision::KeepLocal,
-        _ => Decision::ApplyIncoming,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,12 +98,13 @@ mod tests {
     fn newer_wins_ties_by_origin() {
         let old = Stamp::new(Hlc::new(1, 0), "z");
         let new = Stamp::new(Hlc::new(2, 0), "a");
-        assert_eq!(last_writer_wins(Some(&old), &new), Decision::ApplyIncoming);
-        assert_eq!(last_writer_wins(Some(&new), &old), Decision::KeepLocal);
+        assert!(new.wins_over(Some(&old)));
+        assert!(!old.wins_over(Some(&new)));
         let a = Stamp::new(Hlc::new(2, 0), "a");
         let b = Stamp::new(Hlc::new(2, 0), "b");
-        assert_eq!(last_writer_wins(Some(&a), &b), Decision::ApplyIncoming);
-        assert_eq!(last_writer_wins(None, &a), Decision::ApplyIncoming);
+        assert!(b.wins_over(Some(&a)));
+        assert!(!a.wins_over(Some(&a)));
+        assert!(a.wins_over(None));
     }
 
     proptest! {
@@ -131,7 +114,7 @@ mod tests {
             let winner = |ws: &[Stamp]| {
                 let mut kept: Option<Stamp> = None;
                 for w in ws {
-                    if last_writer_wins(kept.as_ref(), w) == Decision::ApplyIncoming {
+                    if w.wins_over(kept.as_ref()) {
                         kept = Some(w.clone());
                     }
                 }

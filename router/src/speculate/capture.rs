@@ -1,0 +1,116 @@
+//! Turning a captured SQLite changeset into the record's row changes with
+//! full before and after images (an update's changeset holds only the key
+//! and the changed columns; the rest of the row is read back).
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::hooks::Action;
+use rusqlite::types::ValueRef;
+use wal_bus::{Change, Op, Row, Value};
+
+use crate::error::{Error, Result};
+use crate::exec::sq;
+
+fn value_of(v: ValueRef<'_>) -> Value {
+    replica::from_value_ref(v)
+}
+
+/// Converts a changeset to row changes. Must run where the changeset's
+/// effects are visible (for the after-images of updates).
+pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
+    let mut tables: HashMap<String, replica::TableInfo> = HashMap::new();
+    let mut out = Vec::new();
+    let mut input: &[u8] = changeset;
+    let reader: &mut dyn std::io::Read = &mut input;
+    let mut iter = rusqlite::session::ChangesetIter::start_strm(&reader)
+        .map_err(sq("reading the changeset"))?;
+    while let Some(item) = iter.next().map_err(sq("reading the changeset"))? {
+        let op = item.op().map_err(sq("reading the changeset"))?;
+        let table = op.table_name().to_owned();
+        if !tables.contains_key(&table) {
+            let info = replica::table_info(conn, &table)
+                .map_err(sq("reading the table schema"))?
+                .ok_or_else(|| Error::Internal(format!("table {table} vanished")))?;
+            tables.insert(table.clone(), info);
+        }
+        let info = &tables[&table];
+        let ncols = (op.number_of_columns() as usize).min(info.columns.len());
+        let key_of = |row: &Row| -> Row {
+            info.pk
+                .iter()
+                .filter_map(|c| row.get(c).map(|v| (c.clone(), v.clone())))
+                .collect()
+        };
+        match op.code() {
+            Action::SQLITE_INSERT | Action::SQLITE_DELETE => {
+                // Inserts carry every new value, deletes every old one.
+                let insert = op.code() == Action::SQLITE_INSERT;
+                let mut row = Row::new();
+                for (i, col) in info.columns.iter().enumerate().take(ncols) {
+                    let v = if insert {
+                        item.new_value(i)
+                    } else {
+                        item.old_value(i)
+                    };
+                    row.insert(col.clone(), v.map(value_of).unwrap_or(Value::Null));
+                }
+                let key = key_of(&row);
+                let (op, before, after) = if insert {
+                    (Op::Insert, None, Some(row))
+                } else {
+                    (Op::Delete, Some(row), None)
+                };
+                out.push(Change {
+                    table,
+                    op,
+                    key,
+                    before,
+                    after,
+                });
+            }
+            Action::SQLITE_UPDATE => {
+                // The changeset holds the key and the changed columns; the
+                // rest of the row is read back (unchanged columns are equal
+                // in both images).
+                let mut key = Row::new();
+                let mut old = HashMap::new();
+                for i in 0..ncols {
+                    if let Ok(v) = item.old_value(i) {
+                        old.insert(i, value_of(v));
+                    }
+                }
+                for c in &info.pk {
+                    if let Some(i) = info.columns.iter().position(|x| x == c)
+                        && let Some(v) = old.get(&i)
+                    {
+                        key.insert(c.clone(), v.clone());
+                    }
+                }
+                let after = read_row(conn, info, &key)?
+                    .ok_or_else(|| Error::Internal(format!("updated row of {table} not found")))?;
+                let mut before = after.clone();
+                for (i, v) in old {
+                    before.insert(info.columns[i].clone(), v);
+                }
+                out.push(Change {
+                    table,
+                    op: Op::Update,
+                    key,
+                    before: Some(before),
+                    after: Some(after),
+                });
+            }
+            _ => return Err(Error::Internal("unknown change in changeset".into())),
+        }
+    }
+    Ok(out)
+}
+
+/// The whole row with primary key `key` (see `replica::read_row`).
+fn read_row(conn: &Connection, info: &replica::TableInfo, key: &Row) -> Result<Option<Row>> {
+    let row = replica::read_row(conn, info, info.pk.iter().map(|c| key.get(c)))
+        .map_err(sq("reading an updated row"))?;
+    Ok(row.map(|values| info.columns.iter().cloned().zip(values).collect()))
+}

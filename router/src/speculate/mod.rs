@@ -1,0 +1,298 @@
+//! Speculative execution: a write runs on the router's replica inside a
+//! transaction that is always rolled back, on top of the router's overlay
+//! (its queued records the replica has not applied yet) and the session's
+//! open transaction, with an SQLite session capturing its row changes.
+//!
+//! Nothing here commits to the replica file: writes reach SQLite files only
+//! through the log. A transaction block is carried between statements as the
+//! SQLite changeset of its writes so far; each statement replays it inside a
+//! fresh SQLite transaction, so no lock is held while the client is idle and
+//! replication never waits on an open client transaction.
+//!
+//! `replay.rs` re-creates the overlay and the transaction, `capture.rs`
+//! turns a changeset into row changes with full images, `compose.rs` folds
+//! changes and changesets together.
+
+mod capture;
+mod compose;
+mod replay;
+
+use rusqlite::Connection;
+use rusqlite::session::Session;
+use rusqlite::types::Value as SqlValue;
+use wal_bus::Change;
+
+use crate::error::{Error, Result};
+use crate::exec::{ResultSet, run_statement, sq};
+use crate::write_order::Replay;
+
+pub use compose::compose;
+
+/// A query finding a row of `table` whose key (`column`, …) is NULL.
+#[derive(Debug, Clone)]
+pub struct NullCheck {
+    pub sql: String,
+    pub table: String,
+    pub column: String,
+}
+
+/// What a speculative write did.
+#[derive(Debug, Default)]
+pub struct SpecOutcome {
+    /// RETURNING rows, when the statement has any result columns.
+    pub result: Option<ResultSet>,
+    /// Rows inserted, updated or deleted.
+    pub affected: usize,
+    /// Net changeset of the whole transaction so far (prior + this statement).
+    pub changeset: Vec<u8>,
+    /// This statement's row changes with full images.
+    pub changes: Vec<Change>,
+}
+
+/// Runs `f` inside a transaction that is always rolled back.
+fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(sq("beginning a speculative transaction"))?;
+    let out = f(conn);
+    let rb = conn
+        .execute_batch("ROLLBACK")
+        .map_err(sq("rolling back a speculative transaction"));
+    let out = out?;
+    rb?;
+    Ok(out)
+}
+
+/// Runs a write on top of `overlay`, the router's queued writes this
+/// replica has not applied yet. The caller holds the replica's write gate,
+/// so "not applied yet" is exact for the whole speculation.
+/// `null_check`, when given, finds a row the statement left with a NULL key
+/// (see `keys::Plan`): such a write is refused with 23502.
+pub fn speculate_after(
+    conn: &Connection,
+    overlay: &[Replay],
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+    null_check: Option<&NullCheck>,
+) -> Result<SpecOutcome> {
+    rolled_back(conn, |conn| {
+        replay::overlay(conn, overlay)?;
+        replay::changeset(conn, prior)?;
+        // Attached after the replay: captures this statement alone, so the
+        // transaction keeps the before-images of its first touch of a row.
+        let mut session = Session::new(conn).map_err(sq("starting change capture"))?;
+        session.table_filter(Some(|t: &str| !replica::is_internal_table(t)));
+        session
+            .attach(None::<&str>)
+            .map_err(sq("starting change capture"))?;
+        // RETURNING rows are the statement's own changes; the log record
+        // already bounds their size (max_record_bytes).
+        let (result, affected) = run_statement(conn, sql, params, usize::MAX)?;
+        if let Some(check) = null_check
+            && affected > 0
+        {
+            let found = conn
+                .prepare_cached(&check.sql)
+                .and_then(|mut s| s.exists([]))
+                .map_err(sq("checking for NULL keys"))?;
+            if found {
+                return Err(Error::NullKey {
+                    table: check.table.clone(),
+                    column: check.column.clone(),
+                });
+            }
+        }
+        let mut own = Vec::new();
+        session
+            .changeset_strm(&mut own)
+            .map_err(sq("capturing row changes"))?;
+        drop(session);
+        let changes = capture::changes_in(conn, &own)?;
+        let changeset = if prior.is_empty() {
+            own
+        } else {
+            compose::combine(prior, &own)?
+        };
+        Ok(SpecOutcome {
+            result,
+            affected,
+            changeset,
+            changes,
+        })
+    })
+}
+
+/// Runs a read on top of the router's overlay and the transaction's
+/// earlier writes.
+pub fn read_in_txn(
+    conn: &Connection,
+    overlay: &[Replay],
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+    max_rows: usize,
+) -> Result<(Option<ResultSet>, usize)> {
+    rolled_back(conn, |conn| {
+        replay::overlay(conn, overlay)?;
+        replay::changeset(conn, prior)?;
+        run_statement(conn, sql, params, max_rows)
+    })
+}
+
+/// Checks a DDL statement runs on top of the overlay, without keeping its
+/// effect.
+pub fn check_ddl(conn: &Connection, overlay: &[Replay], sql: &str) -> Result<()> {
+    rolled_back(conn, |conn| {
+        replay::overlay(conn, overlay)?;
+        conn.execute_batch(sql)
+            .map_err(sq("checking the DDL statement"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wal_bus::{Op, Value};
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("open");
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); INSERT INTO t VALUES (1, 'a', 10);")
+            .expect("schema");
+        c
+    }
+
+    #[test]
+    fn captures_full_images_and_rolls_back() -> Result<()> {
+        let c = db();
+        let out = speculate_after(
+            &c,
+            &[],
+            &[],
+            "UPDATE t SET n = n + $1 WHERE id = $2",
+            &[SqlValue::Integer(5), SqlValue::Integer(1)],
+            None,
+        )?;
+        assert_eq!(out.affected, 1);
+        let changes = out.changes;
+        assert_eq!(changes.len(), 1);
+        let ch = &changes[0];
+        assert_eq!(ch.op, Op::Update);
+        assert_eq!(
+            ch.before.as_ref().and_then(|b| b.get("n")),
+            Some(&Value::Integer(10))
+        );
+        assert_eq!(
+            ch.after.as_ref().and_then(|b| b.get("n")),
+            Some(&Value::Integer(15))
+        );
+        assert_eq!(
+            ch.after.as_ref().and_then(|b| b.get("v")),
+            Some(&Value::Text("a".into()))
+        );
+        let n: i64 = c
+            .query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0))
+            .map_err(sq("t"))?;
+        assert_eq!(n, 10, "speculative write was rolled back");
+        Ok(())
+    }
+
+    #[test]
+    fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
+        let c = db();
+        let w1 = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
+        let w2 = speculate_after(
+            &c,
+            &[Replay::Rows(w1.changes.clone().into())],
+            &[],
+            "UPDATE t SET n = n + 5 WHERE id IN (1, 2)",
+            &[],
+            None,
+        )?;
+        let w3 = speculate_after(
+            &c,
+            &[
+                Replay::Rows(w1.changes.clone().into()),
+                Replay::Rows(w2.changes.clone().into()),
+            ],
+            &[],
+            "DELETE FROM t WHERE id = 1",
+            &[],
+            None,
+        )?;
+        let overlay = [
+            Replay::Rows(w1.changes.into()),
+            Replay::Rows(w2.changes.into()),
+            Replay::Rows(w3.changes.into()),
+        ];
+        let rows = read_in_txn(
+            &c,
+            &overlay,
+            &[],
+            "SELECT id, v, n FROM t ORDER BY id",
+            &[],
+            10,
+        )?
+        .0
+        .map(|r| r.rows)
+        .unwrap_or_default();
+        assert_eq!(
+            rows,
+            vec![vec![
+                SqlValue::Integer(2),
+                SqlValue::Text("b".into()),
+                SqlValue::Integer(6)
+            ]]
+        );
+        // Replaying a write the replica already applied changes nothing.
+        c.execute_batch("INSERT INTO t VALUES (2, 'b', 6); DELETE FROM t WHERE id = 1")
+            .map_err(sq("apply"))?;
+        let again = read_in_txn(&c, &overlay, &[], "SELECT count(*), sum(n) FROM t", &[], 10)?
+            .0
+            .map(|r| r.rows)
+            .unwrap_or_default();
+        assert_eq!(
+            again,
+            vec![vec![SqlValue::Integer(1), SqlValue::Integer(6)]]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn transaction_changesets_accumulate_net_changes() -> Result<()> {
+        let c = db();
+        let mut changes = Vec::new();
+        let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
+        compose(&mut changes, a.changes);
+        let b = speculate_after(
+            &c,
+            &[],
+            &a.changeset,
+            "UPDATE t SET n = 7 WHERE id = 2",
+            &[],
+            None,
+        )?;
+        compose(&mut changes, b.changes);
+        let d = speculate_after(
+            &c,
+            &[],
+            &b.changeset,
+            "DELETE FROM t WHERE id = 1 RETURNING v",
+            &[],
+            None,
+        )?;
+        compose(&mut changes, d.changes);
+        assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
+        assert_eq!(changes.len(), 2);
+        let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
+        assert_eq!(
+            ins.after.as_ref().and_then(|r| r.get("n")),
+            Some(&Value::Integer(7))
+        );
+        assert!(changes.iter().any(|c| c.op == Op::Delete));
+        let count: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .map_err(sq("t"))?;
+        assert_eq!(count, 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! Type hints: for each `$n` parameter and each result column of a plain
+//! SELECT, where its type can be learned from (a column's declared type, a
+//! table position, or a fixed type), found on sqlparser's AST.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use resolver::ColumnType;
+use sqlparser::ast::{AssignmentTarget, Expr, SetExpr, Statement, Value, visit_expressions};
+
+/// Where a type can be learned from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hint {
+    /// The declared type of a column with this name.
+    Column(String),
+    /// The declared type of the n-th column (0-based) of a table.
+    Position { table: String, index: usize },
+    /// A fixed SQLite type name (INTEGER, REAL, TEXT).
+    Decl(&'static str),
+}
+
+fn placeholder_index(e: &Expr) -> Option<usize> {
+    if let Expr::Value(v) = e
+        && let Value::Placeholder(p) = &v.value
+    {
+        return p.strip_prefix('$').and_then(|n| n.parse().ok());
+    }
+    None
+}
+
+fn column_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(i) => Some(i.value.clone()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+        Expr::Nested(inner) => column_of(inner),
+        Expr::BinaryOp { left, right, .. } => column_of(left).or_else(|| column_of(right)),
+        _ => None,
+    }
+}
+
+/// Highest placeholder and a column hint for each, to infer parameter types.
+pub fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
+    let mut max = 0usize;
+    let mut cols = BTreeMap::new();
+    let _ = visit_expressions(stmt, |e: &Expr| {
+        if let Some(n) = placeholder_index(e) {
+            max = max.max(n);
+        }
+        match e {
+            Expr::BinaryOp { left, right, .. } => {
+                if let (Some(n), Some(c)) = (placeholder_index(right), column_of(left)) {
+                    cols.entry(n).or_insert(Hint::Column(c));
+                } else if let (Some(n), Some(c)) = (placeholder_index(left), column_of(right)) {
+                    cols.entry(n).or_insert(Hint::Column(c));
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                if let Some(c) = column_of(expr) {
+                    for n in list.iter().filter_map(placeholder_index) {
+                        cols.entry(n).or_insert_with(|| Hint::Column(c.clone()));
+                    }
+                }
+            }
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                if let Some(c) = column_of(expr) {
+                    for n in [low, high].into_iter().filter_map(|e| placeholder_index(e)) {
+                        cols.entry(n).or_insert_with(|| Hint::Column(c.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    match stmt {
+        Statement::Insert(ins) => {
+            if let Some(src) = &ins.source
+                && let SetExpr::Values(values) = src.body.as_ref()
+            {
+                let table = ins.table.to_string().trim_matches('"').to_owned();
+                for row in &values.rows {
+                    for (i, expr) in row.iter().enumerate() {
+                        let Some(n) = placeholder_index(expr) else {
+                            continue;
+                        };
+                        let hint = match ins.columns.get(i) {
+                            Some(col) => Hint::Column(crate::classify::object_name(col)),
+                            None if ins.columns.is_empty() => Hint::Position {
+                                table: table.clone(),
+                                index: i,
+                            },
+                            None => continue,
+                        };
+                        cols.insert(n, hint);
+                    }
+                }
+            }
+            for a in &ins.assignments {
+                assignment_hint(&a.target, &a.value, &mut cols);
+            }
+        }
+        Statement::Update(up) => {
+            for a in &up.assignments {
+                assignment_hint(&a.target, &a.value, &mut cols);
+            }
+        }
+        _ => {}
+    }
+    (max, cols)
+}
+
+fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<usize, Hint>) {
+    if let (AssignmentTarget::ColumnName(name), Some(n)) = (target, placeholder_index(value)) {
+        let col = name.0.last().map_or_else(String::new, |p| {
+            p.as_ident()
+                .map_or_else(|| p.to_string(), |i| i.value.clone())
+        });
+        cols.insert(n, Hint::Column(col));
+    }
+}
+
+/// Type hints for a plain SELECT's result columns.
+pub fn projection_of(stmt: &Statement) -> Vec<Option<Hint>> {
+    use sqlparser::ast::SelectItem;
+    let Statement::Query(q) = stmt else {
+        return Vec::new();
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Vec::new();
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => expr_hint(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn expr_hint(e: &Expr) -> Option<Hint> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
+        Expr::Nested(inner) => expr_hint(inner),
+        Expr::Cast { data_type, .. } => {
+            Some(Hint::Decl(match ColumnType::of(&data_type.to_string()) {
+                ColumnType::Integer => "INTEGER",
+                ColumnType::Real => "REAL",
+                ColumnType::Boolean => "BOOLEAN",
+                ColumnType::Blob => "BLOB",
+                ColumnType::Json | ColumnType::Text => "TEXT",
+            }))
+        }
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some(Hint::Decl("REAL")),
+            Value::Number(..) => Some(Hint::Decl("INTEGER")),
+            Value::SingleQuotedString(_) => Some(Hint::Decl("TEXT")),
+            _ => None,
+        },
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            match name.as_str() {
+                "count" | "length" | "changes" | "total_changes" | "last_insert_rowid"
+                | "instr" | "unicode" | "random" => Some(Hint::Decl("INTEGER")),
+                "avg" | "total" => Some(Hint::Decl("REAL")),
+                "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
+                | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
+                | "format" => Some(Hint::Decl("TEXT")),
+                "sum" | "min" | "max" | "abs" => {
+                    let arg = f.args.to_string();
+                    let col = arg.trim_matches(|c| c == '(' || c == ')').trim();
+                    (!col.is_empty()
+                        && col
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+                    .then(|| Hint::Column(col.rsplit('.').next().unwrap_or(col).to_owned()))
+                }
+                _ => None,
+            }
+        }
+        Expr::BinaryOp { op, left, right } => {
+            use sqlparser::ast::BinaryOperator as B;
+            match op {
+                B::StringConcat => Some(Hint::Decl("TEXT")),
+                B::Eq | B::NotEq | B::Lt | B::Gt | B::LtEq | B::GtEq | B::And | B::Or => {
+                    Some(Hint::Decl("INTEGER"))
+                }
+                _ => expr_hint(left).or_else(|| expr_hint(right)),
+            }
+        }
+        _ => None,
+    }
+}
