@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use crate::classify::{Classified, Kind, classify};
 use crate::error::Error;
 use crate::exec;
-use crate::session::{Outcome, Session, Side};
+use crate::session::{Feedback, Outcome, Session};
 use crate::shared::Shared;
 use crate::typing::pgtypes;
 
@@ -163,12 +163,12 @@ impl Connection {
     }
 }
 
-async fn send_side<C>(client: &mut C, side: Side) -> PgWireResult<()>
+async fn send_feedback<C>(client: &mut C, fb: Feedback) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for (severity, text) in side.notices {
+    for (severity, text) in fb.notices {
         let info = ErrorInfo::new(severity.to_owned(), "01000".to_owned(), text);
         client
             .feed(PgWireBackendMessage::NoticeResponse(NoticeResponse::from(
@@ -176,7 +176,7 @@ where
             )))
             .await?;
     }
-    if let Some(offset) = side.offset {
+    if let Some(offset) = fb.offset {
         client
             .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                 "tributary.offset".to_owned(),
@@ -236,9 +236,9 @@ impl SimpleQueryHandler for Connection {
         };
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
-            let mut side = Side::default();
-            let result = session.execute(stmt, Vec::new(), &mut side).await;
-            send_side(client, side).await?;
+            let mut fb = Feedback::default();
+            let result = session.execute(stmt, Vec::new(), &mut fb).await;
+            send_feedback(client, fb).await?;
             match result {
                 Ok(outcome) => responses.push(to_response(outcome, None, &Format::UnifiedText)),
                 Err(e) => {
@@ -277,9 +277,9 @@ impl ExtendedQueryHandler for Connection {
         let params: Vec<SqlValue> =
             pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
         let mut session = self.session.lock().await;
-        let mut side = Side::default();
-        let result = session.execute(&prepared.stmt, params, &mut side).await;
-        send_side(client, side).await?;
+        let mut fb = Feedback::default();
+        let result = session.execute(&prepared.stmt, params, &mut fb).await;
+        send_feedback(client, fb).await?;
         match result {
             Ok(outcome) => Ok(to_response(
                 outcome,

@@ -80,7 +80,7 @@ async fn race(
 }
 
 async fn setup() -> Result<(Cluster, Vec<Client>)> {
-    let cluster = Cluster::start(3, 3, &[]).await?;
+    let cluster = Cluster::in_process(3, 3, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute(
         "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
@@ -383,7 +383,7 @@ async fn every_strategy_converges_and_keeps_its_promise() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_policies_are_refused_with_nothing_appended() -> Result<()> {
-    let cluster = Cluster::start(1, 1, &[]).await?;
+    let cluster = Cluster::in_process(1, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, n BIGINT)")
         .await?;

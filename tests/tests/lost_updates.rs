@@ -32,7 +32,7 @@ async fn check_replicas(cluster: &Cluster, ledger: &bank::Ledger) -> Result<()> 
 /// and every account equals its start plus the acknowledged transfers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_through_one_router_keep_every_total() -> Result<()> {
-    let cluster = Cluster::start(3, 1, &[]).await?;
+    let cluster = Cluster::in_process(3, 1, None).await?;
     bank::create(&cluster.connect(0).await?, ACCOUNTS).await?;
     let setups = [
         "SET tributary.ack = 'async'",
@@ -64,7 +64,7 @@ async fn transfers_through_one_router_keep_every_total() -> Result<()> {
 /// increment, and rows inserted without a key get distinct keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_increments_through_one_router_are_all_kept() -> Result<()> {
-    let cluster = Cluster::start(2, 1, &[]).await?;
+    let cluster = Cluster::in_process(2, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute(
         "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
@@ -115,7 +115,7 @@ async fn concurrent_increments_through_one_router_are_all_kept() -> Result<()> {
 }
 
 async fn across_routers(policy: &str, ack: &str) -> Result<bank::Outcome> {
-    let cluster = Cluster::start(3, 3, &[]).await?;
+    let cluster = Cluster::in_process(3, 3, None).await?;
     let c = cluster.connect(0).await?;
     bank::create(&c, ACCOUNTS).await?;
     c.batch_execute(&format!(
@@ -184,7 +184,7 @@ async fn transfers_across_routers_under_first_writer_wins_keep_every_total() -> 
 /// and when two routers' increments merge past the range at apply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_past_the_64_bit_range_are_refused_never_reset() -> Result<()> {
-    let cluster = Cluster::start(2, 2, &[]).await?;
+    let cluster = Cluster::in_process(2, 2, None).await?;
     let max = i64::MAX;
     let c = cluster.connect(0).await?;
     c.batch_execute(&format!(

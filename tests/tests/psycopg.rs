@@ -29,7 +29,7 @@ fn python(script: &str, args: &[&str]) -> Result<String> {
 /// holds exactly those rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_ids_are_unique_across_routers() -> Result<()> {
-    let cluster = Cluster::start(3, 3, &[]).await?;
+    let cluster = Cluster::in_process(3, 3, None).await?;
     cluster
         .connect(0)
         .await?
@@ -92,7 +92,7 @@ async fn serial_ids_are_unique_across_routers() -> Result<()> {
 /// psycopg's `with conn.transaction()` retry loop keeps working.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_commit_ends_the_transaction_for_psycopg() -> Result<()> {
-    let cluster = Cluster::start(2, 2, &[]).await?;
+    let cluster = Cluster::in_process(2, 2, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute("CREATE TABLE acct (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO acct VALUES (1, 0), (2, 0)")
         .await?;
@@ -137,7 +137,7 @@ fn stored(path: &std::path::Path, fmt: &str) -> Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_and_binary_parameters_store_the_same_values() -> Result<()> {
     use tokio_postgres::types::Type;
-    let cluster = Cluster::start(2, 1, &[]).await?;
+    let cluster = Cluster::in_process(2, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute(VALS).await?;
     python("types_roundtrip.py", &[&cluster.port.to_string()])?;

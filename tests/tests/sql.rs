@@ -13,7 +13,7 @@ fn sqlstate(e: &tokio_postgres::Error) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_writes_and_reads_at_every_level() -> Result<()> {
-    let cluster = Cluster::start(3, 1, &[]).await?;
+    let cluster = Cluster::in_process(3, 1, None).await?;
     let out = cluster.psql(0, &["CREATE TABLE kv (id BIGINT PRIMARY KEY, v TEXT)"])?;
     assert!(out.contains("CREATE TABLE"), "{out}");
     for (i, mode) in ["async", "semi-sync", "sync"].iter().enumerate() {
@@ -81,7 +81,7 @@ async fn psql_writes_and_reads_at_every_level() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_with_parameters_and_types() -> Result<()> {
-    let cluster = Cluster::start(2, 1, &[]).await?;
+    let cluster = Cluster::in_process(2, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute(
         "CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT, score REAL, data BLOB, flag BOOLEAN)",
@@ -183,7 +183,7 @@ async fn extended_protocol_with_parameters_and_types() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_are_atomic_and_leave_no_trace_when_abandoned() -> Result<()> {
-    let cluster = Cluster::start(2, 1, &[]).await?;
+    let cluster = Cluster::in_process(2, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute("CREATE TABLE acct (id BIGINT PRIMARY KEY, bal BIGINT NOT NULL)")
         .await?;
@@ -276,7 +276,7 @@ async fn transactions_are_atomic_and_leave_no_trace_when_abandoned() -> Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_your_writes_across_routers_with_min_offset() -> Result<()> {
-    let cluster = Cluster::start(2, 2, &[]).await?;
+    let cluster = Cluster::in_process(2, 2, None).await?;
     let a = cluster.connect(0).await?;
     let b = cluster.connect(1).await?;
     a.batch_execute("CREATE TABLE n (id BIGINT PRIMARY KEY)")
@@ -313,13 +313,10 @@ async fn read_your_writes_across_routers_with_min_offset() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_timeout_errors_or_degrades() -> Result<()> {
-    let cluster = Cluster::start(
+    let cluster = Cluster::in_process(
         2,
         1,
-        &[
-            ("TRIBUTARY__REPLICATION__ACK_TIMEOUT_MS", "300"),
-            ("TRIBUTARY__REPLICATION__ON_ACK_TIMEOUT", "error"),
-        ],
+        Some("[replication]\nack_timeout_ms = 300\non_ack_timeout = \"error\"\n"),
     )
     .await?;
     let c = cluster.connect(0).await?;
@@ -357,13 +354,10 @@ async fn ack_timeout_errors_or_degrades() -> Result<()> {
     drop(c);
     drop(cluster);
 
-    let cluster = Cluster::start(
+    let cluster = Cluster::in_process(
         2,
         1,
-        &[
-            ("TRIBUTARY__REPLICATION__ACK_TIMEOUT_MS", "300"),
-            ("TRIBUTARY__REPLICATION__ON_ACK_TIMEOUT", "degrade"),
-        ],
+        Some("[replication]\nack_timeout_ms = 300\non_ack_timeout = \"degrade\"\n"),
     )
     .await?;
     cluster.psql(0, &["CREATE TABLE s (id BIGINT PRIMARY KEY)"])?;
@@ -490,7 +484,7 @@ async fn prometheus_metrics_endpoint() -> Result<()> {
 async fn back_to_back_writes_of_one_session_build_on_each_other() -> Result<()> {
     // A session does not wait for its replica between writes; each write is
     // speculated on top of the session's earlier, maybe unapplied, writes.
-    let cluster = Cluster::start(3, 1, &[]).await?;
+    let cluster = Cluster::in_process(3, 1, None).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute("CREATE TABLE ctr (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); INSERT INTO ctr VALUES (1, 0)")
         .await?;

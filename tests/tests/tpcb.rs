@@ -32,7 +32,8 @@ async fn sums(cluster: &Cluster) -> Result<[i64; 4]> {
 }
 
 async fn tpcb(ack: &str) -> Result<()> {
-    let cluster = Cluster::start(3, 1, &[("TRIBUTARY__REPLICATION__ACK", ack)]).await?;
+    let config = format!("[replication]\nack = \"{ack}\"\n");
+    let cluster = Cluster::in_process(3, 1, Some(&config)).await?;
     let c = cluster.connect(0).await?;
     c.batch_execute(SCHEMA).await?;
     for chunk in 0..10 {

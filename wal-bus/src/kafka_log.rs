@@ -43,9 +43,12 @@ pub struct KafkaLog {
     producer: Arc<std::sync::RwLock<Arc<FutureProducer>>>,
     max_record: usize,
     ends: Arc<Ends>,
-    /// Stops the end tracker and this log's tails (a child of the node's
-    /// token, also cancelled when the log is dropped).
+    /// Stops the end tracker: a child of the node's token, also cancelled
+    /// when the log is dropped.
     cancel: CancellationToken,
+    /// The node's token: tails stop with it (or when dropped), not with
+    /// this handle, since a tail may outlive the `Arc` it was made from.
+    node: CancellationToken,
 }
 
 /// The end as far as this process knows it, and its history; shared with
@@ -146,6 +149,7 @@ impl KafkaLog {
                 start: std::sync::atomic::AtomicU64::new(low.max(0) as Offset),
             }),
             cancel: cancel.child_token(),
+            node: cancel.clone(),
         });
         tracing::info!(brokers = %k.brokers, topic = %k.topic, end, "kafka log open");
         let tracker = Arc::downgrade(&log);
@@ -392,7 +396,7 @@ impl Log for KafkaLog {
 
     fn native_tail(&self, from: Offset) -> Option<Result<Box<dyn Tail>>> {
         Some(
-            KafkaTail::start(&self.config, from, self.cancel.child_token())
+            KafkaTail::start(&self.config, from, self.node.child_token())
                 .map(|t| Box::new(t) as Box<dyn Tail>),
         )
     }

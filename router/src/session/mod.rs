@@ -1,0 +1,336 @@
+//! One client session, independent of the wire protocol: how each kind of
+//! statement is carried out. Settings (`SET`/`SHOW`, read targets) are in
+//! `settings.rs`, the transaction block in `txn.rs`, writes (speculation,
+//! row locks, generated keys) in `write.rs`.
+
+mod settings;
+mod txn;
+mod write;
+
+use std::sync::Arc;
+
+use pgwire::messages::response::TransactionStatus;
+use rusqlite::types::Value as SqlValue;
+use wal_bus::{Offset, RecordBody};
+
+use crate::classify::{Classified, Kind};
+use crate::config::{AckMode, ReadConsistency};
+use crate::error::{Error, Result};
+use crate::exec::{self, ResultSet};
+use crate::shared::{Queued, Shared};
+use crate::status::{needs_status, refresh_status_table};
+use crate::write_order::Replay;
+use txn::Txn;
+
+/// What a statement produced, before wire encoding.
+#[derive(Debug)]
+pub enum Outcome {
+    Rows {
+        rows: ResultSet,
+        tag: Option<String>,
+    },
+    Command {
+        tag: String,
+        rows: Option<usize>,
+    },
+    TxnStart,
+    TxnEnd {
+        tag: &'static str,
+    },
+}
+
+/// What the client is told besides the statement's result, sent before
+/// it: NOTICE/WARNING messages and the new `tributary.offset` parameter.
+#[derive(Debug, Default)]
+pub struct Feedback {
+    pub notices: Vec<(&'static str, String)>,
+    /// New value of the `tributary.offset` parameter after a write.
+    pub offset: Option<Offset>,
+}
+
+pub struct Session {
+    pub id: u64,
+    shared: Arc<Shared>,
+    ack: AckMode,
+    read: ReadConsistency,
+    max_staleness_ms: u64,
+    min_offset: Offset,
+    /// Log position after this session's latest write.
+    last_write: Offset,
+    txn: Option<Txn>,
+    /// The log end when the session began.
+    floor: Offset,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
+        Session {
+            id: shared.new_session_id(),
+            ack: shared.replication.ack,
+            read: shared.config.read_consistency,
+            max_staleness_ms: shared.config.max_staleness_ms,
+            min_offset: 0,
+            // Everything committed before the session began: its writes are
+            // speculated on at least that (see `write`).
+            floor: shared.log.end(),
+            last_write: 0,
+            txn: None,
+            shared,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The transaction status PostgreSQL would report in ReadyForQuery:
+    /// a failed COMMIT ends the transaction (idle), an error inside a block
+    /// leaves it failed until ROLLBACK.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        match &self.txn {
+            None => TransactionStatus::Idle,
+            Some(t) if t.failed => TransactionStatus::Error,
+            Some(_) => TransactionStatus::Transaction,
+        }
+    }
+
+    /// Runs one statement; an error inside a transaction block aborts it.
+    pub async fn execute(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        fb: &mut Feedback,
+    ) -> Result<Outcome> {
+        let kind = &stmt.kind;
+        if let Some(txn) = &self.txn
+            && txn.failed
+            && !matches!(kind, Kind::Commit | Kind::Rollback)
+        {
+            return Err(Error::TxnAborted);
+        }
+        let started = std::time::Instant::now();
+        let result = self.dispatch(stmt, params, fb).await;
+        if result.is_err()
+            && let Some(txn) = &mut self.txn
+            && !matches!(kind, Kind::Commit | Kind::Rollback)
+        {
+            txn.failed = true;
+        }
+        let label = match kind {
+            Kind::Read => "read",
+            Kind::Write { .. } => "write",
+            Kind::Ddl { .. } => "ddl",
+            _ => "other",
+        };
+        metrics::counter!("tributary_router_statements_total", "kind" => label, "ok" => if result.is_ok() { "true" } else { "false" })
+            .increment(1);
+        metrics::histogram!("tributary_router_statement_seconds", "kind" => label)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn dispatch(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        fb: &mut Feedback,
+    ) -> Result<Outcome> {
+        match &stmt.kind {
+            Kind::Read => self.read(stmt, params).await,
+            Kind::Write { tag } => self.write(stmt, params, tag, fb).await,
+            Kind::Ddl { tag } => self.ddl(stmt, tag, fb).await,
+            Kind::Begin => Ok(self.begin(fb)),
+            Kind::Commit => self.commit(fb).await,
+            Kind::Rollback => Ok(self.rollback(fb)),
+            Kind::SetTributary { name, value } if name == "apply_policy" => {
+                self.apply_policy(value, fb).await?;
+                Ok(Outcome::Command {
+                    tag: "SET".into(),
+                    rows: None,
+                })
+            }
+            Kind::SetTributary { name, value } => {
+                self.set(name, value)?;
+                Ok(Outcome::Command {
+                    tag: "SET".into(),
+                    rows: None,
+                })
+            }
+            Kind::SetOther => Ok(Outcome::Command {
+                tag: "SET".into(),
+                rows: None,
+            }),
+            Kind::Show { name } => {
+                let value = self.show(name)?;
+                Ok(Outcome::Rows {
+                    rows: ResultSet {
+                        columns: vec![name.rsplit('.').next().unwrap_or(name).to_owned()],
+                        decl_types: vec![Some("TEXT".into())],
+                        rows: vec![vec![SqlValue::Text(value)]],
+                    },
+                    tag: Some("SHOW".into()),
+                })
+            }
+        }
+    }
+
+    async fn read(&mut self, stmt: &Classified, params: Vec<SqlValue>) -> Result<Outcome> {
+        if let Some(txn) = &self.txn
+            && !txn.changeset.is_empty()
+        {
+            // The transaction's writes sit on top of the router's queued
+            // ones (the overlay), which the replica may not have applied yet.
+            let prior = txn.changeset.clone();
+            let sql = stmt.sql.clone();
+            let max_rows = self.shared.config.max_result_rows;
+            let shared = self.shared.clone();
+            let (rows, _) = self
+                .shared
+                .writer
+                .run(move |c| {
+                    let overlay = shared
+                        .order
+                        .unapplied(shared.replica.applied_hlc(&shared.name));
+                    crate::speculate::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
+                })
+                .await??;
+            return Ok(rows_outcome(rows));
+        }
+        self.shared.wait_applied(self.read_target()).await?;
+        let sql = stmt.sql.clone();
+        let status = needs_status(&sql).then(|| self.shared.status());
+        let max_rows = self.shared.config.max_result_rows;
+        let (rows, _) = self
+            .shared
+            .readers
+            .run(move |c| {
+                if let Some(status) = status {
+                    refresh_status_table(c, &status)?;
+                }
+                exec::run_statement(c, &sql, &params, max_rows)
+            })
+            .await??;
+        Ok(rows_outcome(rows))
+    }
+
+    /// Waits for a queued record to be durable and for the ack mode.
+    async fn finish(&mut self, queued: Queued, fb: &mut Feedback) -> Result<()> {
+        let target = self.shared.durable(queued).await?;
+        self.last_write = target;
+        fb.offset = Some(target);
+        if let Some(notice) = self.shared.await_acks(target, self.ack).await? {
+            fb.notices.push(("NOTICE", notice));
+        }
+        // First-writer-wins rejects at apply; a replica that applied the
+        // record knows (async writes learn it from tributary_conflicts).
+        if self.ack != AckMode::Async
+            && let Some(reason) = self.shared.acks.rejection(target - 1)
+        {
+            if reason.contains(replica::OUT_OF_RANGE) {
+                return Err(Error::OutOfRange(reason));
+            }
+            return Err(Error::SerializationFailure(reason));
+        }
+        Ok(())
+    }
+
+    /// Queues a record that changes no rows (policy) and waits like a write.
+    async fn append_plain(&mut self, body: RecordBody, fb: &mut Feedback) -> Result<()> {
+        let shared = self.shared.clone();
+        let session = self.id;
+        let queued = self
+            .shared
+            .writer
+            .run(move |_| shared.enqueue(session, body, None))
+            .await??;
+        self.finish(queued, fb).await
+    }
+
+    /// `SET tributary.apply_policy = '<policy TOML>'`: validate against the
+    /// schema, append as the next policy version, wait until applied here.
+    async fn apply_policy(&mut self, text: &str, fb: &mut Feedback) -> Result<()> {
+        if self.txn.is_some() {
+            return Err(Error::NotInTransactionBlock("applying a policy".into()));
+        }
+        self.shared.wait_applied(self.shared.log.end()).await?;
+        let owned = text.to_owned();
+        let replica = self.shared.replica.clone();
+        let proposal = self
+            .shared
+            .readers
+            .run(move |c| crate::policy::propose(c, &replica, &owned, "policy"))
+            .await??;
+        let version = proposal.version;
+        self.append_plain(proposal.body, fb).await?;
+        let target = self.last_write;
+        self.shared.wait_applied(target).await?;
+        fb.notices.push((
+            "NOTICE",
+            format!(
+                "conflict policy version {version} in force from log offset {}",
+                target - 1
+            ),
+        ));
+        Ok(())
+    }
+
+    async fn ddl(&mut self, stmt: &Classified, tag: &str, fb: &mut Feedback) -> Result<Outcome> {
+        if self.txn.is_some() {
+            return Err(Error::NotInTransactionBlock(tag.to_owned()));
+        }
+        self.shared
+            .wait_applied(self.min_offset.max(self.floor))
+            .await?;
+        self.shared.ready_to_write().await?;
+        let shared = self.shared.clone();
+        let session = self.id;
+        let sql = stmt.sql.clone();
+        let queued = self
+            .shared
+            .writer
+            .run(move |c| {
+                let overlay = shared
+                    .order
+                    .unapplied(shared.replica.applied_hlc(&shared.name));
+                crate::speculate::check_ddl(c, &overlay, &sql)?;
+                let replay = Replay::Ddl(sql.as_str().into());
+                shared.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
+            })
+            .await??;
+        self.finish(queued, fb).await?;
+        // Reads on this router must see the new schema.
+        self.shared.wait_applied(self.last_write).await?;
+        Ok(Outcome::Command {
+            tag: tag.to_owned(),
+            rows: None,
+        })
+    }
+}
+
+fn rows_outcome(rows: Option<ResultSet>) -> Outcome {
+    match rows {
+        Some(rows) => Outcome::Rows { rows, tag: None },
+        None => Outcome::Command {
+            tag: "SELECT".into(),
+            rows: Some(0),
+        },
+    }
+}
+
+fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outcome {
+    let tag = if tag == "INSERT" {
+        "INSERT 0".to_owned()
+    } else {
+        tag.to_owned()
+    };
+    match result {
+        Some(rows) => Outcome::Rows {
+            rows,
+            tag: Some(tag),
+        },
+        None => Outcome::Command {
+            tag,
+            rows: Some(affected),
+        },
+    }
+}

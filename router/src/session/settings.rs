@@ -1,0 +1,86 @@
+//! Session settings: `SET tributary.…` / `SHOW`, and the log offset a read
+//! must see at the session's consistency level.
+
+use wal_bus::{Offset, now_ms};
+
+use super::Session;
+use crate::config::{AckMode, ReadConsistency};
+use crate::error::{Error, Result};
+
+const SETTINGS: &str =
+    "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
+
+impl Session {
+    pub(super) fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let invalid = |allowed: &str| Error::InvalidSetting {
+            name: format!("tributary.{name}"),
+            value: value.to_owned(),
+            allowed: allowed.to_owned(),
+        };
+        match name {
+            "ack" => self.ack = value.parse().map_err(|()| invalid(AckMode::ALLOWED))?,
+            "read_consistency" => {
+                self.read = value
+                    .parse()
+                    .map_err(|()| invalid(ReadConsistency::ALLOWED))?
+            }
+            "max_staleness_ms" => {
+                self.max_staleness_ms = value
+                    .parse()
+                    .map_err(|_| invalid("a whole number of milliseconds"))?
+            }
+            "min_offset" => {
+                self.min_offset = value
+                    .parse()
+                    .map_err(|_| invalid("a log offset (whole number)"))?
+            }
+            _ => {
+                return Err(Error::UnknownSetting {
+                    name: format!("tributary.{name}"),
+                    allowed: SETTINGS.into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn show(&self, name: &str) -> Result<String> {
+        Ok(match name {
+            "tributary.ack" => self.ack.to_string(),
+            "tributary.read_consistency" => self.read.as_str().to_owned(),
+            "tributary.max_staleness_ms" => self.max_staleness_ms.to_string(),
+            "tributary.min_offset" => self.min_offset.to_string(),
+            "tributary.offset" => self.last_write.to_string(),
+            "tributary.node" => self.shared.name.clone(),
+            "tributary.replica" => self.shared.replica.name.clone(),
+            "tributary.policy_version" => self.shared.replica.policy().0.to_string(),
+            "server_version" => "15.0 (Tributary)".into(),
+            "transaction_isolation" => "read committed".into(),
+            "client_encoding" | "server_encoding" => "UTF8".into(),
+            "standard_conforming_strings" => "on".into(),
+            _ => {
+                return Err(Error::UnknownSetting {
+                    name: name.to_owned(),
+                    allowed: format!(
+                        "{SETTINGS}, tributary.offset, tributary.node, tributary.replica"
+                    ),
+                });
+            }
+        })
+    }
+
+    /// The offset a read must see, by consistency level.
+    pub(super) fn read_target(&self) -> Offset {
+        let level = match self.read {
+            ReadConsistency::Eventual => 0,
+            ReadConsistency::Session => self.last_write,
+            ReadConsistency::Bounded => self
+                .shared
+                .log
+                .end_as_of(now_ms().saturating_sub(self.max_staleness_ms))
+                .max(self.last_write),
+            ReadConsistency::Strong => self.shared.log.end(),
+        };
+        level.max(self.min_offset)
+    }
+}

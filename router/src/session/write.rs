@@ -1,0 +1,199 @@
+//! Writes: each statement is speculated on the router's replica (one job
+//! at a time, holding the write gate) on top of the overlay and the open
+//! transaction; it waits for rows another session's transaction holds,
+//! reserves generated keys when it runs out, and in autocommit queues its
+//! record in the same job (so queue order is log order).
+
+use rusqlite::types::Value as SqlValue;
+use wal_bus::RecordBody;
+
+use super::{Feedback, Outcome, Session, write_outcome};
+use crate::classify::Classified;
+use crate::error::{Error, Result};
+use crate::shared::{Queued, Shared};
+use crate::write_order::{Replay, row_ids};
+
+/// What one speculation job produced.
+enum Spec {
+    /// The statement's changes touch rows another session holds: wait
+    /// until they are free (or handed to this session), speculate again.
+    Blocked(Vec<crate::write_order::RowId>),
+    /// The statement ran out of reserved keys: reserve more, run it again.
+    NeedKeys(crate::keys::Shortage),
+    Done {
+        out: crate::speculate::SpecOutcome,
+        /// The record, when the write was queued (autocommit).
+        queued: Option<Queued>,
+    },
+}
+
+/// Runs on the speculation connection (one job at a time per router, holding
+/// the replica's write gate): replays the router's overlay, runs the
+/// statement, checks row locks, and either takes the locks (inside a
+/// transaction block) or queues the record (autocommit).
+#[allow(clippy::too_many_arguments)]
+fn speculate_job(
+    shared: &Shared,
+    conn: &rusqlite::Connection,
+    session: u64,
+    in_txn: bool,
+    insert_or_update: bool,
+    prior: &[u8],
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<Spec> {
+    let overlay = shared
+        .order
+        .unapplied(shared.replica.applied_hlc(&shared.name));
+    metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
+        .record(overlay.len() as f64);
+    let plan = if insert_or_update {
+        shared.keys.plan(conn, sql)?
+    } else {
+        crate::keys::Plan::default()
+    };
+    if plan.run.is_some() {
+        shared.keys.arm(conn)?;
+    }
+    let run = plan.run.as_deref().unwrap_or(sql);
+    let check = plan.null_check.as_deref();
+    let mut out = match crate::speculate::speculate_after(conn, &overlay, prior, run, params, check)
+    {
+        Ok(out) => out,
+        Err(e) => {
+            if plan.run.is_some()
+                && let Some(short) = shared.keys.shortage()
+            {
+                return Ok(Spec::NeedKeys(short));
+            }
+            return Err(e);
+        }
+    };
+    let rows = row_ids(&out.changes);
+    if shared.order.holder_of(session, &rows).is_some() {
+        return Ok(Spec::Blocked(rows));
+    }
+    if in_txn {
+        shared.order.lock(session, rows);
+        return Ok(Spec::Done { out, queued: None });
+    }
+    if out.changes.is_empty() {
+        return Ok(Spec::Done { out, queued: None });
+    }
+    crate::policy::check_set_values(&shared.replica.policy().1, &out.changes)?;
+    let changes = std::mem::take(&mut out.changes);
+    let replay = Replay::Rows(changes.clone().into());
+    let queued = shared.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
+    Ok(Spec::Done {
+        out,
+        queued: Some(queued),
+    })
+}
+
+impl Session {
+    pub(super) async fn write(
+        &mut self,
+        stmt: &Classified,
+        params: Vec<SqlValue>,
+        tag: &str,
+        fb: &mut Feedback,
+    ) -> Result<Outcome> {
+        // A write is computed on the router's replica plus its overlay: the
+        // replica must hold every transaction committed before this session
+        // began, or a reconnecting client (say, after a router restart,
+        // while the replica catches up) would compute from stale rows and
+        // lose updates (found by the crash harness on Kafka).
+        self.shared
+            .wait_applied(self.min_offset.max(self.floor))
+            .await?;
+        self.shared.ready_to_write().await?;
+        let lock_timeout = (self.shared.config.lock_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.shared.config.lock_timeout_ms));
+        loop {
+            let shared = self.shared.clone();
+            let (session, in_txn) = (self.id, self.txn.is_some());
+            let prior = self
+                .txn
+                .as_ref()
+                .map(|t| t.changeset.clone())
+                .unwrap_or_default();
+            let sql = stmt.sql.clone();
+            let params = params.clone();
+            let insert = tag == "INSERT" || tag == "UPDATE";
+            let started = std::time::Instant::now();
+            let spec = self
+                .shared
+                .writer
+                .run(move |c| {
+                    speculate_job(&shared, c, session, in_txn, insert, &prior, &sql, &params)
+                })
+                .await;
+            // Rows handed to an autocommit write while it waited are held
+            // only until its record is queued (or it failed).
+            if !in_txn {
+                self.shared.order.release(self.id);
+            }
+            let spec = spec??;
+            // Queueing for the replica's one write connection included.
+            metrics::histogram!("tributary_router_speculate_seconds", "router" => self.shared.name.clone())
+                .record(started.elapsed().as_secs_f64());
+            match spec {
+                Spec::NeedKeys(short) => self.reserve_keys(short).await?,
+                Spec::Blocked(rows) => {
+                    metrics::counter!("tributary_router_lock_waits_total", "router" => self.shared.name.clone())
+                        .increment(1);
+                    let waited = self
+                        .shared
+                        .order
+                        .wait_for_rows(self.id, rows, lock_timeout)
+                        .await;
+                    if waited.is_err() && self.txn.is_none() {
+                        self.shared.order.release(self.id);
+                    }
+                    waited?;
+                }
+                Spec::Done { out, queued } => {
+                    if let Some(txn) = &mut self.txn {
+                        txn.changeset = out.changeset;
+                        crate::speculate::compose(&mut txn.changes, out.changes);
+                    }
+                    if let Some(queued) = queued {
+                        self.finish(queued, fb).await?;
+                    }
+                    return Ok(write_outcome(tag, out.result, out.affected));
+                }
+            }
+        }
+    }
+
+    /// Reserves a range of generated keys for this router (an `ids`
+    /// record) and waits until its replica has computed the range.
+    async fn reserve_keys(&mut self, short: crate::keys::Shortage) -> Result<()> {
+        let shared = self.shared.clone();
+        let session = self.id;
+        let body = RecordBody::Ids {
+            table: short.table.clone(),
+            count: short.count,
+        };
+        let queued = self
+            .shared
+            .writer
+            .run(move |_| shared.enqueue(session, body, None))
+            .await??;
+        let target = self.shared.durable(queued).await?;
+        self.shared.wait_applied(target).await?;
+        let block = self
+            .shared
+            .readers
+            .run(move |c| replica::id_block_at(c, target - 1))
+            .await?
+            .map_err(|e| Error::sqlite("reading a reserved key range", e))?;
+        match block {
+            Some(b) if b.count > 0 => {
+                self.shared.keys.add(&short.table, b.first, b.count);
+                Ok(())
+            }
+            _ => Err(Error::KeysExhausted { table: short.table }),
+        }
+    }
+}
