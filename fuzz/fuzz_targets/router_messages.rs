@@ -5,7 +5,8 @@
 //! aborts the process (libFuzzer reports it), except the one class the
 //! router contains on purpose: pgwire's decoders reading past a message's end
 //! (panics in pgwire's `messages` or in `bytes`, caught per connection in
-//! `router::conn`; fuzz/regressions/router_messages holds the inputs).
+//! `router::conn`; fuzz/regressions/router_messages holds the inputs). The
+//! router runs `router::serve`, the accept loop `tributary up` uses.
 #![no_main]
 
 use std::io::{Read, Write};
@@ -47,31 +48,31 @@ fn router_port() -> u16 {
                 );
                 let acks = Arc::new(wal_bus::AckBoard::default());
                 let clock = Arc::new(wal_bus::HlcClock::new().expect("clock"));
-                let handle = replica::spawn_applier(
-                    "r1",
-                    &dir.join("r1.db"),
-                    log.clone(),
-                    acks.clone(),
-                    Some(clock.clone()),
-                    tokio_util::sync::CancellationToken::new(),
-                    tokio::runtime::Handle::current(),
-                    None,
-                )
+                let handle = replica::spawn_applier(replica::ApplierOptions {
+                    name: "r1".into(),
+                    path: dir.join("r1.db"),
+                    log: log.clone(),
+                    acks: acks.clone(),
+                    clock: Some(clock.clone()),
+                    cancel: tokio_util::sync::CancellationToken::new(),
+                    runtime: tokio::runtime::Handle::current(),
+                    snapshots: None,
+                })
                 .expect("replica");
                 let mut config = router::config::RouterConfig::default();
                 config.max_statement_bytes = 1 << 16;
                 config.read_timeout_ms = 500;
-                let core = Arc::new(
-                    router::shared::Shared::new(
-                        "r1".into(),
+                let shared = Arc::new(
+                    router::Shared::new(router::SharedOptions {
+                        name: "r1".into(),
                         log,
                         acks,
                         clock,
-                        handle.state.clone(),
-                        vec![handle.state.clone()],
-                        router::config::ReplicationConfig::default(),
+                        replica: handle.state.clone(),
+                        all_replicas: vec![handle.state.clone()],
+                        replication: router::config::ReplicationConfig::default(),
                         config,
-                    )
+                    })
                     .expect("router"),
                 );
                 std::mem::forget(handle);
@@ -80,13 +81,8 @@ fn router_port() -> u16 {
                     .expect("bind");
                 tx.send(listener.local_addr().expect("addr").port())
                     .expect("port");
-                loop {
-                    let Ok((socket, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let handlers = router::handler::Handlers::new(core.clone());
-                    tokio::spawn(router::conn::serve_client(socket, handlers));
-                }
+                // The router's own accept loop, as `tributary up` runs it.
+                router::serve(listener, shared, tokio_util::sync::CancellationToken::new()).await;
             });
         });
         rx.recv().expect("router started")

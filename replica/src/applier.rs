@@ -16,9 +16,8 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record, RecordBody};
 
-use crate::apply::{
-    ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic, record_conflict,
-};
+use crate::apply::{ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic};
+use crate::conflicts::record_conflict;
 use crate::error::{Error, Result, SqliteContext};
 use crate::gate::WriteGate;
 use crate::meta::{

@@ -12,15 +12,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use resolver::{
-    Action, Cell, CellState, ConflictKind, Incoming, LocalRow, Policy, Resolution, Stamp, resolve,
-};
+use resolver::{Action, ConflictKind, Incoming, LocalRow, Policy, Stamp, resolve};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
-use wal_bus::{Change, Hlc, Offset, Op, Row, Value};
+use rusqlite::{Connection, params_from_iter};
+use wal_bus::{Change, Offset, Op, Row, Value};
 
+use crate::conflicts::{ConflictRecord, local_json, row_json};
 use crate::error::{Error, Result, SqliteContext};
 use crate::schema::{TableInfo, quote_ident, table_info};
+use crate::stamps::{load_local, stamp_cols, stamp_row};
 use crate::values::to_sql_value;
 
 /// Table descriptions, reloaded after DDL.
@@ -64,18 +64,6 @@ pub(crate) struct ChangeCtx<'a> {
     pub replica: &'a str,
     pub policy: &'a Policy,
     pub policy_version: u64,
-}
-
-/// A conflict and its resolution, as written to `tributary_conflicts`.
-#[derive(Debug, Clone)]
-pub(crate) struct ConflictRecord {
-    pub table: String,
-    pub key: String,
-    pub kind: ConflictKind,
-    pub resolution: Resolution,
-    pub local_values: Option<String>,
-    pub incoming_values: Option<String>,
-    pub local_stamp: Option<Stamp>,
 }
 
 /// What applying one change came to.
@@ -182,135 +170,6 @@ fn update_if_matches(
         sql.push_str(&where_image(&mut params, b));
     }
     execute(ctx.conn, ctx.path, &sql, &params)
-}
-
-fn parse_stamp(hlc: &str, origin: String) -> Option<Stamp> {
-    hlc.parse::<Hlc>().ok().map(|h| Stamp::new(h, origin))
-}
-
-/// The replica's row with its per-column stamps and CRDT states.
-fn load_local(ctx: &ChangeCtx<'_>, info: &TableInfo, key: &[Value], pk: &str) -> Result<LocalRow> {
-    let values = crate::rows::read_row(ctx.conn, info, key.iter().map(Some))
-        .ctx(ctx.path, "reading the local row")?;
-    let Some(values) = values else {
-        let tomb: Option<(String, String, i64)> = ctx
-            .conn
-            .prepare_cached(
-                "SELECT hlc, origin, deleted FROM _tributary_rows WHERE tbl = ?1 AND pk = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row([&info.name, pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .ctx(ctx.path, "reading row metadata")?;
-        return Ok(match tomb {
-            Some((hlc, origin, 1)) => {
-                parse_stamp(&hlc, origin).map_or(LocalRow::Absent, LocalRow::Deleted)
-            }
-            _ => LocalRow::Absent,
-        });
-    };
-    let mut meta: HashMap<String, (Option<Stamp>, Option<String>)> = HashMap::new();
-    {
-        let mut stmt = ctx
-            .conn
-            .prepare_cached(
-                "SELECT col, hlc, origin, state FROM _tributary_cols WHERE tbl = ?1 AND pk = ?2",
-            )
-            .ctx(ctx.path, "reading column metadata")?;
-        let rows = stmt
-            .query_map([&info.name, pk], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .ctx(ctx.path, "reading column metadata")?;
-        for row in rows {
-            let (col, hlc, origin, state) = row.ctx(ctx.path, "reading column metadata")?;
-            meta.insert(col, (parse_stamp(&hlc, origin), state));
-        }
-    }
-    let mut cells = BTreeMap::new();
-    let mut states = BTreeMap::new();
-    for (col, value) in info.columns.iter().zip(values) {
-        let (stamp, state) = meta.remove(col).unwrap_or((None, None));
-        if let Some(st) = state.and_then(|s| CellState::decode(&s).ok()) {
-            states.insert(col.clone(), st);
-        }
-        cells.insert(col.clone(), Cell { value, stamp });
-    }
-    Ok(LocalRow::Present { cells, states })
-}
-
-fn stamp_row(ctx: &ChangeCtx<'_>, table: &str, pk: &str, deleted: bool) -> Result<()> {
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO _tributary_rows (tbl, pk, hlc, origin, deleted) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (tbl, pk) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, deleted = excluded.deleted",
-        )
-        .and_then(|mut s| {
-            s.execute(rusqlite::params![table, pk, ctx.stamp.hlc.to_string(), ctx.stamp.origin, i64::from(deleted)])
-        })
-        .ctx(ctx.path, "writing row metadata")?;
-    if deleted {
-        ctx.conn
-            .prepare_cached("DELETE FROM _tributary_cols WHERE tbl = ?1 AND pk = ?2")
-            .and_then(|mut s| s.execute([table, pk]))
-            .ctx(ctx.path, "clearing column metadata")?;
-    }
-    Ok(())
-}
-
-fn stamp_cols<'c>(
-    ctx: &ChangeCtx<'_>,
-    table: &str,
-    pk: &str,
-    cols: impl Iterator<Item = &'c String>,
-    states: &BTreeMap<String, CellState>,
-) -> Result<()> {
-    let mut stmt = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO _tributary_cols (tbl, pk, col, hlc, origin, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, origin = excluded.origin, state = excluded.state",
-        )
-        .ctx(ctx.path, "writing column metadata")?;
-    let hlc = ctx.stamp.hlc.to_string();
-    for col in cols {
-        let state = states.get(col).map(CellState::encode);
-        stmt.execute(rusqlite::params![
-            table,
-            pk,
-            col,
-            hlc,
-            ctx.stamp.origin,
-            state
-        ])
-        .ctx(ctx.path, "writing column metadata")?;
-    }
-    Ok(())
-}
-
-fn row_json(row: Option<&Row>) -> Option<String> {
-    row.and_then(|r| serde_json::to_string(r).ok())
-}
-
-fn local_json(local: &LocalRow) -> (Option<String>, Option<Stamp>) {
-    match local {
-        LocalRow::Present { cells, .. } => {
-            let row: Row = cells
-                .iter()
-                .map(|(c, cell)| (c.clone(), cell.value.clone()))
-                .collect();
-            let newest = cells.values().filter_map(|c| c.stamp.clone()).max();
-            (row_json(Some(&row)), newest)
-        }
-        LocalRow::Deleted(s) => (None, Some(s.clone())),
-        LocalRow::Absent => (None, None),
-    }
 }
 
 /// Whether the replica's row still equals the change's before-image.
@@ -462,48 +321,6 @@ pub(crate) fn apply_change(
 }
 
 /// Writes one audit row to `tributary_conflicts`.
-pub(crate) fn record_conflict(ctx: &ChangeCtx<'_>, c: &ConflictRecord) -> Result<()> {
-    metrics::counter!("tributary_conflicts_total", "kind" => c.kind.as_str(), "strategy" => c.resolution.strategy.clone())
-        .increment(1);
-    tracing::info!(
-        replica = ctx.replica,
-        offset = ctx.offset,
-        table = %c.table,
-        key = %c.key,
-        conflict = %c.kind,
-        strategy = %c.resolution.strategy,
-        outcome = c.resolution.outcome,
-        "conflict resolved"
-    );
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO tributary_conflicts (log_offset, txn_id, table_name, key, columns, local_values, incoming_values,
-                 local_hlc, local_origin, incoming_hlc, incoming_origin, kind, strategy, outcome, policy_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )
-        .and_then(|mut s| {
-            s.execute(rusqlite::params![
-                ctx.offset as i64,
-                ctx.txn_id,
-                c.table,
-                c.key,
-                c.resolution.columns.join(","),
-                c.local_values,
-                c.incoming_values,
-                c.local_stamp.as_ref().map(|s| s.hlc.to_string()),
-                c.local_stamp.as_ref().map(|s| s.origin.clone()),
-                ctx.stamp.hlc.to_string(),
-                ctx.stamp.origin,
-                c.kind.as_str(),
-                c.resolution.strategy,
-                c.resolution.outcome,
-                ctx.policy_version as i64,
-            ])
-        })
-        .map(|_| ())
-        .ctx(ctx.path, "recording a conflict")
-}
-
 /// Whether an error is a property of the record and the schema (the same on
 /// every replica, so skipping the record keeps replicas identical) rather
 /// than of this machine (disk, locks), where stopping is the only safe move.

@@ -10,6 +10,7 @@
 mod applier;
 mod apply;
 mod config;
+mod conflicts;
 mod error;
 mod gate;
 mod ids;
@@ -18,6 +19,7 @@ mod progress;
 mod rows;
 mod schema;
 pub mod snapshot;
+mod stamps;
 mod state;
 mod values;
 

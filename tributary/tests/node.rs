@@ -9,9 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tributary::{Layout, Node, NodeConfig};
 
 fn config(dir: &std::path::Path, replicas: usize, routers: usize) -> NodeConfig {
-    let mut c = NodeConfig::default();
-    c.data_dir = dir.to_path_buf();
-    c.replicas = replicas;
+    let mut c = NodeConfig {
+        data_dir: dir.to_path_buf(),
+        replicas,
+        ..NodeConfig::default()
+    };
     c.router.routers = routers;
     c.router.listen = "127.0.0.1:0".into();
     c

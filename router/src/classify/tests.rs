@@ -1,0 +1,159 @@
+//! Classification: kinds, refusals, parameter and projection hints.
+
+use super::*;
+
+fn kind(sql: &str) -> Result<Kind> {
+    classify(sql, 1 << 20).map(|mut v| v.remove(0).kind)
+}
+
+#[test]
+fn serial_and_identity_become_generated_integer_keys() -> Result<()> {
+    let one = |sql: &str| -> Result<String> { Ok(classify(sql, 1 << 20)?.remove(0).sql) };
+    assert_eq!(
+        one("CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT)")?,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)"
+    );
+    assert_eq!(
+        one("CREATE TABLE h (hid BIGINT GENERATED ALWAYS AS IDENTITY, v INT, PRIMARY KEY (hid))")?,
+        "CREATE TABLE h (hid INTEGER, v INT, PRIMARY KEY (hid))"
+    );
+    // Untouched when there is nothing to translate.
+    assert_eq!(
+        one("create table t (id bigint primary key)")?,
+        "create table t (id bigint primary key)"
+    );
+    let err = classify("CREATE TABLE t (id INT PRIMARY KEY, n BIGSERIAL)", 1 << 20)
+        .err()
+        .map(|e| e.sqlstate());
+    assert_eq!(err, Some("0A000"));
+    Ok(())
+}
+
+#[test]
+fn kinds() {
+    assert_eq!(kind("SELECT 1").ok(), Some(Kind::Read));
+    assert_eq!(
+        kind("insert into t values (1)").ok(),
+        Some(Kind::Write { tag: "INSERT" })
+    );
+    assert_eq!(
+        kind("REPLACE INTO t (id) VALUES (1)").ok(),
+        Some(Kind::Write { tag: "INSERT" })
+    );
+    assert_eq!(
+        kind("INSERT OR REPLACE INTO t (id) VALUES (1)").ok(),
+        Some(Kind::Write { tag: "INSERT" })
+    );
+    assert_eq!(
+        kind("UPDATE t SET a = 1").ok(),
+        Some(Kind::Write { tag: "UPDATE" })
+    );
+    assert_eq!(
+        kind("DELETE FROM t").ok(),
+        Some(Kind::Write { tag: "DELETE" })
+    );
+    assert_eq!(kind("BEGIN").ok(), Some(Kind::Begin));
+    assert_eq!(kind("commit").ok(), Some(Kind::Commit));
+    assert_eq!(kind("ROLLBACK").ok(), Some(Kind::Rollback));
+    assert_eq!(
+        kind("SET tributary.ack = 'sync'").ok(),
+        Some(Kind::SetTributary {
+            name: "ack".into(),
+            value: "sync".into()
+        })
+    );
+    assert_eq!(
+        kind("set tributary.max_staleness_ms to 50").ok(),
+        Some(Kind::SetTributary {
+            name: "max_staleness_ms".into(),
+            value: "50".into()
+        })
+    );
+    assert_eq!(
+        kind("SET client_encoding = 'UTF8'").ok(),
+        Some(Kind::SetOther)
+    );
+    assert_eq!(
+        kind("SHOW tributary.ack").ok(),
+        Some(Kind::Show {
+            name: "tributary.ack".into()
+        })
+    );
+    assert_eq!(kind("PRAGMA table_info(t)").ok(), Some(Kind::Read));
+    assert!(matches!(
+        kind("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"),
+        Ok(Kind::Ddl { .. })
+    ));
+    assert!(matches!(
+        kind("CREATE TABLE t (a INT, b INT, PRIMARY KEY (a, b))"),
+        Ok(Kind::Ddl { .. })
+    ));
+}
+
+#[test]
+fn refusals_carry_sqlstates() {
+    let state = |sql: &str| kind(sql).err().map(|e| e.sqlstate());
+    assert_eq!(state("CREATE TABLE t (id INT, v TEXT)"), Some("42P16"));
+    assert_eq!(state("SELEC 1"), Some("42601"));
+    assert_eq!(state("ATTACH DATABASE 'x.db' AS x"), Some("0A000"));
+    assert_eq!(state("PRAGMA journal_mode = DELETE"), Some("0A000"));
+    assert_eq!(state("PRAGMA optimize"), Some("0A000"));
+    assert_eq!(state("VACUUM"), Some("0A000"));
+    assert_eq!(state("SAVEPOINT a"), Some("0A000"));
+    assert_eq!(
+        classify("SELECT 1", 3).err().map(|e| e.sqlstate()),
+        Some("54000")
+    );
+}
+
+#[test]
+fn splits_keeping_original_text() -> Result<()> {
+    let v = classify(
+        "SELECT 'a;b' ; INSERT INTO t VALUES (1);\nSELECT 2;",
+        1 << 20,
+    )?;
+    let texts: Vec<&str> = v.iter().map(|c| c.sql.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec!["SELECT 'a;b'", "INSERT INTO t VALUES (1)", "SELECT 2"]
+    );
+    Ok(())
+}
+
+#[test]
+fn parameter_hints() -> Result<()> {
+    let c = classify(
+        "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+        1 << 20,
+    )?
+    .remove(0);
+    assert_eq!(c.param_count, 2);
+    assert_eq!(
+        c.param_columns.get(&1),
+        Some(&Hint::Column("balance".into()))
+    );
+    assert_eq!(c.param_columns.get(&2), Some(&Hint::Column("id".into())));
+    let c = classify("INSERT INTO kv (id, v) VALUES ($1, 'value-' || $1) ON CONFLICT (id) DO UPDATE SET v = excluded.v", 1 << 20)?
+        .remove(0);
+    assert_eq!(c.param_count, 1);
+    assert_eq!(c.param_columns.get(&1), Some(&Hint::Column("id".into())));
+    let c = classify("INSERT INTO n VALUES ($1, $2)", 1 << 20)?.remove(0);
+    assert_eq!(
+        c.param_columns.get(&2),
+        Some(&Hint::Position {
+            table: "n".into(),
+            index: 1
+        })
+    );
+    let c = classify("SELECT count(*), max(v), 'x' || v, 1.5 FROM t", 1 << 20)?.remove(0);
+    assert_eq!(
+        c.projection,
+        vec![
+            Some(Hint::Decl("INTEGER")),
+            Some(Hint::Column("v".into())),
+            Some(Hint::Decl("TEXT")),
+            Some(Hint::Decl("REAL"))
+        ]
+    );
+    Ok(())
+}
