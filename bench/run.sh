@@ -5,6 +5,8 @@
 #
 #   bench/run.sh                     # 20 s per run, as in BENCHMARKS.md
 #   BENCH_SECONDS=5 bench/run.sh     # quick look
+#   TRIBUTARY_BIN=/path/to/tributary bench/run.sh   # an already-built binary
+#                                    # (e.g. an older commit's, for before/after)
 #
 # Prints one table (TPS, average and p99 latency, Tributary / PostgreSQL)
 # and writes it to bench/results/latest.md.
@@ -16,8 +18,12 @@ secs=${BENCH_SECONDS:-20}
 clients=8
 threads=2
 ./scripts/setup.sh
-cargo build --release -q -p tributary --bin tributary
-bin=$root/target/release/tributary
+if [ -n "${TRIBUTARY_BIN:-}" ]; then
+  bin=$TRIBUTARY_BIN
+else
+  cargo build --release -q -p tributary --bin tributary
+  bin=$root/target/release/tributary
+fi
 work=$(mktemp -d)
 mkdir -p bench/results
 results=$work/results.tsv

@@ -6,6 +6,13 @@
 //! commit the replica publishes its applied offset on the [`wal_bus::AckBoard`].
 //! Conflicting changes are decided by the `resolver` crate and remembered in
 //! per-row metadata so every replica reaches the same state.
+//!
+//! It also gives routers what they share with the applier, so there is one
+//! copy of each: the row API (`read_row`, `key_where`, `is_internal_table`),
+//! the replica's live state and the one wait for "applied up to offset X"
+//! (`ReplicaState::wait_applied`), the write gate, and key-range blocks. It
+//! must not depend on sqlparser, pgwire or rdkafka: it knows records and
+//! SQLite, never SQL text from clients.
 
 mod applier;
 mod apply;

@@ -95,7 +95,7 @@ pub enum Error {
         reason: String,
     },
     #[error("invalid conflict policy: {0}")]
-    Policy(String),
+    Policy(#[from] resolver::Error),
     #[error("internal error: {0}")]
     Internal(String),
 }

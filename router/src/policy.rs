@@ -64,11 +64,9 @@ pub fn propose(
 
 /// Parses and validates policy text against the schema in `conn`.
 pub fn check(conn: &Connection, text: &str, source_name: &str) -> Result<Policy> {
-    let policy = Policy::parse(text, source_name).map_err(|e| Error::Policy(e.to_string()))?;
+    let policy = Policy::parse(text, source_name)?;
     let tables = policy_tables(conn, &policy)?;
-    policy
-        .validate_schema(source_name, &|t| tables.get(t).cloned())
-        .map_err(|e| Error::Policy(e.to_string()))?;
+    policy.validate_schema(source_name, &|t| tables.get(t).cloned())?;
     Ok(policy)
 }
 

@@ -148,6 +148,12 @@ impl Shared {
         Ok(Queued { hlc, durable })
     }
 
+    /// This router's queued records its replica has not applied yet, in log
+    /// order (exact while the caller holds the replica's write gate).
+    pub fn overlay(&self) -> Vec<crate::write_order::Replay> {
+        self.order.unapplied(self.replica.applied_hlc(&self.name))
+    }
+
     /// Waits for a queued record to be durable; returns the log position
     /// after it (the offset a replica must reach to have applied it).
     pub async fn durable(&self, queued: Queued) -> Result<Offset> {

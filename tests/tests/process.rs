@@ -109,4 +109,3 @@ async fn prometheus_metrics_endpoint() -> Result<()> {
     }
     Ok(())
 }
-

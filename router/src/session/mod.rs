@@ -188,9 +188,7 @@ impl Session {
                 .shared
                 .writer
                 .run(move |c| {
-                    let overlay = shared
-                        .order
-                        .unapplied(shared.replica.applied_hlc(&shared.name));
+                    let overlay = shared.overlay();
                     crate::speculate::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
                 })
                 .await??;
@@ -289,9 +287,7 @@ impl Session {
             .shared
             .writer
             .run(move |c| {
-                let overlay = shared
-                    .order
-                    .unapplied(shared.replica.applied_hlc(&shared.name));
+                let overlay = shared.overlay();
                 crate::speculate::check_ddl(c, &overlay, &sql)?;
                 let replay = Replay::Ddl(sql.as_str().into());
                 shared.enqueue(session, RecordBody::Ddl { sql }, Some(replay))

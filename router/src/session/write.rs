@@ -42,9 +42,7 @@ fn speculate_job(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Spec> {
-    let overlay = shared
-        .order
-        .unapplied(shared.replica.applied_hlc(&shared.name));
+    let overlay = shared.overlay();
     metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
         .record(overlay.len() as f64);
     let plan = if insert_or_update {

@@ -202,4 +202,3 @@ pub fn check_replicas(paths: &[PathBuf], acked: &BTreeSet<i64>, report: &mut Rep
     }
     Ok(())
 }
-

@@ -16,8 +16,8 @@ use crate::{Cluster, Node, Tansu, connect_port, dump, eventually};
 
 mod load;
 
-pub use load::{Load, check_replicas, start_load};
 use load::SCHEMA;
+pub use load::{Load, check_replicas, start_load};
 
 /// A small deterministic PRNG (xorshift64*), seeded so a run can be replayed.
 #[derive(Debug, Clone)]
