@@ -59,17 +59,25 @@ impl ReplicaState {
     /// the one way any caller (reads, the overlay, start-up) waits for a
     /// local replica. Fails at once if the apply loop has stopped.
     pub async fn wait_applied(&self, target: Offset, timeout: std::time::Duration) -> Result<()> {
+        let stopped = |reason| Error::Stopped {
+            replica: self.name.clone(),
+            reason,
+        };
+        // A stopped replica serves nothing, even what it had applied.
+        if let Some(reason) = self.stopped() {
+            return Err(stopped(reason));
+        }
+        if self.applied() >= target {
+            return Ok(());
+        }
         let mut rx = self.progress.subscribe();
         let wait = async {
             loop {
+                if let Some(reason) = self.stopped() {
+                    return Err(stopped(reason));
+                }
                 if self.applied() >= target {
                     return Ok(());
-                }
-                if let Some(reason) = self.stopped() {
-                    return Err(Error::Stopped {
-                        replica: self.name.clone(),
-                        reason,
-                    });
                 }
                 // The sender lives as long as `self`.
                 let _ = rx.changed().await;

@@ -18,13 +18,10 @@ fn replica_health(cluster: &Cluster) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_replica_leaves_the_sync_wait_set_and_rejoins() -> Result<()> {
-    let cluster = Cluster::start(
+    let cluster = Cluster::in_process(
         3,
         1,
-        &[
-            ("TRIBUTARY__REPLICATION__ACK_TIMEOUT_MS", "20000"),
-            ("TRIBUTARY__REPLICATION__REPLICA_SILENT_MS", "500"),
-        ],
+        Some("[replication]\nack_timeout_ms = 20000\nreplica_silent_ms = 500\n"),
     )
     .await?;
     cluster.psql(0, &["CREATE TABLE s (id BIGINT PRIMARY KEY)"])?;

@@ -101,7 +101,7 @@ async fn scram_auth_and_limits_protect_the_router() -> Result<()> {
         "[router]\nmax_connections = 12\nmax_result_rows = 100\nmax_statement_bytes = 10000\n\
          [router.auth]\nmethod = \"scram-sha-256\"\n{users}"
     );
-    let cluster = Cluster::start_with_config(2, 1, &[], Some(&config)).await?;
+    let cluster = Cluster::in_process(2, 1, Some(&config)).await?;
     let port = cluster.router_port(0);
 
     // psql: no password, wrong password, unknown user are refused; the right one works.
