@@ -378,6 +378,7 @@ async fn every_strategy_converges_and_keeps_its_promise() -> Result<()> {
         text.contains("first-writer-wins") && text.contains("update_before_mismatch"),
         "{text}"
     );
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -443,6 +444,7 @@ async fn bad_policies_are_refused_with_nothing_appended() -> Result<()> {
         .output()?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such table"));
+    cluster.shutdown().await;
     Ok(())
 }
 

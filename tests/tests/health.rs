@@ -102,5 +102,6 @@ async fn silent_replica_leaves_the_sync_wait_set_and_rejoins() -> Result<()> {
     for i in 1..3 {
         ensure!(dump(&cluster.replica_path(i))? == reference);
     }
+    cluster.shutdown().await;
     Ok(())
 }

@@ -57,7 +57,9 @@ async fn transfers_through_one_router_keep_every_total() -> Result<()> {
         "unexpected refusals: {:?}",
         l.refused
     );
-    check_replicas(&cluster, l).await
+    check_replicas(&cluster, l).await?;
+    cluster.shutdown().await;
+    Ok(())
 }
 
 /// `n = n + 1` from 8 autocommit sessions of one router never loses an
@@ -111,6 +113,7 @@ async fn concurrent_increments_through_one_router_are_all_kept() -> Result<()> {
             i + 1
         );
     }
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -243,5 +246,6 @@ async fn counters_past_the_64_bit_range_are_refused_never_reset() -> Result<()> 
         .await?
         .try_get(0)?;
     ensure!(n == max - 8, "after a decrement: {n}");
+    cluster.shutdown().await;
     Ok(())
 }

@@ -84,6 +84,7 @@ async fn serial_ids_are_unique_across_routers() -> Result<()> {
         err.as_deref() == Some("23502"),
         "keyless insert gave {err:?}"
     );
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -109,6 +110,7 @@ async fn failed_commit_ends_the_transaction_for_psycopg() -> Result<()> {
         ],
     )?;
     eprintln!("{out}");
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -235,5 +237,6 @@ async fn text_and_binary_parameters_store_the_same_values() -> Result<()> {
             "tokio-postgres stored {tokio_row:?}, psycopg {binary:?}"
         );
     }
+    cluster.shutdown().await;
     Ok(())
 }

@@ -199,6 +199,7 @@ async fn scram_auth_and_limits_protect_the_router() -> Result<()> {
         Ok(connect(port, "app", "s3cret pass").await.ok().map(|_| ()))
     })
     .await?;
+    cluster.shutdown().await;
     Ok(())
 }
 

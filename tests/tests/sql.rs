@@ -77,6 +77,7 @@ async fn psql_writes_and_reads_at_every_level() -> Result<()> {
         "replicas differ: {dumps:?}"
     );
     assert!(dumps[0].contains("semi-sync!"));
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -179,6 +180,7 @@ async fn extended_protocol_with_parameters_and_types() -> Result<()> {
     assert_eq!(sqlstate(&e), "42P01");
     let count: i64 = c.query_one("SELECT count(*) FROM t", &[]).await?.get(0);
     assert_eq!(count, 4, "connection still usable");
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -272,6 +274,7 @@ async fn transactions_are_atomic_and_leave_no_trace_when_abandoned() -> Result<(
     assert_eq!(three, 1, "{records:#?}");
     assert!(records.iter().all(|r| r["v"] == 1));
     assert_eq!(records.len(), 5, "ddl, insert, insert(10), txn, insert(7)");
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -309,6 +312,7 @@ async fn read_your_writes_across_routers_with_min_offset() -> Result<()> {
     a.execute("INSERT INTO n VALUES (100)", &[]).await?;
     let seen: i64 = b.query_one("SELECT count(*) FROM n", &[]).await?.get(0);
     assert_eq!(seen, 21);
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -375,6 +379,7 @@ async fn ack_timeout_errors_or_degrades() -> Result<()> {
     );
     blocker.execute_batch("ROLLBACK")?;
     cluster.wait_converged().await?;
+    cluster.shutdown().await;
     Ok(())
 }
 
@@ -400,5 +405,6 @@ async fn back_to_back_writes_of_one_session_build_on_each_other() -> Result<()> 
         .map(|i| tests::dump(&cluster.replica_path(i)))
         .collect::<Result<_>>()?;
     assert!(dumps.iter().all(|d| *d == dumps[0]));
+    cluster.shutdown().await;
     Ok(())
 }

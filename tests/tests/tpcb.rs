@@ -98,6 +98,7 @@ async fn tpcb(ack: &str) -> Result<()> {
             i + 1
         );
     }
+    cluster.shutdown().await;
     Ok(())
 }
 

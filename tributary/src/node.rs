@@ -117,6 +117,10 @@ impl Node {
         layout: Layout,
         shutdown: CancellationToken,
     ) -> anyhow::Result<NodeHandle> {
+        anyhow::ensure!(
+            !layout.replicas.is_empty(),
+            "a node needs at least one replica (routers read from and speculate on one)"
+        );
         let lock = lock_data_dir(&config)?;
         if let Some(addr) = &config.metrics.listen {
             crate::metrics::install(addr)?;

@@ -9,13 +9,13 @@ use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset as KOffset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
 
 use crate::acks::AckBoard;
 use crate::config::LogConfig;
 use crate::error::Result;
 use crate::kafka_client::{client_config, consumer, kerr};
 use crate::log::Offset;
-use tokio_util::sync::CancellationToken;
 
 /// Replica acks on the compacted acks topic: local replicas' applied offsets
 /// and first-writer-wins rejections are produced there; every node consumes

@@ -3,7 +3,7 @@
 //! log at one partition leader's throughput). Appends go through an
 //! idempotent producer with `acks=all` and resolve only when the broker has
 //! acknowledged them; replicas tail with consumers from any offset; replica
-//! acks travel on a compacted acks topic keyed by replica ([`KafkaAcks`]).
+//! acks travel on a compacted acks topic keyed by replica (`kafka_acks.rs`).
 //!
 //! Kafka offsets are the log offsets: record n of the topic is offset n. That
 //! holds because only this producer writes the topic without transactions
