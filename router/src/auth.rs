@@ -17,12 +17,13 @@ use base64::engine::general_purpose::STANDARD;
 use futures::Sink;
 use pgwire::api::ClientInfo;
 use pgwire::api::METADATA_USER;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret, gen_salted_password};
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
 };
+use pgwire::api::{PidSecretKeyGenerator, RandomPidSecretKeyGenerator};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use ring::{digest, hmac};
@@ -155,14 +156,47 @@ impl AuthSource for Users {
     }
 }
 
-/// Startup without authentication.
-pub struct Trust;
+/// The parameters a client is told at startup (`ParameterStatus`):
+/// pgwire's defaults with Tributary's `server_version`, the one `SHOW
+/// server_version` and `version()` report too.
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = crate::SERVER_VERSION.to_owned();
+    p
+}
 
-impl NoopStartupHandler for Trust {}
+/// Startup without authentication.
+pub struct Trust {
+    params: DefaultServerParameterProvider,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+impl Trust {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // pgwire's no-authentication flow, with our parameters.
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let (pid, key) = self.pids.generate(&*client);
+            client.set_pid_and_secret_key(pid, key);
+            finish_authentication(client, &self.params).await?;
+        }
+        Ok(())
+    }
+}
 
 /// The startup (authentication) handler of a router.
 pub enum Startup {
-    Trust(Trust),
+    Trust(Box<Trust>),
     Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
 }
 
@@ -170,7 +204,10 @@ impl Startup {
     /// Builds the handler the config asks for (validated beforehand).
     pub fn from_config(config: &AuthConfig) -> Result<Startup, ConfigError> {
         match config.method {
-            AuthMethod::Trust => Ok(Startup::Trust(Trust)),
+            AuthMethod::Trust => Ok(Startup::Trust(Box::new(Trust {
+                params: server_parameters(),
+                pids: RandomPidSecretKeyGenerator::default(),
+            }))),
             AuthMethod::ScramSha256 => {
                 let mut by_name = HashMap::new();
                 for u in &config.users {
@@ -186,10 +223,8 @@ impl Startup {
                     decoy: Verifier::generate(&STANDARD.encode(decoy_password)),
                 };
                 let scram = ScramAuth::new(Arc::new(users));
-                let handler = SASLAuthStartupHandler::new(Arc::new(
-                    DefaultServerParameterProvider::default(),
-                ))
-                .with_scram(scram);
+                let handler =
+                    SASLAuthStartupHandler::new(Arc::new(server_parameters())).with_scram(scram);
                 Ok(Startup::Scram(Box::new(handler)))
             }
         }

@@ -123,10 +123,13 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| Error::sqlite("setting busy_timeout", e))?;
     conn.set_prepared_statement_cache_capacity(256);
+    crate::functions::register(&conn).map_err(|e| Error::sqlite("registering functions", e))?;
     Ok(conn)
 }
 
 /// The connection speculative writes run on (always rolled back).
 pub fn open_writer(path: &Path) -> Result<Connection> {
-    Ok(replica::open_connection(path)?)
+    let conn = replica::open_connection(path)?;
+    crate::functions::register(&conn).map_err(|e| Error::sqlite("registering functions", e))?;
+    Ok(conn)
 }

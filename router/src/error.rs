@@ -31,6 +31,12 @@ pub enum Error {
     TxnAborted,
     #[error("{0} cannot run inside a transaction block")]
     NotInTransactionBlock(String),
+    #[error("{0} can only be used in transaction blocks")]
+    NoActiveTransaction(&'static str),
+    #[error("savepoint \"{0}\" does not exist")]
+    NoSuchSavepoint(String),
+    #[error("cursor \"{0}\" does not exist")]
+    NoSuchCursor(String),
     #[error("{context}: {source}")]
     Sqlite {
         context: &'static str,
@@ -118,6 +124,9 @@ impl Error {
             Error::InvalidSetting { .. } => "22023",
             Error::TxnAborted => "25P02",
             Error::NotInTransactionBlock(_) => "25001",
+            Error::NoActiveTransaction(_) => "25P01",
+            Error::NoSuchSavepoint(_) => "3B001",
+            Error::NoSuchCursor(_) => "34000",
             Error::Sqlite { source, .. } => sqlite_state(source),
             Error::AckTimeout { .. } => "57014",
             Error::Replica(e) => replica_state(e),

@@ -216,6 +216,23 @@ fn to_response(outcome: Outcome, described: Option<&Prepared>, format: &Format) 
     }
 }
 
+/// `DEALLOCATE name` drops that protocol-level prepared statement;
+/// `DEALLOCATE ALL` and `DISCARD ALL` drop the open portals. pgwire's store
+/// cannot list statement names, so after `DEALLOCATE ALL` earlier
+/// statements stay parsed; a client that parses a name again replaces it,
+/// which is what drivers do after `DEALLOCATE ALL`.
+fn forget_statements<C>(client: &C, kind: &Kind)
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    match kind {
+        Kind::Deallocate { name: Some(n) } => client.portal_store().rm_statement(n),
+        Kind::Deallocate { name: None } | Kind::DiscardAll => client.portal_store().clear_portals(),
+        _ => {}
+    }
+}
+
 fn error_response(e: &Error) -> Response {
     Response::Error(Box::new(e.to_error_info()))
 }
@@ -237,6 +254,7 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
             let mut fb = Feedback::default();
+            forget_statements(client, &stmt.kind);
             let result = session.execute(stmt, Vec::new(), &mut fb).await;
             send_feedback(client, fb).await?;
             match result {
@@ -278,6 +296,7 @@ impl ExtendedQueryHandler for Connection {
             pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
         let mut session = self.session.lock().await;
         let mut fb = Feedback::default();
+        forget_statements(client, &prepared.stmt.kind);
         let result = session.execute(&prepared.stmt, params, &mut fb).await;
         send_feedback(client, fb).await?;
         match result {

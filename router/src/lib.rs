@@ -20,6 +20,7 @@ pub mod conn;
 pub mod db;
 pub mod error;
 pub mod exec;
+mod functions;
 pub mod handler;
 pub mod keys;
 pub mod params;
@@ -33,4 +34,10 @@ pub mod typing;
 pub mod write_order;
 
 pub use serve::{SHUTDOWN_GRACE, serve};
+
+/// The PostgreSQL version Tributary speaks, as `server_version` (startup
+/// and `SHOW`) and in `version()`.
+pub const SERVER_VERSION: &str = "15.0 (Tributary)";
+/// `server_version_num` for [`SERVER_VERSION`].
+pub const SERVER_VERSION_NUM: &str = "150000";
 pub use shared::{Shared, SharedOptions};

@@ -44,6 +44,34 @@ pub enum Kind {
     Show {
         name: String,
     },
+    /// `SAVEPOINT name` inside a transaction block.
+    Savepoint {
+        name: String,
+    },
+    /// `RELEASE [SAVEPOINT] name`.
+    Release {
+        name: String,
+    },
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo {
+        name: String,
+    },
+    /// `DEALLOCATE name` (a protocol-level prepared statement), or
+    /// `DEALLOCATE ALL` (`None`).
+    Deallocate {
+        name: Option<String>,
+    },
+    /// `DISCARD ALL`: the session's settings back to their defaults.
+    DiscardAll,
+    /// `RESET name` / `RESET ALL` (`None`).
+    Reset {
+        name: Option<String>,
+    },
+    /// Accepted and has no effect here; `notice` says why when it matters.
+    NoOp {
+        tag: String,
+        notice: Option<String>,
+    },
 }
 
 /// One classified statement.
@@ -201,6 +229,15 @@ pub(crate) fn expr_text(e: &Expr) -> String {
 }
 
 fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
+    if let Some((kind, text)) = utility::classify(stmt)? {
+        return Ok(Classified {
+            sql: text.unwrap_or(sql),
+            kind,
+            param_count: 0,
+            param_columns: BTreeMap::new(),
+            projection: Vec::new(),
+        });
+    }
     let kind = match stmt {
         Statement::Query(q) => match q.body.as_ref() {
             SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) => {
@@ -209,7 +246,12 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
                     "write with a plain INSERT, UPDATE or DELETE",
                 ));
             }
-            _ => Kind::Read,
+            _ => {
+                if let Some(rewritten) = translate::strip_pg_catalog(stmt, &sql) {
+                    sql = rewritten;
+                }
+                Kind::Read
+            }
         },
         Statement::Explain { .. } | Statement::ExplainTable { .. } => Kind::Read,
         Statement::Insert(ins) => {
@@ -281,19 +323,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
         }
         Statement::StartTransaction { .. } => Kind::Begin,
         Statement::Commit { .. } => Kind::Commit,
-        Statement::Rollback {
-            savepoint: None, ..
-        } => Kind::Rollback,
-        Statement::Rollback {
-            savepoint: Some(_), ..
-        }
-        | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. } => {
-            return Err(unsupported(
-                "SAVEPOINT",
-                "use BEGIN … COMMIT; savepoints are not supported yet",
-            ));
-        }
+        Statement::Rollback { .. } => Kind::Rollback,
         Statement::Set(set) => classify_set(set),
         Statement::ShowVariable { variable } => Kind::Show {
             name: variable
@@ -313,14 +343,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
                 "replicas hold one database each; attached files are not replicated",
             ));
         }
-        Statement::Vacuum(_) => {
-            return Err(unsupported(
-                "VACUUM",
-                "maintenance runs per replica file, not through a router",
-            ));
-        }
         Statement::Copy { .. } => return Err(unsupported("COPY", "use INSERT statements")),
-        Statement::Truncate(_) => return Err(unsupported("TRUNCATE", "use DELETE FROM table")),
         other => {
             let text = other.to_string();
             let verb: String = text
@@ -419,6 +442,9 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
     }
     Kind::SetOther
 }
+
+mod translate;
+mod utility;
 
 #[cfg(test)]
 mod tests;

@@ -98,12 +98,67 @@ fn refusals_carry_sqlstates() {
     assert_eq!(state("ATTACH DATABASE 'x.db' AS x"), Some("0A000"));
     assert_eq!(state("PRAGMA journal_mode = DELETE"), Some("0A000"));
     assert_eq!(state("PRAGMA optimize"), Some("0A000"));
-    assert_eq!(state("VACUUM"), Some("0A000"));
-    assert_eq!(state("SAVEPOINT a"), Some("0A000"));
+    assert_eq!(state("TRUNCATE a, b"), Some("0A000"));
+    assert_eq!(state("TRUNCATE a RESTART IDENTITY"), Some("0A000"));
+    assert_eq!(state("TRUNCATE tributary_conflicts"), Some("42501"));
+    assert_eq!(state("CLOSE c1"), Some("34000"));
     assert_eq!(
         classify("SELECT 1", 3).err().map(|e| e.sqlstate()),
         Some("54000")
     );
+}
+
+#[test]
+fn utility_statements_drivers_send() -> Result<()> {
+    let k = |sql: &str| kind(sql);
+    assert_eq!(k("SAVEPOINT Sp1")?, Kind::Savepoint { name: "sp1".into() });
+    assert_eq!(
+        k("RELEASE SAVEPOINT \"Sp1\"")?,
+        Kind::Release { name: "Sp1".into() }
+    );
+    assert_eq!(
+        k("ROLLBACK TO SAVEPOINT sp1")?,
+        Kind::RollbackTo { name: "sp1".into() }
+    );
+    assert_eq!(
+        k("ROLLBACK TO sp1")?,
+        Kind::RollbackTo { name: "sp1".into() }
+    );
+    assert_eq!(k("DEALLOCATE ALL")?, Kind::Deallocate { name: None });
+    assert_eq!(
+        k("DEALLOCATE PREPARE _pg3_0")?,
+        Kind::Deallocate {
+            name: Some("_pg3_0".into())
+        }
+    );
+    assert_eq!(k("DISCARD ALL")?, Kind::DiscardAll);
+    assert_eq!(k("RESET ALL")?, Kind::Reset { name: None });
+    assert!(matches!(k("CLOSE ALL")?, Kind::NoOp { .. }));
+    assert!(matches!(
+        k("VACUUM")?,
+        Kind::NoOp {
+            notice: Some(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        k("ANALYZE t")?,
+        Kind::NoOp {
+            notice: Some(_),
+            ..
+        }
+    ));
+    let t = classify("TRUNCATE TABLE accounts", 1 << 20)?;
+    assert_eq!(
+        t[0].kind,
+        Kind::Write {
+            tag: "TRUNCATE TABLE"
+        }
+    );
+    assert_eq!(t[0].sql, "DELETE FROM accounts");
+    let v = classify("SELECT pg_catalog.version()", 1 << 20)?;
+    assert_eq!(v[0].sql, "SELECT version()");
+    Ok(())
 }
 
 #[test]

@@ -104,7 +104,10 @@ impl Session {
         let kind = &stmt.kind;
         if let Some(txn) = &self.txn
             && txn.failed
-            && !matches!(kind, Kind::Commit | Kind::Rollback)
+            && !matches!(
+                kind,
+                Kind::Commit | Kind::Rollback | Kind::RollbackTo { .. }
+            )
         {
             return Err(Error::TxnAborted);
         }
@@ -160,6 +163,45 @@ impl Session {
                 tag: "SET".into(),
                 rows: None,
             }),
+            Kind::Savepoint { name } => self.savepoint(name),
+            Kind::Release { name } => self.release(name),
+            Kind::RollbackTo { name } => self.rollback_to(name),
+            // The handler drops the protocol-level statements.
+            Kind::Deallocate { name } => Ok(Outcome::Command {
+                tag: if name.is_some() {
+                    "DEALLOCATE"
+                } else {
+                    "DEALLOCATE ALL"
+                }
+                .into(),
+                rows: None,
+            }),
+            Kind::DiscardAll => {
+                if self.txn.is_some() {
+                    return Err(Error::NotInTransactionBlock("DISCARD ALL".into()));
+                }
+                self.reset(None);
+                Ok(Outcome::Command {
+                    tag: "DISCARD ALL".into(),
+                    rows: None,
+                })
+            }
+            Kind::Reset { name } => {
+                self.reset(name.as_deref());
+                Ok(Outcome::Command {
+                    tag: "RESET".into(),
+                    rows: None,
+                })
+            }
+            Kind::NoOp { tag, notice } => {
+                if let Some(n) = notice {
+                    fb.notices.push(("NOTICE", n.clone()));
+                }
+                Ok(Outcome::Command {
+                    tag: tag.clone(),
+                    rows: None,
+                })
+            }
             Kind::Show { name } => {
                 let value = self.show(name)?;
                 Ok(Outcome::Rows {
@@ -324,9 +366,10 @@ fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outco
             rows,
             tag: Some(tag),
         },
+        // PostgreSQL's TRUNCATE tag carries no row count.
         None => Outcome::Command {
+            rows: (tag != "TRUNCATE TABLE").then_some(affected),
             tag,
-            rows: Some(affected),
         },
     }
 }

@@ -44,6 +44,30 @@ impl Session {
         Ok(())
     }
 
+    /// `RESET name` / `RESET ALL` (`None`): Tributary's settings go back to
+    /// the router's defaults; other names have no session value here.
+    pub(super) fn reset(&mut self, name: Option<&str>) {
+        let defaults = (
+            self.shared.replication.ack,
+            self.shared.config.read_consistency,
+            self.shared.config.max_staleness_ms,
+        );
+        let all = name.is_none();
+        let is = |n: &str| name == Some(n);
+        if all || is("tributary.ack") {
+            self.ack = defaults.0;
+        }
+        if all || is("tributary.read_consistency") {
+            self.read = defaults.1;
+        }
+        if all || is("tributary.max_staleness_ms") {
+            self.max_staleness_ms = defaults.2;
+        }
+        if all || is("tributary.min_offset") {
+            self.min_offset = 0;
+        }
+    }
+
     pub(super) fn show(&self, name: &str) -> Result<String> {
         Ok(match name {
             "tributary.ack" => self.ack.to_string(),
@@ -54,15 +78,28 @@ impl Session {
             "tributary.node" => self.shared.name.clone(),
             "tributary.replica" => self.shared.replica.name.clone(),
             "tributary.policy_version" => self.shared.replica.policy().0.to_string(),
-            "server_version" => "15.0 (Tributary)".into(),
-            "transaction_isolation" => "read committed".into(),
+            "server_version" => crate::SERVER_VERSION.into(),
+            "server_version_num" => crate::SERVER_VERSION_NUM.into(),
+            "transaction_isolation"
+            | "default_transaction_isolation"
+            | "transaction.isolation.level" => "read committed".into(),
             "client_encoding" | "server_encoding" => "UTF8".into(),
-            "standard_conforming_strings" => "on".into(),
+            "standard_conforming_strings" | "integer_datetimes" => "on".into(),
+            "transaction_read_only" | "default_transaction_read_only" => "off".into(),
+            // Stored timestamps are UTC text (docs/types.md).
+            "timezone" => "UTC".into(),
+            "datestyle" => "ISO, MDY".into(),
+            "intervalstyle" => "postgres".into(),
+            "search_path" => "public".into(),
+            "max_identifier_length" => "63".into(),
             _ => {
                 return Err(Error::UnknownSetting {
                     name: name.to_owned(),
                     allowed: format!(
-                        "{SETTINGS}, tributary.offset, tributary.node, tributary.replica"
+                        "{SETTINGS}, tributary.offset, tributary.node, tributary.replica, \
+                         tributary.policy_version, server_version, server_version_num, \
+                         TimeZone, DateStyle, IntervalStyle, search_path, client_encoding, \
+                         server_encoding, transaction_isolation, standard_conforming_strings"
                     ),
                 });
             }

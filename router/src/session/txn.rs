@@ -1,10 +1,11 @@
 //! The transaction block: BEGIN, COMMIT (one record with the block's net
-//! row changes), ROLLBACK, and what a vanished client leaves behind.
+//! row changes), ROLLBACK, savepoints, and what a vanished client leaves
+//! behind.
 
 use wal_bus::RecordBody;
 
 use super::{Feedback, Outcome, Session};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::write_order::Replay;
 
 /// A transaction block in progress: the net changeset of its writes.
@@ -15,6 +16,26 @@ pub(super) struct Txn {
     /// Net row changes with full images: what COMMIT appends.
     pub(super) changes: Vec<wal_bus::Change>,
     pub(super) failed: bool,
+    /// Open savepoints, oldest first: what the block held when each began.
+    savepoints: Vec<Savepoint>,
+}
+
+/// The transaction's state when `SAVEPOINT name` ran.
+#[derive(Debug)]
+struct Savepoint {
+    name: String,
+    changeset: Vec<u8>,
+    changes: Vec<wal_bus::Change>,
+}
+
+impl Txn {
+    /// The newest open savepoint called `name`.
+    fn find(&self, name: &str) -> Result<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|s| s.name == name)
+            .ok_or_else(|| Error::NoSuchSavepoint(name.to_owned()))
+    }
 }
 
 impl Session {
@@ -28,6 +49,50 @@ impl Session {
             self.txn = Some(Txn::default());
         }
         Outcome::TxnStart
+    }
+
+    /// `SAVEPOINT name`: remembers the block's changes so far.
+    pub(super) fn savepoint(&mut self, name: &str) -> Result<Outcome> {
+        let txn = self
+            .txn
+            .as_mut()
+            .ok_or(Error::NoActiveTransaction("SAVEPOINT"))?;
+        txn.savepoints.push(Savepoint {
+            name: name.to_owned(),
+            changeset: txn.changeset.clone(),
+            changes: txn.changes.clone(),
+        });
+        Ok(command("SAVEPOINT"))
+    }
+
+    /// `RELEASE name`: forgets the savepoint and every later one; the
+    /// changes made since stay in the block.
+    pub(super) fn release(&mut self, name: &str) -> Result<Outcome> {
+        let txn = self
+            .txn
+            .as_mut()
+            .ok_or(Error::NoActiveTransaction("RELEASE SAVEPOINT"))?;
+        let at = txn.find(name)?;
+        txn.savepoints.truncate(at);
+        Ok(command("RELEASE"))
+    }
+
+    /// `ROLLBACK TO name`: the block's changes go back to what they were at
+    /// the savepoint, which stays open; a failed block is usable again.
+    /// Rows locked since stay locked until the block ends (PostgreSQL
+    /// releases them; holding them longer is safe, never a lost update).
+    pub(super) fn rollback_to(&mut self, name: &str) -> Result<Outcome> {
+        let txn = self
+            .txn
+            .as_mut()
+            .ok_or(Error::NoActiveTransaction("ROLLBACK TO SAVEPOINT"))?;
+        let at = txn.find(name)?;
+        txn.savepoints.truncate(at + 1);
+        let mark = &txn.savepoints[at];
+        txn.changeset = mark.changeset.clone();
+        txn.changes = mark.changes.clone();
+        txn.failed = false;
+        Ok(command("ROLLBACK"))
     }
 
     pub(super) fn rollback(&mut self, fb: &mut Feedback) -> Outcome {
@@ -73,6 +138,13 @@ impl Session {
         self.shared.order.release(self.id);
         self.finish(queued??, fb).await?;
         Ok(Outcome::TxnEnd { tag: "COMMIT" })
+    }
+}
+
+fn command(tag: &str) -> Outcome {
+    Outcome::Command {
+        tag: tag.to_owned(),
+        rows: None,
     }
 }
 

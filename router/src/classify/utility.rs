@@ -1,0 +1,113 @@
+//! Transaction and session utility statements drivers send on their own:
+//! savepoints, `DEALLOCATE`, `CLOSE`, `DISCARD`, `RESET`, `VACUUM`/`ANALYZE`,
+//! and `TRUNCATE` (replicated as a delete of every row).
+
+use sqlparser::ast::{CloseCursor, DiscardObject, Ident, Statement};
+
+use super::{Kind, object_name, refuse_internal, unsupported};
+use crate::error::{Error, Result};
+
+/// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
+fn folded(i: &Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
+}
+
+/// The kind of a utility statement, with its text for SQLite when it runs
+/// as something else; `None` when `stmt` is not one of these.
+pub(super) fn classify(stmt: &Statement) -> Result<Option<(Kind, Option<String>)>> {
+    let kind = match stmt {
+        Statement::Savepoint { name } => Kind::Savepoint { name: folded(name) },
+        Statement::ReleaseSavepoint { name } => Kind::Release { name: folded(name) },
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Kind::RollbackTo { name: folded(name) },
+        Statement::Deallocate { name, .. } => Kind::Deallocate {
+            name: (!(name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all")))
+                .then(|| name.value.clone()),
+        },
+        Statement::Close { cursor } => match cursor {
+            // No statement opens a cursor here, so there is none to close.
+            CloseCursor::All => Kind::NoOp {
+                tag: "CLOSE CURSOR ALL".into(),
+                notice: None,
+            },
+            CloseCursor::Specific { name } => {
+                return Err(Error::NoSuchCursor(folded(name)));
+            }
+        },
+        Statement::Discard { object_type } => match object_type {
+            DiscardObject::ALL => Kind::DiscardAll,
+            DiscardObject::PLANS | DiscardObject::SEQUENCES | DiscardObject::TEMP => Kind::NoOp {
+                tag: format!("DISCARD {object_type}"),
+                notice: None,
+            },
+        },
+        Statement::Reset(r) => Kind::Reset {
+            name: match &r.reset {
+                sqlparser::ast::Reset::ALL => None,
+                sqlparser::ast::Reset::ConfigurationParameter(n) => {
+                    Some(object_name(n).to_ascii_lowercase())
+                }
+                sqlparser::ast::Reset::SessionAuthorization => {
+                    return Err(unsupported(
+                        "RESET SESSION AUTHORIZATION",
+                        "sessions keep the user they logged in as",
+                    ));
+                }
+            },
+        },
+        Statement::Vacuum(_) | Statement::Analyze(_) => {
+            let verb = if matches!(stmt, Statement::Vacuum(_)) {
+                "VACUUM"
+            } else {
+                "ANALYZE"
+            };
+            Kind::NoOp {
+                tag: verb.into(),
+                notice: Some(format!(
+                    "{verb} ignored: each replica maintains its own SQLite file"
+                )),
+            }
+        }
+        Statement::Truncate(t) => return truncate(t).map(Some),
+        _ => return Ok(None),
+    };
+    Ok(Some((kind, None)))
+}
+
+/// `TRUNCATE t` deletes every row of `t` through the log (one record, like
+/// `DELETE FROM t`); what needs more than that is refused by name.
+fn truncate(t: &sqlparser::ast::Truncate) -> Result<(Kind, Option<String>)> {
+    let [target] = t.table_names.as_slice() else {
+        return Err(unsupported(
+            "TRUNCATE of several tables",
+            "truncate them one statement at a time inside BEGIN … COMMIT",
+        ));
+    };
+    if t.cascade == Some(sqlparser::ast::CascadeOption::Cascade) {
+        return Err(unsupported(
+            "TRUNCATE … CASCADE",
+            "truncate the referencing tables first",
+        ));
+    }
+    if matches!(
+        t.identity,
+        Some(sqlparser::ast::TruncateIdentityOption::Restart)
+    ) {
+        return Err(unsupported(
+            "TRUNCATE … RESTART IDENTITY",
+            "generated keys are cluster-wide ranges and never restart",
+        ));
+    }
+    refuse_internal(&target.name.to_string())?;
+    Ok((
+        Kind::Write {
+            tag: "TRUNCATE TABLE",
+        },
+        Some(format!("DELETE FROM {}", target.name)),
+    ))
+}

@@ -1,0 +1,117 @@
+//! PostgreSQL functions drivers and ORMs call, as SQLite user functions on
+//! every router connection (reads and speculation). Functions whose value
+//! differs per call (`now()`, `gen_random_uuid()`) are safe in writes: a
+//! write's record carries the values speculation produced, and replicas
+//! never evaluate them again.
+//!
+//! | function | value |
+//! |---|---|
+//! | `version()` | `PostgreSQL 15.0 (Tributary) …` |
+//! | `current_database()`, `current_catalog()` | `tributary` |
+//! | `current_schema()` | `public` |
+//! | `now()`, `transaction_timestamp()`, `statement_timestamp()`, `clock_timestamp()` | the time of the call, UTC text `YYYY-MM-DD HH:MM:SS.ffffff+00` (PostgreSQL's `now()` is the transaction's start) |
+//! | `gen_random_uuid()` | a random (v4) UUID, lowercase text |
+//! | `set_config(name, value, is_local)` | `value`; the setting has no effect here, like `SET` of a PostgreSQL parameter; `tributary.*` names are refused (use `SET`) |
+
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::{Connection, Error as SqlError};
+
+fn text_fn(
+    conn: &Connection,
+    name: &str,
+    args: i32,
+    deterministic: bool,
+    f: impl Fn(&Context<'_>) -> rusqlite::Result<String> + Send + 'static,
+) -> rusqlite::Result<()> {
+    let mut flags = FunctionFlags::SQLITE_UTF8;
+    if deterministic {
+        flags |= FunctionFlags::SQLITE_DETERMINISTIC;
+    }
+    conn.create_scalar_function(name, args, flags, f)
+}
+
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f+00")
+        .to_string()
+}
+
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Registers every function above on `conn`.
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    let version = format!(
+        "PostgreSQL {} on {}-linux, Tributary {}",
+        crate::SERVER_VERSION,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_VERSION")
+    );
+    text_fn(conn, "version", 0, true, move |_| Ok(version.clone()))?;
+    for name in ["current_database", "current_catalog"] {
+        text_fn(conn, name, 0, true, |_| Ok("tributary".to_owned()))?;
+    }
+    text_fn(conn, "current_schema", 0, true, |_| Ok("public".to_owned()))?;
+    for name in [
+        "now",
+        "transaction_timestamp",
+        "statement_timestamp",
+        "clock_timestamp",
+    ] {
+        text_fn(conn, name, 0, false, |_| Ok(now_text()))?;
+    }
+    text_fn(conn, "gen_random_uuid", 0, false, |_| Ok(uuid_v4()))?;
+    text_fn(conn, "set_config", 3, false, |ctx| {
+        let name: String = ctx.get(0)?;
+        let value: String = ctx.get(1)?;
+        if name.to_ascii_lowercase().starts_with("tributary.") {
+            return Err(SqlError::UserFunctionError(
+                format!("set_config cannot change {name}; use SET {name} = …").into(),
+            ));
+        }
+        Ok(value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(conn: &Connection, sql: &str) -> rusqlite::Result<String> {
+        conn.query_row(sql, [], |r| r.get(0))
+    }
+
+    #[test]
+    fn functions_answer_like_postgresql() -> rusqlite::Result<()> {
+        let conn = Connection::open_in_memory()?;
+        register(&conn)?;
+        assert!(one(&conn, "SELECT version()")?.starts_with("PostgreSQL 15.0"));
+        assert_eq!(one(&conn, "SELECT current_database()")?, "tributary");
+        assert_eq!(one(&conn, "SELECT current_schema()")?, "public");
+        let now = one(&conn, "SELECT now()")?;
+        assert!(now.ends_with("+00") && now.len() == 29, "{now}");
+        let a = one(&conn, "SELECT gen_random_uuid()")?;
+        let b = one(&conn, "SELECT gen_random_uuid()")?;
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert_eq!(
+            one(&conn, "SELECT set_config('TimeZone', 'UTC', false)")?,
+            "UTC"
+        );
+        assert!(one(&conn, "SELECT set_config('tributary.ack', 'sync', false)").is_err());
+        Ok(())
+    }
+}

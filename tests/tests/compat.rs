@@ -1,0 +1,202 @@
+//! PostgreSQL compatibility (issue 12), part by part: savepoints, the
+//! utility statements drivers send on their own, session facts and the
+//! functions ORMs call at connect, through tokio-postgres and psycopg.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use tests::{Cluster, dump};
+use tokio_postgres::Client;
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+async fn ints(c: &Client, sql: &str) -> Result<Vec<i64>> {
+    Ok(c.query(sql, &[]).await?.iter().map(|r| r.get(0)).collect())
+}
+
+/// Savepoints cut the transaction's changes back to their mark, a failed
+/// block is usable again after ROLLBACK TO, and what commits is exactly what
+/// PostgreSQL would commit, on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_behave_as_in_postgresql() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+        .await?;
+    c.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1); SAVEPOINT a; INSERT INTO t VALUES (2, 2); UPDATE t SET v = 10 WHERE id = 1")
+        .await?;
+    assert_eq!(ints(&c, "SELECT v FROM t ORDER BY id").await?, vec![10, 2]);
+    c.batch_execute("ROLLBACK TO SAVEPOINT a").await?;
+    assert_eq!(ints(&c, "SELECT v FROM t ORDER BY id").await?, vec![1]);
+    // An error inside the block fails it until ROLLBACK TO.
+    c.batch_execute("SAVEPOINT b").await?;
+    let err = c
+        .batch_execute("INSERT INTO t VALUES (1, 99)")
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(code(&err), "23505", "{err}");
+    let err = c.batch_execute("SELECT 1").await.expect_err("aborted");
+    assert_eq!(code(&err), "25P02");
+    let err = c.batch_execute("RELEASE b").await.expect_err("aborted");
+    assert_eq!(code(&err), "25P02");
+    c.batch_execute("ROLLBACK TO b; INSERT INTO t VALUES (3, 3); RELEASE SAVEPOINT a")
+        .await?;
+    // Releasing a released b with it; rolling back to either fails the block.
+    let err = c
+        .batch_execute("ROLLBACK TO b")
+        .await
+        .expect_err("released");
+    assert_eq!(code(&err), "3B001", "{err}");
+    let err = c.batch_execute("SELECT 1").await.expect_err("aborted");
+    assert_eq!(code(&err), "25P02");
+    // COMMIT of a failed block rolls it back, as in PostgreSQL.
+    c.batch_execute("COMMIT").await?;
+    assert_eq!(
+        ints(&c, "SELECT id FROM t ORDER BY id").await?,
+        Vec::<i64>::new()
+    );
+
+    c.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1); SAVEPOINT a; INSERT INTO t VALUES (2, 2); ROLLBACK TO a; INSERT INTO t VALUES (3, 3); RELEASE a; COMMIT")
+        .await?;
+    assert_eq!(ints(&c, "SELECT id FROM t ORDER BY id").await?, vec![1, 3]);
+    let err = c.batch_execute("SAVEPOINT x").await.expect_err("no block");
+    assert_eq!(code(&err), "25P01", "{err}");
+    cluster.wait_converged().await?;
+    let a = dump(&cluster.replica_path(0))?;
+    ensure!(a == dump(&cluster.replica_path(1))?, "replicas differ");
+    ensure!(
+        a.contains("Integer(3)|Integer(3)") && !a.contains("Integer(2)|"),
+        "{a}"
+    );
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// DEALLOCATE, CLOSE, DISCARD, RESET, VACUUM, ANALYZE answer with
+/// PostgreSQL's tags; TRUNCATE empties the table on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utility_statements_and_session_facts() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await?;
+    // psql prints each command's tag.
+    let out = cluster.psql(
+        0,
+        &[
+            "DEALLOCATE ALL",
+            "CLOSE ALL",
+            "VACUUM",
+            "ANALYZE t",
+            "SET tributary.ack = 'sync'",
+            "DISCARD ALL",
+            "SHOW tributary.ack",
+            "SET tributary.ack = 'sync'",
+            "RESET tributary.ack",
+            "SHOW tributary.ack",
+            "TRUNCATE t",
+        ],
+    )?;
+    for want in [
+        "DEALLOCATE ALL",
+        "CLOSE CURSOR ALL",
+        "VACUUM",
+        "ANALYZE",
+        "NOTICE:  VACUUM ignored",
+        "DISCARD ALL",
+        "RESET",
+        "TRUNCATE TABLE",
+    ] {
+        ensure!(out.contains(want), "no {want:?} in:\n{out}");
+    }
+    ensure!(
+        !out.contains(" sync\n"),
+        "DISCARD ALL and RESET restore the default:\n{out}"
+    );
+    cluster.wait_converged().await?;
+    for r in 0..2 {
+        let d = dump(&cluster.replica_path(r))?;
+        ensure!(!d.contains("Integer("), "replica {r} kept rows:\n{d}");
+    }
+    assert_eq!(ints(&c, "SELECT count(*) FROM t").await?, vec![0]);
+    let err = c.batch_execute("CLOSE nope").await.expect_err("no cursor");
+    assert_eq!(code(&err), "34000");
+
+    // What ORMs ask at connect.
+    let v = c.query_one("SELECT pg_catalog.version()", &[]).await?;
+    ensure!(v.get::<_, String>(0).starts_with("PostgreSQL 15.0"));
+    let schema = c.query_one("SELECT current_schema()", &[]).await?;
+    assert_eq!(schema.get::<_, String>(0), "public");
+    let tz = c.query_one("SHOW TimeZone", &[]).await?;
+    assert_eq!(tz.get::<_, String>(0), "UTC");
+    let sv = c.query_one("SHOW server_version", &[]).await?;
+    assert_eq!(
+        sv.get::<_, String>(0),
+        tests_server_version(&cluster).await?
+    );
+    let set = c
+        .query_one("SELECT set_config('TimeZone', 'UTC', false)", &[])
+        .await?;
+    assert_eq!(set.get::<_, String>(0), "UTC");
+    // Values computed by functions are captured, never re-evaluated.
+    c.batch_execute("CREATE TABLE u (id TEXT PRIMARY KEY, at TEXT)")
+        .await?;
+    c.batch_execute("INSERT INTO u VALUES (gen_random_uuid(), now())")
+        .await?;
+    cluster.wait_converged().await?;
+    let a = dump(&cluster.replica_path(0))?;
+    ensure!(
+        a == dump(&cluster.replica_path(1))?,
+        "replicas differ:\n{a}"
+    );
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// The `server_version` a client is told at startup (ParameterStatus).
+async fn tests_server_version(cluster: &Cluster) -> Result<String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "t",
+            "-d",
+            "t",
+            "-p",
+        ])
+        .arg(cluster.router_port(0).to_string())
+        .args(["-c", "\\echo :SERVER_VERSION_NAME"])
+        .output()
+        .context("running psql")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// psycopg's nested `transaction()` blocks (savepoints), an inner block
+/// that raises, `executemany`, and the connection's rollback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_nested_transactions() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/savepoints.py");
+    let out = Command::new("python3")
+        .arg(&path)
+        .arg(cluster.router_port(0).to_string())
+        .output()
+        .context("running python3 (scripts/setup.sh --tests installs psycopg)")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success(), "savepoints.py failed:\n{text}");
+    ensure!(text.contains("ok"), "{text}");
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}
