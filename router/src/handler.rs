@@ -115,6 +115,8 @@ impl QueryParser for Parser {
                     }
                 }
                 let t = pgtypes::column_types(&decls, None);
+                let mut names = names;
+                crate::typing::rename_columns(&mut names, stmt.column_names.as_deref());
                 (names, t)
             }
             (Kind::Show { name }, None) => (
@@ -233,6 +235,19 @@ where
     }
 }
 
+/// A failed statement in the router's log, as PostgreSQL's server log has
+/// it (ERROR with the statement): `warn` for what points at the server
+/// (internal errors, I/O, a stopped replica), `info` for the client's own
+/// (syntax, constraints, conflicts).
+fn log_failure(e: &Error, sql: &str) {
+    let sqlstate = e.sqlstate();
+    if sqlstate.starts_with("XX") || sqlstate.starts_with("58") {
+        tracing::warn!(sqlstate, error = %e, statement = %sql, "statement failed");
+    } else {
+        tracing::info!(sqlstate, error = %e, statement = %sql, "statement failed");
+    }
+}
+
 fn error_response(e: &Error) -> Response {
     Response::Error(Box::new(e.to_error_info()))
 }
@@ -260,7 +275,7 @@ impl SimpleQueryHandler for Connection {
             match result {
                 Ok(outcome) => responses.push(to_response(outcome, None, &Format::UnifiedText)),
                 Err(e) => {
-                    tracing::debug!(error = %e, sql = %stmt.sql, "statement failed");
+                    log_failure(&e, &stmt.sql);
                     responses.push(error_response(&e));
                     break;
                 }
@@ -306,7 +321,7 @@ impl ExtendedQueryHandler for Connection {
                 &portal.result_column_format,
             )),
             Err(e) => {
-                tracing::debug!(error = %e, sql = %prepared.stmt.sql, "statement failed");
+                log_failure(&e, &prepared.stmt.sql);
                 Err(e.to_pgwire())
             }
         }

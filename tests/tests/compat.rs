@@ -124,6 +124,22 @@ async fn utility_statements_and_session_facts() -> Result<()> {
     let err = c.batch_execute("CLOSE nope").await.expect_err("no cursor");
     assert_eq!(code(&err), "34000");
 
+    // Result columns are named as PostgreSQL names them.
+    let row = c
+        .query_one(
+            "SELECT count(*), max(id), 1 + 1, id AS k FROM t GROUP BY id LIMIT 1",
+            &[],
+        )
+        .await;
+    ensure!(row.is_err(), "the table is empty: no row");
+    let stmt = c
+        .prepare("SELECT count(*), max(id), 1 + 1, id AS k, id FROM t GROUP BY id")
+        .await?;
+    let names: Vec<&str> = stmt.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["count", "max", "?column?", "k", "id"]);
+    let out = cluster.psql(0, &["SELECT count(*) FROM t"])?;
+    ensure!(out.trim_start().starts_with("count"), "{out}");
+
     // What ORMs ask at connect.
     let v = c.query_one("SELECT pg_catalog.version()", &[]).await?;
     ensure!(v.get::<_, String>(0).starts_with("PostgreSQL 15.0"));

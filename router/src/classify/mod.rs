@@ -87,6 +87,8 @@ pub struct Classified {
     /// For a plain SELECT, a type hint per result column (used when SQLite
     /// has no declared type, e.g. `count(*)`).
     pub projection: Vec<Option<Hint>>,
+    /// For a plain SELECT, PostgreSQL's column names where SQLite's differ.
+    pub column_names: Option<Vec<Option<String>>>,
 }
 
 const READ_PRAGMAS: &[&str] = &[
@@ -144,6 +146,7 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
                         param_count: 0,
                         param_columns: BTreeMap::new(),
                         projection: Vec::new(),
+                        column_names: None,
                     }]);
                 }
                 return Err(Error::Syntax(pg_err.to_string()));
@@ -236,6 +239,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
             param_count: 0,
             param_columns: BTreeMap::new(),
             projection: Vec::new(),
+            column_names: None,
         });
     }
     let kind = match stmt {
@@ -365,6 +369,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
         param_count,
         param_columns,
         projection,
+        column_names: crate::typing::column_names_of(stmt),
     })
 }
 

@@ -234,7 +234,7 @@ impl Session {
                     crate::speculate::read_in_txn(c, &overlay, &prior, &sql, &params, max_rows)
                 })
                 .await??;
-            return Ok(rows_outcome(rows));
+            return Ok(rows_outcome(rows, stmt));
         }
         self.shared.wait_applied(self.read_target()).await?;
         let sql = stmt.sql.clone();
@@ -250,7 +250,7 @@ impl Session {
                 exec::run_statement(c, &sql, &params, max_rows)
             })
             .await??;
-        Ok(rows_outcome(rows))
+        Ok(rows_outcome(rows, stmt))
     }
 
     /// Waits for a queued record to be durable and for the ack mode.
@@ -345,9 +345,12 @@ impl Session {
     }
 }
 
-fn rows_outcome(rows: Option<ResultSet>) -> Outcome {
+fn rows_outcome(rows: Option<ResultSet>, stmt: &Classified) -> Outcome {
     match rows {
-        Some(rows) => Outcome::Rows { rows, tag: None },
+        Some(mut rows) => {
+            crate::typing::rename_columns(&mut rows.columns, stmt.column_names.as_deref());
+            Outcome::Rows { rows, tag: None }
+        }
         None => Outcome::Command {
             tag: "SELECT".into(),
             rows: Some(0),

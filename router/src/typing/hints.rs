@@ -140,6 +140,44 @@ pub fn projection_of(stmt: &Statement) -> Vec<Option<Hint>> {
         .collect()
 }
 
+/// PostgreSQL's names for a plain SELECT's unaliased result columns where
+/// they differ from SQLite's: a function call is named after the function
+/// (`count`, not `count(*)`), another expression `?column?`; plain column
+/// references and aliases keep SQLite's name (`None`). `None` overall when
+/// a `*` makes the positions unknowable.
+pub fn column_names_of(stmt: &Statement) -> Option<Vec<Option<String>>> {
+    use sqlparser::ast::SelectItem;
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
+            SelectItem::ExprWithAlias { .. } => Some(None),
+            _ => None,
+        })
+        .collect()
+}
+
+fn pg_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Cast { .. } => None,
+        Expr::Nested(inner) => pg_name(inner),
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase()),
+        _ => Some("?column?".to_owned()),
+    }
+}
+
 fn expr_hint(e: &Expr) -> Option<Hint> {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),

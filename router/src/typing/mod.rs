@@ -8,5 +8,19 @@ mod hints;
 pub mod pgtypes;
 mod schema;
 
-pub use hints::{Hint, params_of, projection_of};
+pub use hints::{Hint, column_names_of, params_of, projection_of};
+
+/// Renames result columns to PostgreSQL's names where the statement says
+/// so (see [`column_names_of`]); leaves them alone when the counts differ.
+pub fn rename_columns(columns: &mut [String], names: Option<&[Option<String>]>) {
+    if let Some(names) = names
+        && names.len() == columns.len()
+    {
+        for (c, n) in columns.iter_mut().zip(names) {
+            if let Some(n) = n {
+                c.clone_from(n);
+            }
+        }
+    }
+}
 pub use schema::{SchemaTypes, schema_types};
