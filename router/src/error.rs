@@ -205,8 +205,20 @@ fn sqlite_state(e: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// Codes Tributary's own SQLite functions raise, as `SQLSTATE xxxxx: …`.
+const FUNCTION_STATES: &[&str] = &[
+    "22P02", "22003", "22007", "22008", "22021", "42846", "0A000",
+];
+
 fn generic_state(msg: &str) -> &'static str {
-    if msg.contains("no such table") {
+    if let Some(code) = msg
+        .split("SQLSTATE ")
+        .nth(1)
+        .and_then(|rest| rest.get(..5))
+        .and_then(|c| FUNCTION_STATES.iter().find(|s| **s == c))
+    {
+        code
+    } else if msg.contains("no such table") {
         "42P01"
     } else if msg.contains("no such column") {
         "42703"

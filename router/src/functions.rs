@@ -51,8 +51,9 @@ fn uuid_v4() -> String {
     )
 }
 
-/// Registers every function above on `conn`.
+/// Registers every function above on `conn`, and `tributary_cast`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    crate::casts::register(conn)?;
     let version = format!(
         "PostgreSQL {} on {}-linux, Tributary {}",
         crate::SERVER_VERSION,

@@ -14,6 +14,7 @@
 
 mod ack_wait;
 pub mod auth;
+pub mod casts;
 pub mod classify;
 pub mod config;
 pub mod conn;

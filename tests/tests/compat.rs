@@ -140,6 +140,37 @@ async fn utility_statements_and_session_facts() -> Result<()> {
     let out = cluster.psql(0, &["SELECT count(*) FROM t"])?;
     ensure!(out.trim_start().starts_with("count"), "{out}");
 
+    // Casts convert as PostgreSQL converts, or fail with its SQLSTATE.
+    let row = c
+        .query_one(
+            "SELECT '42'::int + 1, CAST('2024-01-02T03:04:05+02' AS timestamptz), 2.5::int, 'abcdef'::varchar(3)",
+            &[],
+        )
+        .await?;
+    assert_eq!(row.get::<_, i64>(0), 43);
+    assert_eq!(row.get::<_, String>(1), "2024-01-02 01:04:05+00");
+    assert_eq!(row.get::<_, i64>(2), 2);
+    assert_eq!(row.get::<_, String>(3), "abc");
+    let err = c
+        .query("SELECT 'abc'::int", &[])
+        .await
+        .expect_err("not a number");
+    assert_eq!(code(&err), "22P02", "{err}");
+    let err = c
+        .query("SELECT 'int4'::regtype", &[])
+        .await
+        .expect_err("catalog type");
+    assert_eq!(code(&err), "0A000", "{err}");
+    c.batch_execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, at TEXT)")
+        .await?;
+    c.execute(
+        "INSERT INTO ev VALUES (1, $1::timestamptz)",
+        &[&"2024-05-06 07:08:09-01"],
+    )
+    .await?;
+    let at = c.query_one("SELECT at FROM ev", &[]).await?;
+    assert_eq!(at.get::<_, String>(0), "2024-05-06 08:08:09+00");
+
     // What ORMs ask at connect.
     let v = c.query_one("SELECT pg_catalog.version()", &[]).await?;
     ensure!(v.get::<_, String>(0).starts_with("PostgreSQL 15.0"));

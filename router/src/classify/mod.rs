@@ -250,12 +250,7 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
                     "write with a plain INSERT, UPDATE or DELETE",
                 ));
             }
-            _ => {
-                if let Some(rewritten) = translate::strip_pg_catalog(stmt, &sql) {
-                    sql = rewritten;
-                }
-                Kind::Read
-            }
+            _ => Kind::Read,
         },
         Statement::Explain { .. } | Statement::ExplainTable { .. } => Kind::Read,
         Statement::Insert(ins) => {
@@ -361,6 +356,11 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
             ));
         }
     };
+    if matches!(kind, Kind::Read | Kind::Write { .. })
+        && let Some(rewritten) = translate::translate(stmt, &sql)?
+    {
+        sql = rewritten;
+    }
     let (param_count, param_columns) = crate::typing::params_of(stmt);
     let projection = crate::typing::projection_of(stmt);
     Ok(Classified {

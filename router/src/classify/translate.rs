@@ -1,33 +1,91 @@
 //! Rewrites of PostgreSQL spellings SQLite does not take, on sqlparser's
 //! AST, applied only when a statement has one (the text is otherwise run as
-//! the client wrote it). Today: schema-qualified calls of the functions in
-//! `functions.rs`, such as SQLAlchemy's `SELECT pg_catalog.version()`.
+//! the client wrote it):
+//! - schema-qualified calls of the functions in `functions.rs`, such as
+//!   SQLAlchemy's `SELECT pg_catalog.version()`;
+//! - casts, `x::TYPE` and `CAST(x AS TYPE)`, which become
+//!   `tributary_cast(x, 'type')` with PostgreSQL's conversion rules
+//!   (`casts.rs`); a cast to a type Tributary does not convert is refused
+//!   with 0A000 naming it.
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Statement, visit_expressions_mut};
+use sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
+};
 
-/// The statement re-rendered without `pg_catalog.` on function names, or
-/// `None` when it has none.
-pub(super) fn strip_pg_catalog(stmt: &Statement, sql: &str) -> Option<String> {
-    if !sql.to_ascii_lowercase().contains("pg_catalog.") {
-        return None;
+use crate::casts::{FUNCTION, Target};
+use crate::error::Result;
+
+/// The statement re-rendered with the rewrites above, or `None` when it
+/// needs none.
+pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
+    let has = |needle: &[u8]| {
+        sql.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+    };
+    if !has(b"pg_catalog.") && !has(b"::") && !has(b"cast") {
+        return Ok(None);
     }
     let mut stmt = stmt.clone();
     let mut changed = false;
+    let mut failed = None;
     let _ = visit_expressions_mut(&mut stmt, |e| {
-        if let Expr::Function(f) = e
-            && f.name.0.len() == 2
-            && f.name.0[0]
-                .as_ident()
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog"))
-        {
-            f.name.0.remove(0);
-            changed = true;
+        match e {
+            Expr::Function(f)
+                if f.name.0.len() == 2
+                    && f.name.0[0]
+                        .as_ident()
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+            {
+                f.name.0.remove(0);
+                changed = true;
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } => match Target::parse(&data_type.to_string()) {
+                Ok(target) => {
+                    let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                    *e = cast_call(inner, &target);
+                    changed = true;
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    return ControlFlow::Break(());
+                }
+            },
+            _ => {}
         }
-        ControlFlow::<()>::Continue(())
+        ControlFlow::Continue(())
     });
-    changed.then(|| stmt.to_string())
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    Ok(changed.then(|| stmt.to_string()))
+}
+
+/// `tributary_cast(inner, 'type')`.
+fn cast_call(inner: Expr, target: &Target) -> Expr {
+    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(FUNCTION))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![
+                arg(inner),
+                arg(Expr::value(Value::SingleQuotedString(target.encode()))),
+            ],
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -36,19 +94,35 @@ mod tests {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::parser::Parser;
 
-    fn run(sql: &str) -> Option<String> {
+    fn run(sql: &str) -> Result<Option<String>> {
         let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("parse");
-        strip_pg_catalog(&stmts[0], sql)
+        translate(&stmts[0], sql)
     }
 
     #[test]
-    fn qualified_calls_lose_the_schema_and_nothing_else_changes() {
+    fn qualified_calls_lose_the_schema_and_nothing_else_changes() -> Result<()> {
         assert_eq!(
-            run("select pg_catalog.version()").as_deref(),
+            run("select pg_catalog.version()")?.as_deref(),
             Some("SELECT version()")
         );
-        assert_eq!(run("select version()"), None);
+        assert_eq!(run("select version()")?, None);
         // A table or a string that merely says pg_catalog is left alone.
-        assert_eq!(run("select 'pg_catalog.x' as t"), None);
+        assert_eq!(run("select 'pg_catalog.x' as t")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn casts_call_the_cast_function() -> Result<()> {
+        assert_eq!(
+            run("SELECT $1::int, CAST(v AS varchar(3)) FROM t")?.as_deref(),
+            Some("SELECT tributary_cast($1, 'int4'), tributary_cast(v, 'text:3') FROM t")
+        );
+        assert_eq!(
+            run("UPDATE t SET at = $1::timestamptz WHERE id = 1")?.as_deref(),
+            Some("UPDATE t SET at = tributary_cast($1, 'timestamptz') WHERE id = 1")
+        );
+        let err = run("SELECT 'int4'::regtype").err().map(|e| e.sqlstate());
+        assert_eq!(err, Some("0A000"));
+        Ok(())
     }
 }

@@ -44,7 +44,7 @@ pub struct Refusal {
 
 type R<T> = std::result::Result<T, Refusal>;
 
-fn refuse(sqlstate: &'static str, reason: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(sqlstate: &'static str, reason: impl Into<String>) -> Refusal {
     Refusal {
         sqlstate,
         reason: reason.into(),
@@ -78,7 +78,7 @@ pub fn decode(index: usize, ty: &Type, binary: bool, bytes: Option<&[u8]>) -> Re
     })
 }
 
-fn decode_text(ty: &Type, text: &str) -> R<SqlValue> {
+pub(crate) fn decode_text(ty: &Type, text: &str) -> R<SqlValue> {
     let t = text.trim();
     Ok(match *ty {
         Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
@@ -157,7 +157,7 @@ fn decode_binary(ty: &Type, b: &[u8]) -> R<SqlValue> {
     })
 }
 
-fn in_range(ty: &Type, n: i64) -> R<i64> {
+pub(crate) fn in_range(ty: &Type, n: i64) -> R<i64> {
     let ok = match *ty {
         Type::INT2 => i16::try_from(n).is_ok(),
         Type::INT4 => i32::try_from(n).is_ok(),
