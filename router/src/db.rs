@@ -123,13 +123,21 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| Error::sqlite("setting busy_timeout", e))?;
     conn.set_prepared_statement_cache_capacity(256);
-    crate::functions::register(&conn).map_err(|e| Error::sqlite("registering functions", e))?;
+    postgres_semantics(&conn)?;
     Ok(conn)
+}
+
+/// What every router connection needs to answer as PostgreSQL does: its
+/// functions (and casts), and a case-sensitive `LIKE`.
+fn postgres_semantics(conn: &Connection) -> Result<()> {
+    crate::functions::register(conn).map_err(|e| Error::sqlite("registering functions", e))?;
+    conn.pragma_update(None, "case_sensitive_like", true)
+        .map_err(|e| Error::sqlite("making LIKE case-sensitive", e))
 }
 
 /// The connection speculative writes run on (always rolled back).
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = replica::open_connection(path)?;
-    crate::functions::register(&conn).map_err(|e| Error::sqlite("registering functions", e))?;
+    postgres_semantics(&conn)?;
     Ok(conn)
 }

@@ -247,3 +247,44 @@ async fn psycopg_nested_transactions() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// PostgreSQL spellings SQLite does not take: `E''` strings, `ILIKE` (and a
+/// case-sensitive `LIKE`), `COLLATE "default"`, `DROP TABLE a, b`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialect_rewrites() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE q (id INTEGER PRIMARY KEY)",
+    )
+    .await?;
+    c.batch_execute(r"INSERT INTO p VALUES (1, E'Ann\'s'), (2, 'bob'), (3, 'BOB')")
+        .await?;
+    let names =
+        |rows: Vec<tokio_postgres::Row>| -> Vec<String> { rows.iter().map(|r| r.get(0)).collect() };
+    let like = c
+        .query("SELECT name FROM p WHERE name LIKE 'b%' ORDER BY id", &[])
+        .await?;
+    assert_eq!(names(like), ["bob"], "LIKE is case-sensitive");
+    let ilike = c
+        .query(
+            "SELECT name FROM p WHERE name ILIKE $1 ORDER BY id",
+            &[&"b%"],
+        )
+        .await?;
+    assert_eq!(names(ilike), ["bob", "BOB"]);
+    let ann = c
+        .query(
+            "SELECT name FROM p WHERE id = 1 ORDER BY name COLLATE pg_catalog.\"default\"",
+            &[],
+        )
+        .await?;
+    assert_eq!(names(ann), ["Ann's"]);
+    c.batch_execute("DROP TABLE p, q").await?;
+    let err = c.query("SELECT 1 FROM q", &[]).await.expect_err("dropped");
+    assert_eq!(code(&err), "42P01", "{err}");
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}

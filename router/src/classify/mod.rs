@@ -305,9 +305,32 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
         Statement::AlterTable(_) => Kind::Ddl {
             tag: "ALTER TABLE".into(),
         },
-        Statement::Drop { object_type, .. } => Kind::Ddl {
-            tag: format!("DROP {object_type}"),
-        },
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            if *cascade {
+                return Err(unsupported(
+                    format!("DROP {object_type} … CASCADE"),
+                    "drop the dependent objects first",
+                ));
+            }
+            // SQLite drops one object per statement; one record holds them all.
+            if names.len() > 1 {
+                let exists = if *if_exists { "IF EXISTS " } else { "" };
+                sql = names
+                    .iter()
+                    .map(|n| format!("DROP {object_type} {exists}{n}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+            Kind::Ddl {
+                tag: format!("DROP {object_type}"),
+            }
+        }
         Statement::CreateTrigger(_) => {
             return Err(unsupported(
                 "CREATE TRIGGER",

@@ -156,6 +156,9 @@ fn utility_statements_drivers_send() -> Result<()> {
         }
     );
     assert_eq!(t[0].sql, "DELETE FROM accounts");
+    let d = classify("DROP TABLE IF EXISTS a, b", 1 << 20)?;
+    assert_eq!(d[0].sql, "DROP TABLE IF EXISTS a; DROP TABLE IF EXISTS b");
+    assert!(kind("DROP TABLE a CASCADE").is_err());
     let v = classify("SELECT pg_catalog.version()", 1 << 20)?;
     assert_eq!(v[0].sql, "SELECT version()");
     Ok(())

@@ -6,7 +6,11 @@
 //! - casts, `x::TYPE` and `CAST(x AS TYPE)`, which become
 //!   `tributary_cast(x, 'type')` with PostgreSQL's conversion rules
 //!   (`casts.rs`); a cast to a type Tributary does not convert is refused
-//!   with 0A000 naming it.
+//!   with 0A000 naming it;
+//! - `E'…'` strings, as plain strings holding the unescaped text;
+//! - `a ILIKE b` as `lower(a) LIKE lower(b)` (router connections run with
+//!   `case_sensitive_like`, so `LIKE` is case-sensitive as in PostgreSQL);
+//! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default).
 
 use std::ops::ControlFlow;
 
@@ -26,7 +30,17 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
             .windows(needle.len())
             .any(|w| w.eq_ignore_ascii_case(needle))
     };
-    if !has(b"pg_catalog.") && !has(b"::") && !has(b"cast") {
+    if ![
+        &b"pg_catalog."[..],
+        b"::",
+        b"cast",
+        b"e'",
+        b"ilike",
+        b"collate",
+    ]
+    .iter()
+    .any(|n| has(n))
+    {
         return Ok(None);
     }
     let mut stmt = stmt.clone();
@@ -56,6 +70,44 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                     return ControlFlow::Break(());
                 }
             },
+            Expr::Value(v) => {
+                if let Value::EscapedStringLiteral(text) = &v.value {
+                    v.value = Value::SingleQuotedString(text.clone());
+                    changed = true;
+                }
+            }
+            Expr::ILike {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                let lower = |e: &mut Box<Expr>| {
+                    call(
+                        "lower",
+                        vec![std::mem::replace(e.as_mut(), Expr::value(Value::Null))],
+                    )
+                };
+                *e = Expr::Like {
+                    negated: *negated,
+                    any: false,
+                    expr: Box::new(lower(expr)),
+                    pattern: Box::new(lower(pattern)),
+                    escape_char: escape_char.take(),
+                };
+                changed = true;
+            }
+            Expr::Collate { expr, collation }
+                if collation
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("default")) =>
+            {
+                *e = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                changed = true;
+            }
             _ => {}
         }
         ControlFlow::Continue(())
@@ -68,17 +120,25 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
 
 /// `tributary_cast(inner, 'type')`.
 fn cast_call(inner: Expr, target: &Target) -> Expr {
+    call(
+        FUNCTION,
+        vec![
+            inner,
+            Expr::value(Value::SingleQuotedString(target.encode())),
+        ],
+    )
+}
+
+/// `name(args…)`.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
     let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
     Expr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(FUNCTION))]),
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![
-                arg(inner),
-                arg(Expr::value(Value::SingleQuotedString(target.encode()))),
-            ],
+            args: args.into_iter().map(arg).collect(),
             clauses: Vec::new(),
         }),
         filter: None,
@@ -108,6 +168,25 @@ mod tests {
         assert_eq!(run("select version()")?, None);
         // A table or a string that merely says pg_catalog is left alone.
         assert_eq!(run("select 'pg_catalog.x' as t")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn escapes_ilike_and_default_collation() -> Result<()> {
+        assert_eq!(
+            run(r"SELECT E'it\'s\n' AS s")?.as_deref(),
+            Some("SELECT 'it''s\n' AS s")
+        );
+        assert_eq!(
+            run("SELECT * FROM t WHERE name ILIKE 'ab%' AND v NOT ILIKE $1")?.as_deref(),
+            Some(
+                "SELECT * FROM t WHERE lower(name) LIKE lower('ab%') AND lower(v) NOT LIKE lower($1)"
+            )
+        );
+        assert_eq!(
+            run("SELECT a FROM t ORDER BY a COLLATE pg_catalog.\"default\"")?.as_deref(),
+            Some("SELECT a FROM t ORDER BY a")
+        );
         Ok(())
     }
 
