@@ -232,7 +232,10 @@ pub async fn serve_client<H: PgWireServerHandlers + SessionStatus>(
         let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
         let answers_ready = matches!(
             msg,
-            PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Sync(_)
+            PgWireFrontendMessage::Query(_)
+                | PgWireFrontendMessage::Sync(_)
+                | PgWireFrontendMessage::CopyDone(_)
+                | PgWireFrontendMessage::CopyFail(_)
         );
         let result = process_message(
             msg,

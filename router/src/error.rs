@@ -37,6 +37,12 @@ pub enum Error {
     NoSuchSavepoint(String),
     #[error("cursor \"{0}\" does not exist")]
     NoSuchCursor(String),
+    #[error("COPY data: {0}")]
+    BadCopyData(String),
+    #[error("COPY data is over {limit} bytes; split it into several COPY statements")]
+    CopyTooLarge { limit: usize },
+    #[error("COPY from stdin failed: {0}")]
+    CopyFailed(String),
     #[error("{context}: {source}")]
     Sqlite {
         context: &'static str,
@@ -127,6 +133,9 @@ impl Error {
             Error::NoActiveTransaction(_) => "25P01",
             Error::NoSuchSavepoint(_) => "3B001",
             Error::NoSuchCursor(_) => "34000",
+            Error::BadCopyData(_) => "22P04",
+            Error::CopyTooLarge { .. } => "54000",
+            Error::CopyFailed(_) => "57014",
             Error::Sqlite { source, .. } => sqlite_state(source),
             Error::AckTimeout { .. } => "57014",
             Error::Replica(e) => replica_state(e),

@@ -10,14 +10,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, stream};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::NoticeResponse;
 use pgwire::messages::startup::ParameterStatus;
 use rusqlite::types::Value as SqlValue;
@@ -215,6 +217,71 @@ fn to_response(outcome: Outcome, described: Option<&Prepared>, format: &Format) 
         }
         Outcome::TxnStart => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::TxnEnd { tag } => Response::TransactionEnd(Tag::new(tag)),
+        Outcome::CopyOut { rows, format } => {
+            let mut lines = Vec::with_capacity(rows.rows.len() + 1);
+            if format.csv && format.header {
+                lines.push(format.encode_header(&rows.columns));
+            }
+            lines.extend(rows.rows.iter().map(|r| format.encode_row(r)));
+            let data = lines
+                .into_iter()
+                .map(|l| Ok(CopyData::new(l.into_bytes().into())));
+            Response::CopyOut(CopyResponse::new(0, rows.columns.len(), stream::iter(data)))
+        }
+        Outcome::CopyIn { columns } => {
+            Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+        }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session
+            .lock()
+            .await
+            .copy_data(&copy_data.data)
+            .map_err(|e| e.to_pgwire())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let mut fb = Feedback::default();
+        let result = session.copy_done(&mut fb).await;
+        send_feedback(client, fb).await?;
+        match result {
+            Ok(n) => {
+                let tag = Tag::new("COPY").with_rows(n);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => {
+                log_failure(&e, "COPY FROM STDIN");
+                Err(e.to_pgwire())
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_abort();
+        Error::CopyFailed(fail.message).to_pgwire()
     }
 }
 
@@ -273,6 +340,12 @@ impl SimpleQueryHandler for Connection {
             let result = session.execute(stmt, Vec::new(), &mut fb).await;
             send_feedback(client, fb).await?;
             match result {
+                // The client sends COPY data next: later statements of this
+                // query string are not run (PostgreSQL runs them after it).
+                Ok(outcome @ Outcome::CopyIn { .. }) => {
+                    responses.push(to_response(outcome, None, &Format::UnifiedText));
+                    break;
+                }
                 Ok(outcome) => responses.push(to_response(outcome, None, &Format::UnifiedText)),
                 Err(e) => {
                     log_failure(&e, &stmt.sql);
@@ -359,6 +432,10 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
         self.conn.clone()
     }
 

@@ -18,6 +18,7 @@ pub mod casts;
 pub mod classify;
 pub mod config;
 pub mod conn;
+pub mod copy_format;
 pub mod db;
 pub mod error;
 pub mod exec;

@@ -72,6 +72,17 @@ pub enum Kind {
         tag: String,
         notice: Option<String>,
     },
+    /// `COPY table [(columns)] FROM STDIN`: rows become one write.
+    CopyIn {
+        table: String,
+        columns: Vec<String>,
+        format: crate::copy_format::CopyFormat,
+    },
+    /// `COPY table|(query) TO STDOUT`: a read whose rows go out as COPY data.
+    CopyOut {
+        query: String,
+        format: crate::copy_format::CopyFormat,
+    },
 }
 
 /// One classified statement.
@@ -365,7 +376,14 @@ fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
                 "replicas hold one database each; attached files are not replicated",
             ));
         }
-        Statement::Copy { .. } => return Err(unsupported("COPY", "use INSERT statements")),
+        Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => copy::classify(source, *to, target, options, legacy_options)?,
         other => {
             let text = other.to_string();
             let verb: String = text
@@ -471,6 +489,7 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
     Kind::SetOther
 }
 
+mod copy;
 mod translate;
 mod utility;
 

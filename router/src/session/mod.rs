@@ -3,6 +3,7 @@
 //! `settings.rs`, the transaction block in `txn.rs`, writes (speculation,
 //! row locks, generated keys) in `write.rs`.
 
+mod copy;
 mod settings;
 mod txn;
 mod write;
@@ -37,6 +38,15 @@ pub enum Outcome {
     TxnEnd {
         tag: &'static str,
     },
+    /// COPY TO STDOUT: rows to send as COPY data.
+    CopyOut {
+        rows: ResultSet,
+        format: crate::copy_format::CopyFormat,
+    },
+    /// COPY FROM STDIN has begun: the client sends this many columns.
+    CopyIn {
+        columns: usize,
+    },
 }
 
 /// What the client is told besides the statement's result, sent before
@@ -60,6 +70,8 @@ pub struct Session {
     txn: Option<Txn>,
     /// The log end when the session began.
     floor: Offset,
+    /// A `COPY … FROM STDIN` waiting for its data.
+    copy: Option<copy::CopyIn>,
 }
 
 impl Session {
@@ -75,6 +87,7 @@ impl Session {
             floor: shared.log.end(),
             last_write: 0,
             txn: None,
+            copy: None,
             shared,
         }
     }
@@ -202,6 +215,12 @@ impl Session {
                     rows: None,
                 })
             }
+            Kind::CopyOut { query, .. } => self.copy_out(stmt, query).await,
+            Kind::CopyIn {
+                table,
+                columns,
+                format,
+            } => self.copy_in(table, columns, format).await,
             Kind::Show { name } => {
                 let value = self.show(name)?;
                 Ok(Outcome::Rows {
