@@ -280,6 +280,18 @@ async fn dialect_rewrites() -> Result<()> {
         )
         .await?;
     assert_eq!(names(ann), ["Ann's"]);
+    let any = c
+        .query(
+            "SELECT name FROM p WHERE id = ANY(ARRAY[1, 2]) AND name <> ALL(ARRAY['x']) ORDER BY id",
+            &[],
+        )
+        .await?;
+    assert_eq!(names(any), ["Ann's", "bob"]);
+    let err = c
+        .query("SELECT 1 FROM p WHERE id = ANY($1)", &[&"{1}"])
+        .await
+        .expect_err("array parameter");
+    assert_eq!(code(&err), "0A000", "{err}");
     c.batch_execute("DROP TABLE p, q").await?;
     let err = c.query("SELECT 1 FROM q", &[]).await.expect_err("dropped");
     assert_eq!(code(&err), "42P01", "{err}");

@@ -10,13 +10,16 @@
 //! - `E'…'` strings, as plain strings holding the unescaped text;
 //! - `a ILIKE b` as `lower(a) LIKE lower(b)` (router connections run with
 //!   `case_sensitive_like`, so `LIKE` is case-sensitive as in PostgreSQL);
-//! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default).
+//! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default);
+//! - `x = ANY(ARRAY[…])` / `x = ANY(SELECT …)` as `x IN (…)`, and
+//!   `x <> ALL(…)` as `x NOT IN (…)`; other `ANY`/`ALL` forms (an array
+//!   parameter, another operator) are refused with 0A000.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
+    BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
 };
 
 use crate::casts::{FUNCTION, Target};
@@ -37,6 +40,9 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"e'",
         b"ilike",
         b"collate",
+        b"any",
+        b"all",
+        b"some",
     ]
     .iter()
     .any(|n| has(n))
@@ -98,6 +104,35 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                 };
                 changed = true;
             }
+            Expr::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            } => match in_list(left, right, *compare_op == BinaryOperator::Eq, false) {
+                Some(rewritten) => {
+                    *e = rewritten;
+                    changed = true;
+                }
+                None => {
+                    failed = Some(unsupported_quantifier("ANY"));
+                    return ControlFlow::Break(());
+                }
+            },
+            Expr::AllOp {
+                left,
+                compare_op,
+                right,
+            } => match in_list(left, right, *compare_op == BinaryOperator::NotEq, true) {
+                Some(rewritten) => {
+                    *e = rewritten;
+                    changed = true;
+                }
+                None => {
+                    failed = Some(unsupported_quantifier("ALL"));
+                    return ControlFlow::Break(());
+                }
+            },
             Expr::Collate { expr, collation }
                 if collation
                     .0
@@ -116,6 +151,50 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         return Err(err);
     }
     Ok(changed.then(|| stmt.to_string()))
+}
+
+/// `left [NOT] IN (…)` for `= ANY(…)` / `<> ALL(…)` over an array literal
+/// or a subquery; `None` for any other operator or right-hand side.
+fn in_list(
+    left: &mut Box<Expr>,
+    right: &mut Box<Expr>,
+    op_fits: bool,
+    negated: bool,
+) -> Option<Expr> {
+    if !op_fits {
+        return None;
+    }
+    let expr = Box::new(std::mem::replace(left.as_mut(), Expr::value(Value::Null)));
+    match right.as_mut() {
+        Expr::Array(a) => Some(Expr::InList {
+            expr,
+            list: std::mem::take(&mut a.elem),
+            negated,
+        }),
+        Expr::Subquery(q) => Some(Expr::InSubquery {
+            expr,
+            subquery: q.clone(),
+            negated,
+        }),
+        Expr::Nested(inner) => match inner.as_mut() {
+            Expr::Array(a) => Some(Expr::InList {
+                expr,
+                list: std::mem::take(&mut a.elem),
+                negated,
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn unsupported_quantifier(which: &str) -> crate::error::Error {
+    crate::error::Error::Unsupported {
+        what: format!("{which}(…) with this operator or an array value"),
+        why: format!(
+            "write = {which}(ARRAY[…]) or = {which}(SELECT …) (as IN), or list the values with IN"
+        ),
+    }
 }
 
 /// `tributary_cast(inner, 'type')`.
@@ -187,6 +266,27 @@ mod tests {
             run("SELECT a FROM t ORDER BY a COLLATE pg_catalog.\"default\"")?.as_deref(),
             Some("SELECT a FROM t ORDER BY a")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn any_and_all_become_in_lists() -> Result<()> {
+        assert_eq!(
+            run("SELECT * FROM t WHERE id = ANY(ARRAY[1, 2]) AND v <> ALL(ARRAY['a'])")?.as_deref(),
+            Some("SELECT * FROM t WHERE id IN (1, 2) AND v NOT IN ('a')")
+        );
+        assert_eq!(
+            run("DELETE FROM t WHERE id = ANY(SELECT id FROM u)")?.as_deref(),
+            Some("DELETE FROM t WHERE id IN (SELECT id FROM u)")
+        );
+        let err = run("SELECT * FROM t WHERE id = ANY($1)")
+            .err()
+            .map(|e| e.sqlstate());
+        assert_eq!(err, Some("0A000"));
+        let err = run("SELECT * FROM t WHERE id > ANY(ARRAY[1])")
+            .err()
+            .map(|e| e.sqlstate());
+        assert_eq!(err, Some("0A000"));
         Ok(())
     }
 
