@@ -37,6 +37,18 @@ pub enum Error {
     NoSuchSavepoint(String),
     #[error("cursor \"{0}\" does not exist")]
     NoSuchCursor(String),
+    #[error("prepared statement \"{0}\" already exists")]
+    DuplicatePrepared(String),
+    #[error("prepared statement \"{0}\" does not exist")]
+    NoSuchPrepared(String),
+    #[error(
+        "wrong number of parameters for prepared statement \"{name}\": expected {expected}, got {got}"
+    )]
+    WrongParameterCount {
+        name: String,
+        expected: usize,
+        got: usize,
+    },
     #[error("COPY data: {0}")]
     BadCopyData(String),
     #[error("COPY data is over {limit} bytes; split it into several COPY statements")]
@@ -134,6 +146,9 @@ impl Error {
             Error::NoSuchSavepoint(_) => "3B001",
             Error::NoSuchCursor(_) => "34000",
             Error::BadCopyData(_) => "22P04",
+            Error::DuplicatePrepared(_) => "42P05",
+            Error::NoSuchPrepared(_) => "26000",
+            Error::WrongParameterCount { .. } => "42601",
             Error::CopyTooLarge { .. } => "54000",
             Error::CopyFailed(_) => "57014",
             Error::Sqlite { source, .. } => sqlite_state(source),

@@ -70,6 +70,15 @@ impl QueryParser for Parser {
         let Some(stmt) = stmts.pop() else {
             return Ok(None);
         };
+        // Its result columns are the stored statement's, which a Describe
+        // here cannot see: protocol-level statements are the way there.
+        if matches!(stmt.kind, Kind::Execute { .. }) {
+            return Err(Error::Unsupported {
+                what: "SQL-level EXECUTE through the extended protocol".into(),
+                why: "send it as a simple query, or prepare with the protocol's Parse".into(),
+            }
+            .to_pgwire());
+        }
         let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
         let text = stmt.sql.clone();
         let has_params = stmt.param_count > 0;

@@ -72,6 +72,16 @@ pub enum Kind {
         tag: String,
         notice: Option<String>,
     },
+    /// `PREPARE name AS statement` (a read or a write).
+    Prepare {
+        name: String,
+        statement: Box<Classified>,
+    },
+    /// `EXECUTE name [(args)]`; each argument is an expression's text.
+    Execute {
+        name: String,
+        args: Vec<String>,
+    },
     /// `COPY table [(columns)] FROM STDIN`: rows become one write.
     CopyIn {
         table: String,
@@ -86,7 +96,7 @@ pub enum Kind {
 }
 
 /// One classified statement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified {
     /// The statement's own text, as the client wrote it.
     pub sql: String,
@@ -242,7 +252,7 @@ pub(crate) fn expr_text(e: &Expr) -> String {
     }
 }
 
-fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
+pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
     if let Some((kind, text)) = utility::classify(stmt)? {
         return Ok(Classified {
             sql: text.unwrap_or(sql),

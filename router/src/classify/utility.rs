@@ -74,6 +74,32 @@ pub(super) fn classify(stmt: &Statement) -> Result<Option<(Kind, Option<String>)
             }
         }
         Statement::Truncate(t) => return truncate(t).map(Some),
+        Statement::Prepare {
+            name, statement, ..
+        } => {
+            let inner = super::classify_one(statement, statement.to_string())?;
+            if !matches!(inner.kind, Kind::Read | Kind::Write { .. }) {
+                return Err(unsupported(
+                    "PREPARE of this statement",
+                    "prepare SELECT, INSERT, UPDATE or DELETE",
+                ));
+            }
+            Kind::Prepare {
+                name: folded(name),
+                statement: Box::new(inner),
+            }
+        }
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            into,
+            using,
+            ..
+        } if into.is_empty() && using.is_empty() => Kind::Execute {
+            name: object_name(name).to_lowercase(),
+            args: parameters.iter().map(ToString::to_string).collect(),
+        },
         _ => return Ok(None),
     };
     Ok(Some((kind, None)))

@@ -4,6 +4,7 @@
 //! row locks, generated keys) in `write.rs`.
 
 mod copy;
+mod prepared;
 mod settings;
 mod txn;
 mod write;
@@ -72,6 +73,8 @@ pub struct Session {
     floor: Offset,
     /// A `COPY … FROM STDIN` waiting for its data.
     copy: Option<copy::CopyIn>,
+    /// SQL-level prepared statements (`PREPARE`), by name.
+    prepared: std::collections::HashMap<String, Classified>,
 }
 
 impl Session {
@@ -88,6 +91,7 @@ impl Session {
             last_write: 0,
             txn: None,
             copy: None,
+            prepared: Default::default(),
             shared,
         }
     }
@@ -179,21 +183,27 @@ impl Session {
             Kind::Savepoint { name } => self.savepoint(name),
             Kind::Release { name } => self.release(name),
             Kind::RollbackTo { name } => self.rollback_to(name),
+            Kind::Prepare { name, statement } => self.prepare(name, statement),
+            Kind::Execute { name, args } => self.execute_prepared(name, args, fb).await,
             // The handler drops the protocol-level statements.
-            Kind::Deallocate { name } => Ok(Outcome::Command {
-                tag: if name.is_some() {
-                    "DEALLOCATE"
-                } else {
-                    "DEALLOCATE ALL"
-                }
-                .into(),
-                rows: None,
-            }),
+            Kind::Deallocate { name } => {
+                self.deallocate(name.as_deref());
+                Ok(Outcome::Command {
+                    tag: if name.is_some() {
+                        "DEALLOCATE"
+                    } else {
+                        "DEALLOCATE ALL"
+                    }
+                    .into(),
+                    rows: None,
+                })
+            }
             Kind::DiscardAll => {
                 if self.txn.is_some() {
                     return Err(Error::NotInTransactionBlock("DISCARD ALL".into()));
                 }
                 self.reset(None);
+                self.deallocate(None);
                 Ok(Outcome::Command {
                     tag: "DISCARD ALL".into(),
                     rows: None,
