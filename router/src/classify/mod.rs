@@ -112,31 +112,6 @@ pub struct Classified {
     pub column_names: Option<Vec<Option<String>>>,
 }
 
-const READ_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "database_list",
-    "collation_list",
-    "function_list",
-    "pragma_list",
-    "compile_options",
-    "integrity_check",
-    "quick_check",
-    "page_count",
-    "page_size",
-    "freelist_count",
-    "schema_version",
-    "user_version",
-    "encoding",
-    "journal_mode",
-    "foreign_keys",
-];
-
 pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Error {
     Error::Unsupported {
         what: what.into(),
@@ -160,7 +135,7 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
             Ok(s) => (s, &lite),
             Err(_) => {
                 // sqlparser only takes literal PRAGMA arguments; SQLite takes names too.
-                if let Some(kind) = pragma_fallback(sql)? {
+                if let Some(kind) = pragma::fallback(sql)? {
                     return Ok(vec![Classified {
                         sql: sql.trim().trim_end_matches(';').trim().to_owned(),
                         kind,
@@ -376,7 +351,7 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
                 .join("."),
         },
         Statement::Pragma { name, value, is_eq } => {
-            pragma_kind(&object_name(name), value.is_some(), *is_eq)?
+            pragma::kind(&object_name(name), value.is_some(), *is_eq)?
         }
         Statement::AttachDatabase { .. }
         | Statement::AttachDuckDBDatabase { .. }
@@ -424,49 +399,6 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
     })
 }
 
-fn pragma_kind(name: &str, has_value: bool, is_eq: bool) -> Result<Kind> {
-    let pragma = name.to_ascii_lowercase();
-    let base = pragma.rsplit('.').next().unwrap_or(&pragma).to_owned();
-    let read = READ_PRAGMAS.contains(&base.as_str()) && !is_eq;
-    let takes_arg = matches!(
-        base.as_str(),
-        "table_info"
-            | "table_xinfo"
-            | "index_list"
-            | "index_info"
-            | "index_xinfo"
-            | "foreign_key_list"
-    );
-    if !read || (has_value && !takes_arg) {
-        return Err(unsupported(
-            format!("PRAGMA {pragma}"),
-            "a writable PRAGMA would change one replica only; only read-only PRAGMAs are allowed",
-        ));
-    }
-    Ok(Kind::Read)
-}
-
-/// `PRAGMA name`, `PRAGMA name(arg)` or `PRAGMA name = value` that sqlparser refused.
-fn pragma_fallback(sql: &str) -> Result<Option<Kind>> {
-    let text = sql.trim().trim_end_matches(';').trim();
-    let Some(head) = text.get(..6) else {
-        return Ok(None);
-    };
-    if !head.eq_ignore_ascii_case("pragma") {
-        return Ok(None);
-    }
-    let rest = text[6..].trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-        .unwrap_or(rest.len());
-    let (name, tail) = rest.split_at(end);
-    let tail = tail.trim();
-    if name.is_empty() || tail.contains(';') {
-        return Ok(None);
-    }
-    pragma_kind(name, !tail.is_empty(), tail.starts_with('=')).map(Some)
-}
-
 /// Writes to Tributary's own tables (`tributary_conflicts`, `_tributary_*`) are refused.
 fn refuse_internal(target: &str) -> Result<()> {
     let name = target
@@ -500,6 +432,7 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
 }
 
 mod copy;
+mod pragma;
 mod translate;
 mod utility;
 
