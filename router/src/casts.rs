@@ -22,6 +22,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 
 use crate::error::{Error, Result};
 use crate::params::{Refusal, decode_text, in_range, numeric_text, refuse};
+use crate::typing::pgtypes::text_of_ref as text_of;
 
 /// The SQLite function the rewrite calls.
 pub const FUNCTION: &str = "tributary_cast";
@@ -116,20 +117,6 @@ impl Target {
         .into_iter()
         .find(|t| t.name() == name)?;
         Some(Target { ty, length })
-    }
-}
-
-/// PostgreSQL's text form of a stored value (what `::text` gives).
-fn text_of(v: ValueRef<'_>) -> Option<String> {
-    match v {
-        ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Some(format!(
-            "\\x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )),
     }
 }
 

@@ -5,6 +5,7 @@
 use rusqlite::types::Value as SqlValue;
 
 use crate::error::{Error, Result};
+use crate::typing::pgtypes::text_of;
 
 /// How a `COPY` statement's rows are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,19 +210,6 @@ impl CopyFormat {
 
 fn bad(reason: String) -> Error {
     Error::BadCopyData(reason)
-}
-
-fn text_of(v: &SqlValue) -> Option<String> {
-    match v {
-        SqlValue::Null => None,
-        SqlValue::Integer(i) => Some(i.to_string()),
-        SqlValue::Real(f) => Some(f.to_string()),
-        SqlValue::Text(t) => Some(t.clone()),
-        SqlValue::Blob(b) => Some(format!(
-            "\\x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        )),
-    }
 }
 
 fn escape_text(t: &str, delimiter: char, out: &mut String) {

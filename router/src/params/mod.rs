@@ -365,7 +365,7 @@ fn uuid_text(t: &str) -> Option<String> {
     Some(uuid_bytes(&b))
 }
 
-fn uuid_bytes(b: &[u8; 16]) -> String {
+pub(crate) fn uuid_bytes(b: &[u8; 16]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",

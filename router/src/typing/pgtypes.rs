@@ -70,13 +70,20 @@ pub fn fields(columns: &[String], types: &[Type], format: &Format) -> Vec<FieldI
         .collect()
 }
 
-fn text_of(v: &SqlValue) -> Option<String> {
+/// PostgreSQL's text form of a stored value (`None` for NULL): what a
+/// `::text` cast, a text-format result and COPY's text output show.
+pub fn text_of(v: &SqlValue) -> Option<String> {
+    text_of_ref(v.into())
+}
+
+/// [`text_of`] for a value still in SQLite's hands.
+pub fn text_of_ref(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
     match v {
-        SqlValue::Null => None,
-        SqlValue::Integer(i) => Some(i.to_string()),
-        SqlValue::Real(f) => Some(f.to_string()),
-        SqlValue::Text(t) => Some(t.clone()),
-        SqlValue::Blob(b) => Some(format!(
+        rusqlite::types::ValueRef::Null => None,
+        rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+        rusqlite::types::ValueRef::Real(f) => Some(f.to_string()),
+        rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        rusqlite::types::ValueRef::Blob(b) => Some(format!(
             "\\x{}",
             b.iter().map(|x| format!("{x:02x}")).collect::<String>()
         )),
