@@ -102,24 +102,31 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
             }
             other => match text_of(other).and_then(|t| t.trim().parse::<i64>().ok()) {
                 Some(i) => enc.encode_field(&i),
-                // Not representable as int8: send NULL rather than wrong bytes.
-                None => enc.encode_field(&None::<i64>),
+                None => Err(unrepresentable(other, ty)),
             },
         },
         Type::FLOAT8 => match v {
             SqlValue::Real(f) => enc.encode_field(f),
             SqlValue::Integer(i) => enc.encode_field(&(*i as f64)),
-            other => enc.encode_field(&text_of(other).and_then(|t| t.trim().parse::<f64>().ok())),
+            other => match text_of(other).and_then(|t| t.trim().parse::<f64>().ok()) {
+                Some(f) => enc.encode_field(&f),
+                None => Err(unrepresentable(other, ty)),
+            },
         },
         Type::BOOL => match v {
             SqlValue::Integer(i) => enc.encode_field(&(*i != 0)),
             SqlValue::Real(f) => enc.encode_field(&(*f != 0.0)),
-            other => enc.encode_field(&text_of(other).map(|t| {
-                matches!(
-                    t.to_ascii_lowercase().as_str(),
-                    "t" | "true" | "1" | "yes" | "on"
-                )
-            })),
+            other => {
+                let b = text_of(other).and_then(|t| match t.trim().to_ascii_lowercase().as_str() {
+                    "t" | "true" | "1" | "yes" | "on" => Some(true),
+                    "f" | "false" | "0" | "no" | "off" => Some(false),
+                    _ => None,
+                });
+                match b {
+                    Some(b) => enc.encode_field(&b),
+                    None => Err(unrepresentable(other, ty)),
+                }
+            }
         },
         Type::BYTEA => match v {
             SqlValue::Blob(b) => enc.encode_field(&b.as_slice()),
@@ -127,6 +134,27 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
         },
         _ => enc.encode_field(&text_of(v)),
     }
+}
+
+/// A stored value the column's reported type cannot carry (SQLite's type
+/// affinity keeps, say, the text `abc` in an INTEGER column): the query
+/// fails naming it, rather than sending NULL or a guess in its place.
+fn unrepresentable(v: &SqlValue, ty: &Type) -> pgwire::error::PgWireError {
+    let shown: String = text_of(v).unwrap_or_default().chars().take(60).collect();
+    pgwire::error::PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        "ERROR".to_owned(),
+        "22P02".to_owned(),
+        format!(
+            "a stored value \"{shown}\" cannot be sent as {}, the type its column reports (the replica holds it as {}); cast the column to text to read it",
+            ty.name(),
+            match v {
+                SqlValue::Text(_) => "text",
+                SqlValue::Blob(_) => "a blob",
+                SqlValue::Real(_) => "a real",
+                _ => "another type",
+            }
+        ),
+    )))
 }
 
 /// Encodes every row of a result for the given fields.
@@ -191,4 +219,30 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
             crate::params::decode(i, &ty, binary(i), bytes.as_deref())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(ty: Type, v: SqlValue) -> PgWireResult<DataRow> {
+        let rs = ResultSet {
+            columns: vec!["c".into()],
+            decl_types: vec![None],
+            rows: vec![vec![v]],
+        };
+        let fields = Arc::new(fields(&rs.columns, &[ty], &Format::UnifiedText));
+        encode_rows(&rs, fields).remove(0)
+    }
+
+    #[test]
+    fn values_a_column_type_cannot_carry_are_errors_not_nulls() {
+        assert!(encode(Type::INT8, SqlValue::Text("42".into())).is_ok());
+        assert!(encode(Type::INT8, SqlValue::Text("abc".into())).is_err());
+        assert!(encode(Type::FLOAT8, SqlValue::Text("1.5".into())).is_ok());
+        assert!(encode(Type::FLOAT8, SqlValue::Text("x".into())).is_err());
+        assert!(encode(Type::BOOL, SqlValue::Text("off".into())).is_ok());
+        assert!(encode(Type::BOOL, SqlValue::Text("maybe".into())).is_err());
+        assert!(encode(Type::INT8, SqlValue::Null).is_ok());
+    }
 }
