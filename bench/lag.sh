@@ -9,16 +9,10 @@
 #   bench/lag.sh                 # rates 2000 and 10000, 20 s each
 #   LAG_RATES=2000 LAG_SECONDS=10 bench/lag.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
+source "$(dirname "$0")/common.sh"
 secs=${LAG_SECONDS:-20}
 rates=${LAG_RATES:-"2000 10000"}
-./scripts/setup.sh
-cargo build --release -q -p tributary --bin tributary
-bin=$root/target/release/tributary
 tansu=$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")
-work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

@@ -11,20 +11,10 @@
 # Prints one table (TPS, average and p99 latency, Tributary / PostgreSQL)
 # and writes it to bench/results/latest.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
+source "$(dirname "$0")/common.sh"
 secs=${BENCH_SECONDS:-20}
 clients=8
 threads=2
-./scripts/setup.sh
-if [ -n "${TRIBUTARY_BIN:-}" ]; then
-  bin=$TRIBUTARY_BIN
-else
-  cargo build --release -q -p tributary --bin tributary
-  bin=$root/target/release/tributary
-fi
-work=$(mktemp -d)
 mkdir -p bench/results
 results=$work/results.tsv
 : > "$results"

@@ -3,14 +3,8 @@
 # replicas (async), pgbench w_insert -M prepared, same machine, one run.
 #   bench/scale.sh            # 20 s per run
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
+source "$(dirname "$0")/common.sh"
 secs=${BENCH_SECONDS:-20}
-./scripts/setup.sh
-cargo build --release -q -p tributary --bin tributary
-bin=$root/target/release/tributary
-work=$(mktemp -d)
 upid=""
 cleanup() { [ -n "$upid" ] && kill "$upid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT

@@ -9,16 +9,10 @@
 #   bench/soak.sh                                  # 10 minutes at 1,000 writes/s
 #   SOAK_SECONDS=120 SOAK_RATE=2000 bench/soak.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
+source "$(dirname "$0")/common.sh"
 secs=${SOAK_SECONDS:-600}
 every=${SOAK_EVERY:-30}
 rate=${SOAK_RATE:-1000}
-./scripts/setup.sh
-cargo build --release -q -p tributary --bin tributary
-bin=$root/target/release/tributary
-work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

@@ -8,14 +8,8 @@
 #   bench/tpcb.sh                    # 20 s per run
 #   BENCH_SECONDS=5 bench/tpcb.sh    # quick look
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-shared=${SHARED_BENCH:-$root/../shared/bench}
+source "$(dirname "$0")/common.sh"
 secs=${BENCH_SECONDS:-20}
-./scripts/setup.sh
-cargo build --release -q -p tributary --bin tributary
-bin=$root/target/release/tributary
-work=$(mktemp -d)
 trib_pid=""
 cleanup() {
   [ -n "$trib_pid" ] && kill "$trib_pid" 2>/dev/null || true
