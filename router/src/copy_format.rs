@@ -113,14 +113,16 @@ impl CopyFormat {
 
     fn parse_text(&self, data: &str) -> Result<Vec<Vec<Option<String>>>> {
         let mut rows = Vec::new();
-        for (n, line) in data.split('\n').enumerate() {
+        // The data ends with a newline; what follows the last one is no row.
+        let body = data.strip_suffix('\n').unwrap_or(data);
+        if body.is_empty() {
+            return Ok(rows);
+        }
+        for (n, line) in body.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
             // `\.` ends the data (psql sends it in old-style copies).
             if line == "\\." {
                 break;
-            }
-            if line.is_empty() && n + 1 == data.split('\n').count() {
-                continue;
             }
             let mut row = Vec::new();
             for raw in line.split(self.delimiter) {
@@ -311,6 +313,8 @@ mod tests {
             vec![vec![s("1"), s("AB")]]
         );
         assert!(f.parse("1\t2\t3\n", 2).is_err());
+        assert!(f.parse("", 2)?.is_empty());
+        assert_eq!(f.parse("\n\n", 1)?, vec![vec![s("")], vec![s("")]]);
         Ok(())
     }
 

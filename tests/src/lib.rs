@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 pub mod bank;
 pub mod chaos;
@@ -181,4 +181,24 @@ pub fn applied_offset(path: &Path) -> Result<u64> {
         |r| r.get(0),
     )?;
     Ok(v.max(0) as u64)
+}
+
+/// Runs `tests/python/SCRIPT` with `args`; its standard output, or an error
+/// with both outputs when it fails.
+pub fn python(script: &str, args: &[&str]) -> Result<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .context("running python3 (scripts/setup.sh --tests installs psycopg)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
 }

@@ -1,28 +1,8 @@
 //! psycopg against the real binary: generated keys across routers, and the
 //! transaction state drivers rely on after a failed COMMIT.
 
-use std::process::Command;
-
 use anyhow::{Context, Result, ensure};
-use tests::Cluster;
-
-fn python(script: &str, args: &[&str]) -> Result<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join(script);
-    let out = Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .output()
-        .context("running python3 (scripts/setup.sh --tests installs psycopg)")?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    ensure!(
-        out.status.success(),
-        "{script} failed:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(stdout)
-}
+use tests::{Cluster, python};
 
 /// 1,000 rows inserted into a SERIAL table by 8 sessions spread over 3
 /// routers get 1,000 distinct ids, RETURNING shows each, and every replica
