@@ -345,8 +345,10 @@ impl SimpleQueryHandler for Connection {
         let mut responses = Vec::with_capacity(stmts.len());
         for stmt in &stmts {
             let mut fb = Feedback::default();
-            forget_statements(client, &stmt.kind);
             let result = session.execute(stmt, Vec::new(), &mut fb).await;
+            if result.is_ok() {
+                forget_statements(client, &stmt.kind);
+            }
             send_feedback(client, fb).await?;
             match result {
                 // The client sends COPY data next: later statements of this
@@ -393,8 +395,10 @@ impl ExtendedQueryHandler for Connection {
             pgtypes::decode_params(portal, &prepared.param_types).map_err(|e| e.to_pgwire())?;
         let mut session = self.session.lock().await;
         let mut fb = Feedback::default();
-        forget_statements(client, &prepared.stmt.kind);
         let result = session.execute(&prepared.stmt, params, &mut fb).await;
+        if result.is_ok() {
+            forget_statements(client, &prepared.stmt.kind);
+        }
         send_feedback(client, fb).await?;
         match result {
             Ok(outcome) => Ok(to_response(
