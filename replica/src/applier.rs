@@ -422,9 +422,7 @@ impl Applier {
             RecordBody::Txn { changes } => self.apply_txn(offset, record, changes),
             RecordBody::Ddl { sql } => {
                 self.cache.clear();
-                self.conn
-                    .execute_batch(sql)
-                    .ctx(&self.path, "applying a DDL record")
+                crate::ddl::run_ddl(&self.conn, sql).ctx(&self.path, "applying a DDL record")
             }
             RecordBody::Ids { table, count } => {
                 crate::ids::reserve(&self.conn, offset, table, &record.origin, *count)

@@ -18,6 +18,7 @@ mod applier;
 mod apply;
 mod config;
 mod conflicts;
+mod ddl;
 mod error;
 mod gate;
 mod ids;
@@ -32,6 +33,7 @@ mod values;
 
 pub use applier::{ApplierOptions, ReplicaHandle, ReplicaState, spawn_applier};
 pub use config::ReplicaConfig;
+pub use ddl::{HIDDEN_KEY, is_hidden_column, run_ddl};
 pub use error::{Error, Result};
 /// Marks a rejection reason that the router answers with 22003, not 40001.
 pub const OUT_OF_RANGE: &str = "SQLSTATE 22003";

@@ -9,10 +9,6 @@ pub enum Error {
     Syntax(String),
     #[error("{what} is not supported: {why}")]
     Unsupported { what: String, why: String },
-    #[error(
-        "table {table} has no PRIMARY KEY: replicated tables need one (add PRIMARY KEY to a column or a table constraint)"
-    )]
-    NoPrimaryKey { table: String },
     #[error("statement is {size} bytes, over the router's max_statement_bytes of {limit}")]
     StatementTooLarge { size: usize, limit: usize },
     #[error(
@@ -136,7 +132,6 @@ impl Error {
         match self {
             Error::Syntax(_) => "42601",
             Error::Unsupported { .. } => "0A000",
-            Error::NoPrimaryKey { .. } => "42P16",
             Error::StatementTooLarge { .. } | Error::ResultTooLarge { .. } => "54000",
             Error::UnknownSetting { .. } => "42704",
             Error::InvalidSetting { .. } => "22023",
@@ -231,7 +226,8 @@ fn sqlite_state(e: &rusqlite::Error) -> &'static str {
 
 /// Codes Tributary's own SQLite functions raise, as `SQLSTATE xxxxx: …`.
 const FUNCTION_STATES: &[&str] = &[
-    "22P02", "22003", "22007", "22008", "22021", "42846", "0A000",
+    "42P16", "42P01", "42703", "23502", "23505", "22P02", "22003", "22007", "22008", "22021",
+    "42846", "0A000",
 ];
 
 fn generic_state(msg: &str) -> &'static str {

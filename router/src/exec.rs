@@ -19,8 +19,25 @@ pub(crate) fn sq(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error
     move |e| Error::sqlite(context, e)
 }
 
-/// Binds `$1..$n` by name (SQLite numbers named parameters by first use).
+/// Binds `$1..$n` by name (SQLite numbers named parameters by first use),
+/// or by position when the statement numbers its own (`?NNN`, as the
+/// router's generated statements do: a name lookup is a scan of every
+/// parameter, so naming thousands of them is quadratic).
 fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> Result<()> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let named = stmt
+        .parameter_index("$1")
+        .map_err(sq("binding parameters"))?
+        .is_some();
+    if !named && stmt.parameter_count() == params.len() {
+        for (i, v) in params.iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, v)
+                .map_err(sq("binding parameters"))?;
+        }
+        return Ok(());
+    }
     for (i, v) in params.iter().enumerate() {
         let name = format!("${}", i + 1);
         let idx = stmt
@@ -42,6 +59,8 @@ pub fn run_statement(
     params: &[SqlValue],
     max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
+    let expanded = crate::star::expand(conn, sql)?;
+    let sql = expanded.as_deref().unwrap_or(sql);
     let mut stmt = conn
         .prepare_cached(sql)
         .map_err(sq("preparing the statement"))?;
@@ -85,6 +104,8 @@ pub fn run_statement(
 
 /// Result columns of a statement without running it (for Describe).
 pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option<String>>)> {
+    let expanded = crate::star::expand(conn, sql)?;
+    let sql = expanded.as_deref().unwrap_or(sql);
     let stmt = conn
         .prepare_cached(sql)
         .map_err(sq("preparing the statement"))?;

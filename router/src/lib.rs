@@ -31,6 +31,7 @@ mod serve;
 pub mod session;
 pub mod shared;
 pub mod speculate;
+mod star;
 pub mod status;
 pub mod typing;
 pub mod write_order;

@@ -7,6 +7,63 @@ use super::{Kind, object_name, refuse_internal, unsupported};
 use crate::copy_format::CopyFormat;
 use crate::error::Result;
 
+/// PostgreSQL spells COPY's boolean options `on`/`off` too (pgbench sends
+/// `WITH (freeze on)`), which sqlparser only takes as `true`/`false`: the
+/// statement with those words, inside the option list, as booleans. `None`
+/// when it is not a COPY or nothing changes.
+pub(super) fn normalize_booleans(sql: &str) -> Option<String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer, Word};
+    let head = sql.trim_start().get(..4)?;
+    if !head.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let first = tokens.iter().find(|t| !matches!(t, Token::Whitespace(_)))?;
+    if !matches!(first, Token::Word(w) if w.keyword == Keyword::COPY) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut changed = false;
+    let out: Vec<Token> = tokens
+        .into_iter()
+        .map(|t| match t {
+            Token::LParen => {
+                depth += 1;
+                t
+            }
+            Token::RParen => {
+                depth = depth.saturating_sub(1);
+                t
+            }
+            Token::Word(w)
+                if depth > 0
+                    && w.quote_style.is_none()
+                    && matches!(w.keyword, Keyword::ON | Keyword::OFF) =>
+            {
+                changed = true;
+                let value = if w.keyword == Keyword::ON {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                };
+                Token::Word(Word {
+                    value: value.into(),
+                    quote_style: None,
+                    keyword: if w.keyword == Keyword::ON {
+                        Keyword::TRUE
+                    } else {
+                        Keyword::FALSE
+                    },
+                })
+            }
+            other => other,
+        })
+        .collect();
+    changed.then(|| out.iter().map(ToString::to_string).collect())
+}
+
 pub(super) fn classify(
     source: &CopySource,
     to: bool,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlparser::ast::{ColumnOption, Expr, ObjectName, SetExpr, Statement, TableConstraint, Value};
+use sqlparser::ast::{Expr, ObjectName, SetExpr, Statement, Value};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -88,6 +88,11 @@ pub enum Kind {
         columns: Vec<String>,
         format: crate::copy_format::CopyFormat,
     },
+    /// `TRUNCATE a, b, …`: every row of each table deleted, in one record.
+    /// Each name is as the client wrote it (quoted if it was).
+    Truncate {
+        tables: Vec<String>,
+    },
     /// `COPY table|(query) TO STDOUT`: a read whose rows go out as COPY data.
     CopyOut {
         query: String,
@@ -129,13 +134,19 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
     }
     let pg = PostgreSqlDialect {};
     let lite = SQLiteDialect {};
+    let normalized = copy::normalize_booleans(sql);
+    let sql = normalized.as_deref().unwrap_or(sql);
     let (statements, dialect): (Vec<Statement>, &dyn Dialect) = match Parser::parse_sql(&pg, sql) {
         Ok(s) => (s, &pg),
         Err(pg_err) => match Parser::parse_sql(&lite, sql) {
             Ok(s) => (s, &lite),
             Err(_) => {
                 // sqlparser only takes literal PRAGMA arguments; SQLite takes names too.
-                if let Some(kind) = pragma::fallback(sql)? {
+                let fallback = match pragma::fallback(sql)? {
+                    Some(kind) => Some(kind),
+                    None => utility::maintenance_fallback(sql),
+                };
+                if let Some(kind) = fallback {
                     return Ok(vec![Classified {
                         sql: sql.trim().trim_end_matches(';').trim().to_owned(),
                         kind,
@@ -272,18 +283,11 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
                     "temporary tables are not replicated",
                 ));
             }
-            let has_pk = ct.columns.iter().any(|c| {
-                c.options
-                    .iter()
-                    .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
-            }) || ct
-                .constraints
-                .iter()
-                .any(|c| matches!(c, TableConstraint::PrimaryKey(_)));
-            if !has_pk {
-                return Err(Error::NoPrimaryKey {
-                    table: object_name(&ct.name),
-                });
+            if ct.query.is_some() {
+                return Err(unsupported(
+                    "CREATE TABLE … AS",
+                    "create the table, then INSERT … SELECT into it",
+                ));
             }
             if let Some(translated) = crate::keys::translate_create_table(ct)? {
                 sql = translated;

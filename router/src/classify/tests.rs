@@ -91,14 +91,37 @@ fn kinds() {
 }
 
 #[test]
+fn tables_without_a_key_get_the_hidden_one() {
+    let c = classify(
+        "CREATE TABLE h (tid int, delta int) WITH (fillfactor = 100)",
+        1 << 20,
+    )
+    .expect("classify");
+    assert!(matches!(c[0].kind, Kind::Ddl { .. }));
+    assert!(c[0].sql.contains(replica::HIDDEN_KEY), "{}", c[0].sql);
+    assert!(!c[0].sql.contains("fillfactor"), "{}", c[0].sql);
+    assert_eq!(
+        kind(&format!(
+            "CREATE TABLE h (a int, {} int)",
+            replica::HIDDEN_KEY
+        ))
+        .err()
+        .map(|e| e.sqlstate()),
+        Some("0A000")
+    );
+}
+
+#[test]
 fn refusals_carry_sqlstates() {
     let state = |sql: &str| kind(sql).err().map(|e| e.sqlstate());
-    assert_eq!(state("CREATE TABLE t (id INT, v TEXT)"), Some("42P16"));
+    assert_eq!(state("CREATE TABLE t AS SELECT 1 AS a"), Some("0A000"));
     assert_eq!(state("SELEC 1"), Some("42601"));
     assert_eq!(state("ATTACH DATABASE 'x.db' AS x"), Some("0A000"));
     assert_eq!(state("PRAGMA journal_mode = DELETE"), Some("0A000"));
     assert_eq!(state("PRAGMA optimize"), Some("0A000"));
-    assert_eq!(state("TRUNCATE a, b"), Some("0A000"));
+    assert!(
+        matches!(kind("TRUNCATE a, \"B\""), Ok(Kind::Truncate { tables }) if tables == ["a", "\"B\""])
+    );
     assert_eq!(state("TRUNCATE a RESTART IDENTITY"), Some("0A000"));
     assert_eq!(state("TRUNCATE tributary_conflicts"), Some("42501"));
     assert_eq!(state("CLOSE c1"), Some("34000"));
@@ -151,11 +174,10 @@ fn utility_statements_drivers_send() -> Result<()> {
     let t = classify("TRUNCATE TABLE accounts", 1 << 20)?;
     assert_eq!(
         t[0].kind,
-        Kind::Write {
-            tag: "TRUNCATE TABLE"
+        Kind::Truncate {
+            tables: vec!["accounts".into()]
         }
     );
-    assert_eq!(t[0].sql, "DELETE FROM accounts");
     let d = classify("DROP TABLE IF EXISTS a, b", 1 << 20)?;
     assert_eq!(d[0].sql, "DROP TABLE IF EXISTS a; DROP TABLE IF EXISTS b");
     assert!(kind("DROP TABLE a CASCADE").is_err());
@@ -214,4 +236,35 @@ fn parameter_hints() -> Result<()> {
         ]
     );
     Ok(())
+}
+
+#[test]
+fn copy_takes_on_and_off_as_booleans() {
+    let c =
+        classify("copy pgbench_branches from stdin with (freeze on)", 1 << 20).expect("classify");
+    assert!(matches!(c[0].kind, Kind::CopyIn { .. }), "{:?}", c[0].kind);
+    let c = classify("COPY t TO STDOUT (FORMAT csv, HEADER off)", 1 << 20).expect("classify");
+    assert!(matches!(c[0].kind, Kind::CopyOut { .. }), "{:?}", c[0].kind);
+}
+
+#[test]
+fn postgresql_maintenance_forms_are_no_ops() {
+    for sql in [
+        "vacuum analyze pgbench_branches",
+        "VACUUM (VERBOSE, ANALYZE) a, b",
+        "ANALYZE VERBOSE t",
+    ] {
+        let c = classify(sql, 1 << 20).expect(sql);
+        assert!(
+            matches!(
+                c[0].kind,
+                Kind::NoOp {
+                    notice: Some(_),
+                    ..
+                }
+            ),
+            "{sql}"
+        );
+    }
+    assert!(classify("vacuum analyze t; drop table t", 1 << 20).is_err());
 }

@@ -60,19 +60,8 @@ pub(super) fn classify(stmt: &Statement) -> Result<Option<(Kind, Option<String>)
                 }
             },
         },
-        Statement::Vacuum(_) | Statement::Analyze(_) => {
-            let verb = if matches!(stmt, Statement::Vacuum(_)) {
-                "VACUUM"
-            } else {
-                "ANALYZE"
-            };
-            Kind::NoOp {
-                tag: verb.into(),
-                notice: Some(format!(
-                    "{verb} ignored: each replica maintains its own SQLite file"
-                )),
-            }
-        }
+        Statement::Vacuum(_) => maintenance("VACUUM"),
+        Statement::Analyze(_) => maintenance("ANALYZE"),
         Statement::Truncate(t) => return truncate(t).map(Some),
         Statement::Prepare {
             name, statement, ..
@@ -105,15 +94,43 @@ pub(super) fn classify(stmt: &Statement) -> Result<Option<(Kind, Option<String>)
     Ok(Some((kind, None)))
 }
 
-/// `TRUNCATE t` deletes every row of `t` through the log (one record, like
-/// `DELETE FROM t`); what needs more than that is refused by name.
-fn truncate(t: &sqlparser::ast::Truncate) -> Result<(Kind, Option<String>)> {
-    let [target] = t.table_names.as_slice() else {
-        return Err(unsupported(
-            "TRUNCATE of several tables",
-            "truncate them one statement at a time inside BEGIN … COMMIT",
-        ));
+fn maintenance(verb: &str) -> Kind {
+    Kind::NoOp {
+        tag: verb.into(),
+        notice: Some(format!(
+            "{verb} ignored: each replica maintains its own SQLite file"
+        )),
+    }
+}
+
+/// PostgreSQL's `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [(options)]
+/// [tables]` and `ANALYZE [VERBOSE] [tables]` forms sqlparser does not
+/// parse (pgbench sends `vacuum analyze pgbench_branches`): one statement
+/// of names, commas and parentheses after the verb is the same no-op.
+pub(super) fn maintenance_fallback(sql: &str) -> Option<Kind> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut words = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
+    let verb = match words.next()? {
+        Token::Word(w) if w.keyword == Keyword::VACUUM => "VACUUM",
+        Token::Word(w) if w.keyword == Keyword::ANALYZE => "ANALYZE",
+        _ => return None,
     };
+    let plain = words.all(|t| {
+        matches!(
+            t,
+            Token::Word(_) | Token::Comma | Token::LParen | Token::RParen | Token::Period
+        )
+    });
+    plain.then(|| maintenance(verb))
+}
+
+/// `TRUNCATE a, b` deletes every row of each table through the log (one
+/// record, like `DELETE FROM a; DELETE FROM b` in one transaction); what
+/// needs more than that is refused by name.
+fn truncate(t: &sqlparser::ast::Truncate) -> Result<(Kind, Option<String>)> {
     if t.cascade == Some(sqlparser::ast::CascadeOption::Cascade) {
         return Err(unsupported(
             "TRUNCATE … CASCADE",
@@ -129,11 +146,10 @@ fn truncate(t: &sqlparser::ast::Truncate) -> Result<(Kind, Option<String>)> {
             "generated keys are cluster-wide ranges and never restart",
         ));
     }
-    refuse_internal(&target.name.to_string())?;
-    Ok((
-        Kind::Write {
-            tag: "TRUNCATE TABLE",
-        },
-        Some(format!("DELETE FROM {}", target.name)),
-    ))
+    let mut tables = Vec::with_capacity(t.table_names.len());
+    for target in &t.table_names {
+        refuse_internal(&target.name.to_string())?;
+        tables.push(target.name.to_string());
+    }
+    Ok((Kind::Truncate { tables }, None))
 }

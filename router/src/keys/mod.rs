@@ -51,6 +51,10 @@ pub struct Keys {
     ranges: Arc<Mutex<Ranges>>,
     /// `(schema_version, sql)` → what to run.
     plans: Mutex<HashMap<(i64, String), Plan>>,
+    /// Whether `tributary_next_id` is on the speculation connection (one
+    /// per router, for its life). Defining a function expires every
+    /// prepared statement of the connection, so it is defined once.
+    installed: std::sync::atomic::AtomicBool,
 }
 
 /// How to speculate one INSERT or UPDATE.
@@ -87,13 +91,20 @@ impl Keys {
         }
     }
 
-    /// Installs `tributary_next_id` on the speculation connection and
-    /// resets the per-statement counters.
+    /// Resets the per-statement counters and, the first time, installs
+    /// `tributary_next_id` on the speculation connection (always the same
+    /// one: a router has one).
     pub fn arm(&self, conn: &Connection) -> Result<()> {
         {
             let mut r = lock(&self.ranges);
             r.exhausted = None;
             r.taken = 0;
+        }
+        if self
+            .installed
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
         }
         let ranges = self.ranges.clone();
         conn.create_scalar_function(FUNCTION, 1, FunctionFlags::SQLITE_UTF8, move |ctx| {
@@ -115,7 +126,11 @@ impl Keys {
                 format!("no generated keys reserved for {table} yet").into(),
             ))
         })
-        .map_err(|e| Error::sqlite("installing tributary_next_id", e))
+        .map_err(|e| {
+            self.installed
+                .store(false, std::sync::atomic::Ordering::Release);
+            Error::sqlite("installing tributary_next_id", e)
+        })
     }
 
     /// After a failed speculation: the keys it ran short of, if that was why.
@@ -244,6 +259,47 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         .unwrap_or_default();
     let mut out = ct.clone();
     let mut changed = false;
+    // Storage hints (`WITH (fillfactor = …)`) mean nothing to SQLite.
+    if !matches!(out.table_options, sqlparser::ast::CreateTableOptions::None) {
+        out.table_options = sqlparser::ast::CreateTableOptions::None;
+        changed = true;
+    }
+    let has_pk = !table_pk.is_empty()
+        || ct.columns.iter().any(|c| {
+            c.options
+                .iter()
+                .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)))
+        });
+    if !has_pk {
+        // A hidden, cluster-unique row key (see `replica::run_ddl`).
+        if ct
+            .columns
+            .iter()
+            .any(|c| replica::is_hidden_column(&c.name.value))
+        {
+            return Err(unsupported(
+                format!("a column named {}", replica::HIDDEN_KEY),
+                "the name is Tributary's hidden row key",
+            ));
+        }
+        out.columns.push(sqlparser::ast::ColumnDef {
+            name: Ident::new(replica::HIDDEN_KEY),
+            data_type: DataType::Integer(None),
+            options: vec![sqlparser::ast::ColumnOptionDef {
+                name: None,
+                option: ColumnOption::PrimaryKey(sqlparser::ast::PrimaryKeyConstraint {
+                    name: None,
+                    index_name: None,
+                    index_type: None,
+                    columns: Vec::new(),
+                    include: Vec::new(),
+                    index_options: Vec::new(),
+                    characteristics: None,
+                }),
+            }],
+        });
+        changed = true;
+    }
     for col in &mut out.columns {
         let serial = is_serial(&col.data_type);
         let identity = col.options.iter().any(|o| is_identity(&o.option));
@@ -313,6 +369,50 @@ fn is_null(e: &Expr) -> bool {
     matches!(e, Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Null))
 }
 
+/// An INSERT without a column list into a table with a hidden key fills
+/// the leading visible columns, as PostgreSQL fills the leading columns:
+/// names them, so the hidden key is not one of them.
+fn name_visible_columns(
+    conn: &Connection,
+    table: &str,
+    insert: &mut sqlparser::ast::Insert,
+) -> Result<()> {
+    let Some(source) = insert.source.as_ref() else {
+        return Ok(());
+    };
+    let width = match source.body.as_ref() {
+        SetExpr::Values(v) => v.rows.first().map_or(0, |r| r.len()),
+        _ => conn
+            .prepare(&source.to_string())
+            .map_err(|e| Error::sqlite("preparing the INSERT's query", e))?
+            .column_count(),
+    };
+    let info = replica::table_info(conn, table)
+        .map_err(|e| Error::sqlite("reading the table schema", e))?
+        .unwrap_or_else(|| replica::TableInfo {
+            name: table.to_owned(),
+            columns: Vec::new(),
+            decl_types: Vec::new(),
+            pk: Vec::new(),
+        });
+    let visible: Vec<&String> = info
+        .columns
+        .iter()
+        .filter(|c| !replica::is_hidden_column(c))
+        .collect();
+    if width > visible.len() {
+        return Err(Error::Syntax(
+            "INSERT has more expressions than target columns".into(),
+        ));
+    }
+    insert.columns = visible
+        .into_iter()
+        .take(width)
+        .map(|c| ObjectName::from(vec![Ident::with_quote('"', c.as_str())]))
+        .collect();
+    Ok(())
+}
+
 /// Rewrites an INSERT into a table with a generated key so every row it
 /// inserts without a key gets `tributary_next_id(...)`.
 fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
@@ -329,6 +429,9 @@ fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     let call = parse_expr(&format!("{FUNCTION}('{}')", table.replace('\'', "''")))?;
+    if replica::is_hidden_column(&key) && insert.columns.is_empty() {
+        name_visible_columns(conn, &table, insert)?;
+    }
     let listed = insert.columns.iter().position(|c| {
         c.0.last()
             .and_then(|p| p.as_ident())

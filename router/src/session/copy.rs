@@ -62,7 +62,11 @@ impl Session {
             .map_err(|e| Error::sqlite("reading the table schema", e))?
             .ok_or_else(|| Error::BadCopyData(format!("relation \"{table}\" does not exist")))?;
         let columns = if columns.is_empty() {
-            info.columns.clone()
+            info.columns
+                .iter()
+                .filter(|c| !replica::is_hidden_column(c))
+                .cloned()
+                .collect()
         } else {
             if let Some(c) = columns.iter().find(|c| !info.columns.contains(c)) {
                 return Err(Error::BadCopyData(format!(
@@ -161,7 +165,9 @@ impl Session {
                     .iter()
                     .map(|v| {
                         params.push(v.clone().map_or(SqlValue::Null, SqlValue::Text));
-                        format!("${}", params.len())
+                        // Numbered, not `$n`: SQLite looks named
+                        // parameters up one by one, quadratic in their count.
+                        format!("?{}", params.len())
                     })
                     .collect();
                 tuples.push(format!("({})", marks.join(", ")));

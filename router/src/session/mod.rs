@@ -225,6 +225,7 @@ impl Session {
                     rows: None,
                 })
             }
+            Kind::Truncate { tables } => self.truncate(tables, fb).await,
             Kind::CopyOut { query, .. } => self.copy_out(stmt, query).await,
             Kind::CopyIn {
                 table,

@@ -14,7 +14,7 @@ pub(super) struct Txn {
     /// Net SQLite changeset, replayed before each later statement.
     pub(super) changeset: Vec<u8>,
     /// Net row changes with full images: what COMMIT appends.
-    pub(super) changes: Vec<wal_bus::Change>,
+    pub(super) changes: crate::speculate::NetChanges,
     pub(super) failed: bool,
     /// Open savepoints, oldest first: what the block held when each began.
     savepoints: Vec<Savepoint>,
@@ -25,7 +25,7 @@ pub(super) struct Txn {
 struct Savepoint {
     name: String,
     changeset: Vec<u8>,
-    changes: Vec<wal_bus::Change>,
+    changes: crate::speculate::NetChanges,
 }
 
 impl Txn {
@@ -119,7 +119,7 @@ impl Session {
         }
         let shared = self.shared.clone();
         let session = self.id;
-        let changes = txn.changes;
+        let changes = txn.changes.into_changes();
         // Queued and unlocked in one job: a waiter retries on a state that
         // includes this transaction.
         let queued = self

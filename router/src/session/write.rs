@@ -153,7 +153,7 @@ impl Session {
                 Spec::Done { out, queued } => {
                     if let Some(txn) = &mut self.txn {
                         txn.changeset = out.changeset;
-                        crate::speculate::compose(&mut txn.changes, out.changes);
+                        txn.changes.compose(out.changes);
                     }
                     if let Some(queued) = queued {
                         self.finish(queued, fb).await?;
@@ -162,6 +162,52 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// `TRUNCATE a, b`: `DELETE FROM` each table, all in one record (the
+    /// client's block, or one of its own).
+    pub(super) async fn truncate(
+        &mut self,
+        tables: &[String],
+        fb: &mut Feedback,
+    ) -> Result<Outcome> {
+        let own_block = self.txn.is_none();
+        if own_block {
+            self.begin(fb);
+        }
+        let mut result = Ok(());
+        for table in tables {
+            let stmt = Classified {
+                sql: format!("DELETE FROM {table}"),
+                kind: crate::classify::Kind::Write {
+                    tag: "TRUNCATE TABLE",
+                },
+                param_count: 0,
+                param_columns: Default::default(),
+                projection: Vec::new(),
+                column_names: None,
+            };
+            if let Err(e) = self.write(&stmt, Vec::new(), "TRUNCATE TABLE", fb).await {
+                result = Err(e);
+                break;
+            }
+        }
+        if own_block {
+            match result {
+                Ok(()) => {
+                    self.commit(fb).await?;
+                }
+                Err(e) => {
+                    self.rollback(fb);
+                    return Err(e);
+                }
+            }
+        }
+        result?;
+        Ok(Outcome::Command {
+            tag: "TRUNCATE TABLE".into(),
+            rows: None,
+        })
     }
 
     /// Reserves a range of generated keys for this router (an `ids`

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::exec::{ResultSet, run_statement, sq};
 use crate::write_order::Replay;
 
-pub use compose::compose;
+pub use compose::NetChanges;
 
 /// A query finding a row of `table` whose key (`column`, …) is NULL.
 #[derive(Debug, Clone)]
@@ -144,8 +144,7 @@ pub fn read_in_txn(
 pub fn check_ddl(conn: &Connection, overlay: &[Replay], sql: &str) -> Result<()> {
     rolled_back(conn, |conn| {
         replay::overlay(conn, overlay)?;
-        conn.execute_batch(sql)
-            .map_err(sq("checking the DDL statement"))
+        replica::run_ddl(conn, sql).map_err(sq("checking the DDL statement"))
     })
 }
 
@@ -260,9 +259,9 @@ mod tests {
     #[test]
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
-        let mut changes = Vec::new();
+        let mut changes = NetChanges::default();
         let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
-        compose(&mut changes, a.changes);
+        changes.compose(a.changes);
         let b = speculate_after(
             &c,
             &[],
@@ -271,7 +270,7 @@ mod tests {
             &[],
             None,
         )?;
-        compose(&mut changes, b.changes);
+        changes.compose(b.changes);
         let d = speculate_after(
             &c,
             &[],
@@ -280,7 +279,7 @@ mod tests {
             &[],
             None,
         )?;
-        compose(&mut changes, d.changes);
+        changes.compose(d.changes);
         assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
         assert_eq!(changes.len(), 2);
         let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");

@@ -36,9 +36,9 @@ pub(super) fn overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
     for r in overlay {
         match r {
             Replay::Rows(changes) => replay_rows(conn, changes)?,
-            Replay::Ddl(sql) => conn
-                .execute_batch(sql)
-                .map_err(sq("replaying a queued schema change"))?,
+            Replay::Ddl(sql) => {
+                replica::run_ddl(conn, sql).map_err(sq("replaying a queued schema change"))?
+            }
         }
     }
     Ok(())
