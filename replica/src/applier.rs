@@ -14,7 +14,7 @@ use resolver::{Policy, Stamp};
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record, RecordBody};
+use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record, RecordBody, Step};
 
 use crate::apply::{ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic};
 use crate::conflicts::record_conflict;
@@ -34,6 +34,15 @@ const COMMITS_PER_CHECKPOINT: u32 = 256;
 pub struct ReplicaHandle {
     pub state: Arc<ReplicaState>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// How a record's row changes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Done,
+    /// First-writer-wins (or a counter overflow) rejected the record; its
+    /// effects are rolled back to the record's savepoint.
+    Rejected,
 }
 
 impl ReplicaHandle {
@@ -364,7 +373,7 @@ impl Applier {
         offset: Offset,
         record: &Record,
         changes: &[wal_bus::Change],
-    ) -> Result<()> {
+    ) -> Result<Applied> {
         let stamp = Stamp::new(record.hlc, record.origin.clone());
         let ctx = ChangeCtx {
             conn: &self.conn,
@@ -402,12 +411,33 @@ impl Applier {
                     };
                     record_conflict(&ctx, &c)?;
                     self.rejections.push((offset, reason));
-                    return Ok(());
+                    return Ok(Applied::Rejected);
                 }
             }
         }
         for c in &conflicts {
             record_conflict(&ctx, c)?;
+        }
+        Ok(Applied::Done)
+    }
+
+    /// A `block` record: schema statements and row changes in order; a
+    /// rejected run of changes rejects the whole block (already rolled
+    /// back to the record's savepoint).
+    fn apply_block(&mut self, offset: Offset, record: &Record, steps: &[Step]) -> Result<()> {
+        for step in steps {
+            match step {
+                Step::Ddl { sql } => {
+                    self.cache.clear();
+                    crate::ddl::run_ddl(&self.conn, sql)
+                        .ctx(&self.path, "applying a schema statement of a block")?;
+                }
+                Step::Rows { changes } => {
+                    if self.apply_txn(offset, record, changes)? == Applied::Rejected {
+                        return Ok(());
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -419,7 +449,12 @@ impl Applier {
             .execute_batch("SAVEPOINT record")
             .ctx(&self.path, "opening a record savepoint")?;
         let result = match &record.body {
-            RecordBody::Txn { changes } => self.apply_txn(offset, record, changes),
+            RecordBody::Txn { changes } => self.apply_txn(offset, record, changes).map(|_| ()),
+            RecordBody::Block { steps } => {
+                let applied = self.apply_block(offset, record, steps);
+                self.cache.clear();
+                applied
+            }
             RecordBody::Ddl { sql } => {
                 self.cache.clear();
                 crate::ddl::run_ddl(&self.conn, sql).ctx(&self.path, "applying a DDL record")

@@ -46,6 +46,18 @@ fn uuid_v4() -> String {
 /// Registers every function above on `conn`, and `tributary_cast`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::casts::register(conn)?;
+    // Statements with generated keys are described on any connection; only
+    // the speculation connection hands keys out (`Keys::arm` replaces this).
+    conn.create_scalar_function(
+        crate::keys::NEXT_ID,
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        |_| -> rusqlite::Result<i64> {
+            Err(rusqlite::Error::UserFunctionError(
+                "generated keys are handed out only by a write".into(),
+            ))
+        },
+    )?;
     let version = format!(
         "PostgreSQL {} on {}-linux, Tributary {}",
         crate::SERVER_VERSION,

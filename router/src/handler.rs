@@ -44,6 +44,7 @@ pub struct Prepared {
 /// Parses and describes statements for the extended protocol.
 pub struct Parser {
     shared: Arc<Shared>,
+    block_schema: crate::session::BlockSchema,
 }
 
 #[async_trait]
@@ -80,36 +81,67 @@ impl QueryParser for Parser {
             .to_pgwire());
         }
         let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
+        // An INSERT is described as it will run: with its generated keys
+        // (`INSERT INTO t VALUES (…)` into a table with a hidden key names
+        // the visible columns).
+        let planned = matches!(
+            stmt.kind,
+            Kind::Write {
+                tag: "INSERT" | "UPDATE"
+            }
+        );
+        let shared = self.shared.clone();
         let text = stmt.sql.clone();
         let has_params = stmt.param_count > 0;
         let projection = stmt.projection.clone();
-        let (col_types, described) = self
-            .shared
-            .readers
-            .run(move |c| {
-                let described = if describe {
-                    Some(exec::describe(c, &text)?)
+        type Looked = (
+            crate::typing::SchemaTypes,
+            Option<(Vec<String>, Vec<Option<String>>)>,
+        );
+        let look = move |c: &rusqlite::Connection| -> std::result::Result<Looked, Error> {
+            let described = if describe {
+                let plan = if planned {
+                    // Not cached on a block's own schema (inside `in_block`).
+                    shared.keys.plan(c, &text, c.is_autocommit())?
                 } else {
-                    None
+                    crate::keys::Plan::default()
                 };
-                // The schema scan is only for hints: parameter types, and
-                // result columns SQLite gives no declared type.
-                let untyped_columns = described.as_ref().is_some_and(|(_, decls)| {
-                    decls.iter().enumerate().any(|(i, d)| {
-                        d.as_deref().is_none_or(str::is_empty)
-                            && projection.get(i).is_some_and(Option::is_some)
-                    })
-                });
-                let types = if has_params || untyped_columns {
-                    crate::typing::schema_types(c)?
-                } else {
-                    crate::typing::SchemaTypes::default()
-                };
-                Ok::<_, Error>((types, described))
-            })
-            .await
-            .and_then(|r| r)
-            .map_err(|e| e.to_pgwire())?;
+                Some(exec::describe(c, plan.run.as_deref().unwrap_or(&text))?)
+            } else {
+                None
+            };
+            // The schema scan is only for hints: parameter types, and
+            // result columns SQLite gives no declared type.
+            let untyped_columns = described.as_ref().is_some_and(|(_, decls)| {
+                decls.iter().enumerate().any(|(i, d)| {
+                    d.as_deref().is_none_or(str::is_empty)
+                        && projection.get(i).is_some_and(Option::is_some)
+                })
+            });
+            let types = if has_params || untyped_columns {
+                crate::typing::schema_types(c)?
+            } else {
+                crate::typing::SchemaTypes::default()
+            };
+            Ok((types, described))
+        };
+        // Inside a block that changed the schema, on the block's schema.
+        let block = self
+            .block_schema
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let looked = match block {
+            Some(prior) => {
+                let shared = self.shared.clone();
+                self.shared
+                    .writer
+                    .run(move |c| crate::speculate::in_block(c, &shared.overlay(), &prior, look))
+                    .await
+            }
+            None => self.shared.readers.run(move |c| look(c)).await,
+        };
+        let (col_types, described) = looked.and_then(|r| r).map_err(|e| e.to_pgwire())?;
         let param_types =
             pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
         let (columns, column_types) = match (&stmt.kind, described) {
@@ -169,9 +201,14 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(shared: Arc<Shared>) -> Connection {
+        let session = Session::new(shared.clone());
+        let block_schema = session.block_schema();
         Connection {
-            session: Mutex::new(Session::new(shared.clone())),
-            parser: Arc::new(Parser { shared }),
+            session: Mutex::new(session),
+            parser: Arc::new(Parser {
+                shared,
+                block_schema,
+            }),
         }
     }
 }

@@ -38,6 +38,12 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
 }
 
+/// Drops this thread's cache (after a speculation ran schema statements
+/// it then rolled back).
+pub fn forget() {
+    CACHE.with(|cache| *cache.borrow_mut() = Cache::default());
+}
+
 /// `sql` with every `*` that would show a hidden key expanded, or `None`
 /// when it needs nothing.
 pub fn expand(conn: &Connection, sql: &str) -> Result<Option<String>> {

@@ -36,6 +36,8 @@ pub enum Replay {
     Rows(Arc<[Change]>),
     /// A schema statement (replayed by running it).
     Ddl(Arc<str>),
+    /// A transaction block's steps, in order.
+    Block(Arc<[Replay]>),
 }
 
 /// A row, as a lock names it: table and canonical key.

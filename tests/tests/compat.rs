@@ -400,3 +400,24 @@ async fn savepoints_and_copy_under_contention() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// DDL inside transaction blocks (psycopg's default mode): schema
+/// statements and rows commit as one record, in order, or not at all; the
+/// block's later statements are described on its own schema; every
+/// replica ends with the same tables and rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_inside_transaction_blocks() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let out = python("ddl_in_block.py", &[&cluster.router_port(0).to_string()])?;
+    ensure!(out.contains("ok"), "{out}");
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    let c = cluster.connect(0).await?;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM blk", &[])
+        .await?
+        .try_get(0)?;
+    ensure!(n == 2, "blk has {n} rows");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -26,13 +26,22 @@ fn row_json(row: Option<&Row>) -> Json {
         .unwrap_or(Json::Null)
 }
 
-/// The change events of one record (none for ddl and policy records).
+/// The change events of one record: its row changes (a block's in order;
+/// none for ddl, ids and policy records).
 pub fn events(record: &Record, offset: Offset, now_ms: u64) -> Vec<ChangeEvent> {
-    let RecordBody::Txn { changes } = &record.body else {
-        return Vec::new();
+    let changes: Vec<&wal_bus::Change> = match &record.body {
+        RecordBody::Txn { changes } => changes.iter().collect(),
+        RecordBody::Block { steps } => steps
+            .iter()
+            .flat_map(|s| match s {
+                wal_bus::Step::Rows { changes } => changes.iter().collect(),
+                wal_bus::Step::Ddl { .. } => Vec::new(),
+            })
+            .collect(),
+        _ => return Vec::new(),
     };
     changes
-        .iter()
+        .into_iter()
         .map(|c| {
             let op = match c.op {
                 Op::Insert => "c",

@@ -19,7 +19,7 @@ mod wall;
 
 pub use error::{Error, Result};
 pub use hlc::{Hlc, HlcClock};
-pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row};
+pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row, Step};
 pub use value::Value;
 pub use wall::{now_ms, sync_dir};
 

@@ -45,6 +45,20 @@ pub enum RecordBody {
     /// origin. Every replica computes the same range at this offset (see
     /// docs/record-format.md); no row changes.
     Ids { table: String, count: u64 },
+    /// A transaction block that mixed schema statements and row changes:
+    /// its steps in statement order, applied atomically.
+    Block { steps: Vec<Step> },
+}
+
+/// One step of a `block` record: `{"sql": …}` or `{"changes": […]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Step {
+    /// A schema statement, as in a `ddl` record.
+    Ddl { sql: String },
+    /// Net row changes since the previous schema statement, as in a `txn`
+    /// record.
+    Rows { changes: Vec<Change> },
 }
 
 /// Kind of row change.
@@ -100,6 +114,7 @@ struct WireIn {
     policy: Option<String>,
     table: Option<String>,
     count: Option<u64>,
+    steps: Option<Vec<Step>>,
 }
 
 #[derive(Deserialize)]
@@ -180,9 +195,12 @@ impl Record {
                 table: wire.table.ok_or_else(|| missing("table", "ids"))?,
                 count: wire.count.ok_or_else(|| missing("count", "ids"))?,
             },
+            Some("block") => RecordBody::Block {
+                steps: wire.steps.ok_or_else(|| missing("steps", "block"))?,
+            },
             Some(other) => {
                 return Err(Error::Decode(format!(
-                    "unknown record type {other:?}; expected txn, ddl, policy or ids"
+                    "unknown record type {other:?}; expected txn, ddl, policy, ids or block"
                 )));
             }
             None => return Err(Error::Decode("missing field type".into())),
@@ -241,6 +259,15 @@ mod tests {
             (any::<u64>(), ".*")
                 .prop_map(|(version, policy)| RecordBody::Policy { version, policy }),
             (".*", any::<u64>()).prop_map(|(table, count)| RecordBody::Ids { table, count }),
+            proptest::collection::vec(
+                prop_oneof![
+                    ".*".prop_map(|sql| Step::Ddl { sql }),
+                    proptest::collection::vec(change(), 0..3)
+                        .prop_map(|changes| Step::Rows { changes }),
+                ],
+                0..4
+            )
+            .prop_map(|steps| RecordBody::Block { steps }),
         ]
     }
 

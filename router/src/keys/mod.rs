@@ -32,7 +32,9 @@ use crate::error::{Error, Result};
 /// Keys one `ids` record reserves at least.
 pub const BLOCK: u64 = 1000;
 
-const FUNCTION: &str = "tributary_next_id";
+/// The SQLite function that hands out this router's generated keys.
+pub const NEXT_ID: &str = "tributary_next_id";
+const FUNCTION: &str = NEXT_ID;
 
 #[derive(Debug, Default)]
 struct Ranges {
@@ -144,19 +146,24 @@ impl Keys {
             })
     }
 
-    /// How to run an INSERT or UPDATE (cached per schema version).
-    pub fn plan(&self, conn: &Connection, sql: &str) -> Result<Plan> {
+    /// How to run an INSERT or UPDATE; cached per schema version when
+    /// `cache` (not on a transaction block's own schema, whose version may
+    /// come back with another schema).
+    pub fn plan(&self, conn: &Connection, sql: &str, cache: bool) -> Result<Plan> {
         let version: i64 = conn
             .query_row("PRAGMA schema_version", [], |r| r.get(0))
             .map_err(|e| Error::sqlite("reading the schema version", e))?;
         let key = (version, sql.to_owned());
-        if let Some(hit) = lock(&self.plans).get(&key) {
+        if cache && let Some(hit) = lock(&self.plans).get(&key) {
             return Ok(hit.clone());
         }
         let plan = Plan {
             run: rewrite_insert(conn, sql)?.map(Arc::<str>::from),
             null_check: null_check(conn, sql)?.map(Arc::new),
         };
+        if !cache {
+            return Ok(plan);
+        }
         let mut cache = lock(&self.plans);
         if cache.len() > 4096 {
             cache.clear();

@@ -47,18 +47,18 @@ fn inserts_without_a_key_get_generated_ones() {
 fn keys_sqlite_may_leave_null_are_checked() -> Result<()> {
     let c = db();
     let keys = Keys::default();
-    let plan = keys.plan(&c, "INSERT INTO kv (v) VALUES ('a')")?;
+    let plan = keys.plan(&c, "INSERT INTO kv (v) VALUES ('a')", true)?;
     assert_eq!(
         plan.null_check.as_ref().map(|c| c.sql.as_str()),
         Some("SELECT 1 FROM \"kv\" WHERE \"k\" IS NULL LIMIT 1")
     );
     assert!(
-        keys.plan(&c, "UPDATE kv SET k = NULL")?
+        keys.plan(&c, "UPDATE kv SET k = NULL", true)?
             .null_check
             .is_some()
     );
     assert!(
-        keys.plan(&c, "INSERT INTO items (name) VALUES ('a')")?
+        keys.plan(&c, "INSERT INTO items (name) VALUES ('a')", true)?
             .null_check
             .is_none()
     );
@@ -80,7 +80,7 @@ fn the_function_hands_out_reserved_keys_then_reports_a_shortage() -> Result<()> 
     keys.add("items", 10, 2);
     keys.arm(&c)?;
     let sql = keys
-        .plan(&c, "INSERT INTO items (name) VALUES ('a'), ('b')")?
+        .plan(&c, "INSERT INTO items (name) VALUES ('a'), ('b')", true)?
         .run
         .expect("rewritten");
     c.execute_batch(&sql)

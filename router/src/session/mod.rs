@@ -75,7 +75,12 @@ pub struct Session {
     copy: Option<copy::CopyIn>,
     /// SQL-level prepared statements (`PREPARE`), by name.
     prepared: std::collections::HashMap<String, Classified>,
+    block_schema: BlockSchema,
 }
+
+/// An open block's uncommitted schema, when it has schema statements:
+/// statements described while it is open are described on it.
+pub type BlockSchema = Arc<std::sync::Mutex<Option<crate::speculate::Prior>>>;
 
 impl Session {
     pub fn new(shared: Arc<Shared>) -> Session {
@@ -92,6 +97,7 @@ impl Session {
             txn: None,
             copy: None,
             prepared: Default::default(),
+            block_schema: Default::default(),
             shared,
         }
     }
@@ -248,11 +254,11 @@ impl Session {
 
     async fn read(&mut self, stmt: &Classified, params: Vec<SqlValue>) -> Result<Outcome> {
         if let Some(txn) = &self.txn
-            && !txn.changeset.is_empty()
+            && txn.block.started()
         {
             // The transaction's writes sit on top of the router's queued
             // ones (the overlay), which the replica may not have applied yet.
-            let prior = txn.changeset.clone();
+            let prior = txn.block.prior();
             let sql = stmt.sql.clone();
             let max_rows = self.shared.config.max_result_rows;
             let shared = self.shared.clone();
@@ -344,9 +350,49 @@ impl Session {
         Ok(())
     }
 
+    /// A schema statement inside `BEGIN`: checked on the block so far and
+    /// kept in it; COMMIT appends it with the block's rows, in order.
+    async fn ddl_in_block(&mut self, stmt: &Classified, tag: &str) -> Result<Outcome> {
+        let prior = self
+            .txn
+            .as_ref()
+            .map(|t| t.block.prior())
+            .unwrap_or_default();
+        let shared = self.shared.clone();
+        let sql = stmt.sql.clone();
+        self.shared
+            .writer
+            .run(move |c| crate::speculate::check_ddl(c, &shared.overlay(), &prior, &sql))
+            .await??;
+        if let Some(txn) = &mut self.txn {
+            txn.block.add_ddl(&stmt.sql);
+        }
+        self.show_block_schema();
+        Ok(Outcome::Command {
+            tag: tag.to_owned(),
+            rows: None,
+        })
+    }
+
+    /// Lets the connection's Describe see the open block's own schema.
+    pub(super) fn show_block_schema(&self) {
+        let view = self
+            .txn
+            .as_ref()
+            .map(|t| t.block.prior())
+            .filter(crate::speculate::Prior::has_ddl);
+        *self.block_schema.lock().unwrap_or_else(|p| p.into_inner()) = view;
+    }
+
+    /// The open block's schema view (see `show_block_schema`), shared with
+    /// the connection's statement parser.
+    pub fn block_schema(&self) -> BlockSchema {
+        self.block_schema.clone()
+    }
+
     async fn ddl(&mut self, stmt: &Classified, tag: &str, fb: &mut Feedback) -> Result<Outcome> {
         if self.txn.is_some() {
-            return Err(Error::NotInTransactionBlock(tag.to_owned()));
+            return self.ddl_in_block(stmt, tag).await;
         }
         self.shared
             .wait_applied(self.min_offset.max(self.floor))
@@ -360,7 +406,7 @@ impl Session {
             .writer
             .run(move |c| {
                 let overlay = shared.overlay();
-                crate::speculate::check_ddl(c, &overlay, &sql)?;
+                crate::speculate::check_ddl(c, &overlay, &Default::default(), &sql)?;
                 let replay = Replay::Ddl(sql.as_str().into());
                 shared.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
             })

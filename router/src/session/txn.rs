@@ -2,19 +2,16 @@
 //! row changes), ROLLBACK, savepoints, and what a vanished client leaves
 //! behind.
 
-use wal_bus::RecordBody;
+use wal_bus::{RecordBody, Step};
 
 use super::{Feedback, Outcome, Session};
 use crate::error::{Error, Result};
-use crate::write_order::Replay;
 
-/// A transaction block in progress: the net changeset of its writes.
+/// A transaction block in progress: its writes and schema statements.
 #[derive(Debug, Default)]
 pub(super) struct Txn {
-    /// Net SQLite changeset, replayed before each later statement.
-    pub(super) changeset: Vec<u8>,
-    /// Net row changes with full images: what COMMIT appends.
-    pub(super) changes: crate::speculate::NetChanges,
+    /// Replayed before each later statement; what COMMIT appends.
+    pub(super) block: crate::speculate::Block,
     pub(super) failed: bool,
     /// Open savepoints, oldest first: what the block held when each began.
     savepoints: Vec<Savepoint>,
@@ -24,8 +21,7 @@ pub(super) struct Txn {
 #[derive(Debug)]
 struct Savepoint {
     name: String,
-    changeset: Vec<u8>,
-    changes: crate::speculate::NetChanges,
+    block: crate::speculate::Block,
 }
 
 impl Txn {
@@ -59,8 +55,7 @@ impl Session {
             .ok_or(Error::NoActiveTransaction("SAVEPOINT"))?;
         txn.savepoints.push(Savepoint {
             name: name.to_owned(),
-            changeset: txn.changeset.clone(),
-            changes: txn.changes.clone(),
+            block: txn.block.clone(),
         });
         Ok(command("SAVEPOINT"))
     }
@@ -89,15 +84,17 @@ impl Session {
         let at = txn.find(name)?;
         txn.savepoints.truncate(at + 1);
         let mark = &txn.savepoints[at];
-        txn.changeset = mark.changeset.clone();
-        txn.changes = mark.changes.clone();
+        txn.block = mark.block.clone();
         txn.failed = false;
+        self.show_block_schema();
         Ok(command("ROLLBACK"))
     }
 
     pub(super) fn rollback(&mut self, fb: &mut Feedback) -> Outcome {
         self.shared.order.release(self.id);
-        if self.txn.take().is_none() {
+        let ended = self.txn.take();
+        self.show_block_schema();
+        if ended.is_none() {
             fb.notices
                 .push(("WARNING", "there is no transaction in progress".into()));
         }
@@ -112,31 +109,44 @@ impl Session {
                 .push(("WARNING", "there is no transaction in progress".into()));
             return Ok(Outcome::TxnEnd { tag: "COMMIT" });
         };
-        if txn.failed || txn.changes.is_empty() {
+        self.show_block_schema();
+        if txn.failed || txn.block.is_empty() {
             self.shared.order.release(self.id);
             let tag = if txn.failed { "ROLLBACK" } else { "COMMIT" };
             return Ok(Outcome::TxnEnd { tag });
         }
         let shared = self.shared.clone();
         let session = self.id;
-        let changes = txn.changes.into_changes();
+        let had_ddl = txn.block.has_ddl();
+        let (body, replay) = txn.block.into_record();
         // Queued and unlocked in one job: a waiter retries on a state that
         // includes this transaction.
         let queued = self
             .shared
             .writer
             .run(move |_| {
-                let queued = crate::policy::check_set_values(&shared.replica.policy().1, &changes)
-                    .and_then(|()| {
-                        let replay = Replay::Rows(changes.clone().into());
-                        shared.enqueue(session, RecordBody::Txn { changes }, Some(replay))
-                    });
+                let policy = shared.replica.policy().1;
+                let checked = match &body {
+                    RecordBody::Txn { changes } => {
+                        crate::policy::check_set_values(&policy, changes)
+                    }
+                    RecordBody::Block { steps } => steps.iter().try_for_each(|s| match s {
+                        Step::Rows { changes } => crate::policy::check_set_values(&policy, changes),
+                        Step::Ddl { .. } => Ok(()),
+                    }),
+                    _ => Ok(()),
+                };
+                let queued = checked.and_then(|()| shared.enqueue(session, body, Some(replay)));
                 shared.order.release(session);
                 queued
             })
             .await;
         self.shared.order.release(self.id);
         self.finish(queued??, fb).await?;
+        if had_ddl {
+            // Reads on this router must see the new schema.
+            self.shared.wait_applied(self.last_write).await?;
+        }
         Ok(Outcome::TxnEnd { tag: "COMMIT" })
     }
 }

@@ -38,30 +38,19 @@ fn speculate_job(
     session: u64,
     in_txn: bool,
     insert_or_update: bool,
-    prior: &[u8],
+    prior: &crate::speculate::Prior,
     sql: &str,
     params: &[SqlValue],
 ) -> Result<Spec> {
     let overlay = shared.overlay();
     metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
         .record(overlay.len() as f64);
-    let plan = if insert_or_update {
-        shared.keys.plan(conn, sql)?
-    } else {
-        crate::keys::Plan::default()
-    };
-    if plan.run.is_some() {
-        shared.keys.arm(conn)?;
-    }
-    let run = plan.run.as_deref().unwrap_or(sql);
-    let check = plan.null_check.as_deref();
-    let mut out = match crate::speculate::speculate_after(conn, &overlay, prior, run, params, check)
+    let keys = insert_or_update.then_some(&shared.keys);
+    let mut out = match crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys)
     {
         Ok(out) => out,
         Err(e) => {
-            if plan.run.is_some()
-                && let Some(short) = shared.keys.shortage()
-            {
+            if let Some(short) = shared.keys.shortage() {
                 return Ok(Spec::NeedKeys(short));
             }
             return Err(e);
@@ -113,7 +102,7 @@ impl Session {
             let prior = self
                 .txn
                 .as_ref()
-                .map(|t| t.changeset.clone())
+                .map(|t| t.block.prior())
                 .unwrap_or_default();
             let sql = stmt.sql.clone();
             let params = params.clone();
@@ -152,8 +141,7 @@ impl Session {
                 }
                 Spec::Done { out, queued } => {
                     if let Some(txn) = &mut self.txn {
-                        txn.changeset = out.changeset;
-                        txn.changes.compose(out.changes);
+                        txn.block.add_rows(out.changeset, out.changes);
                     }
                     if let Some(queued) = queued {
                         self.finish(queued, fb).await?;

@@ -13,6 +13,7 @@
 //! turns a changeset into row changes with full images, `compose.rs` folds
 //! changes and changesets together.
 
+mod block;
 mod capture;
 mod compose;
 mod replay;
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::exec::{ResultSet, run_statement, sq};
 use crate::write_order::Replay;
 
+pub use block::{Block, Prior};
 pub use compose::NetChanges;
 
 /// A query finding a row of `table` whose key (`column`, …) is NULL.
@@ -62,22 +64,50 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
     Ok(out)
 }
 
-/// Runs a write on top of `overlay`, the router's queued writes this
-/// replica has not applied yet. The caller holds the replica's write gate,
-/// so "not applied yet" is exact for the whole speculation.
-/// `null_check`, when given, finds a row the statement left with a NULL key
-/// (see `keys::Plan`): such a write is refused with 23502.
+/// Runs `f` on the router's replica plus `overlay` (its queued records the
+/// replica has not applied yet) plus `prior` (the session's block so far),
+/// then rolls it all back. The caller holds the replica's write gate, so
+/// "not applied yet" is exact for the whole run.
+pub fn in_block<R>(
+    conn: &Connection,
+    overlay: &[Replay],
+    prior: &Prior,
+    f: impl FnOnce(&Connection) -> Result<R>,
+) -> Result<R> {
+    let out = rolled_back(conn, |conn| {
+        replay::overlay(conn, overlay)?;
+        prior.replay(conn)?;
+        f(conn)
+    });
+    if prior.has_ddl() {
+        // The block's schema is gone again, but the schema version it had
+        // may come back with another schema: nothing cached from it stays.
+        crate::star::forget();
+    }
+    out
+}
+
+/// Runs a write on top of `overlay` and `prior` (see [`in_block`]).
+/// With `keys`, an INSERT or UPDATE gets its generated-key plan (see
+/// `keys::Plan`), made on the schema the statement sees: a row the
+/// statement left with a NULL key is refused with 23502.
 pub fn speculate_after(
     conn: &Connection,
     overlay: &[Replay],
-    prior: &[u8],
+    prior: &Prior,
     sql: &str,
     params: &[SqlValue],
-    null_check: Option<&NullCheck>,
+    keys: Option<&crate::keys::Keys>,
 ) -> Result<SpecOutcome> {
-    rolled_back(conn, |conn| {
-        replay::overlay(conn, overlay)?;
-        replay::changeset(conn, prior)?;
+    in_block(conn, overlay, prior, |conn| {
+        let plan = match keys {
+            Some(k) => {
+                k.arm(conn)?;
+                k.plan(conn, sql, !prior.has_ddl())?
+            }
+            None => crate::keys::Plan::default(),
+        };
+        let sql = plan.run.as_deref().unwrap_or(sql);
         // Attached after the replay: captures this statement alone, so the
         // transaction keeps the before-images of its first touch of a row.
         let mut session = Session::new(conn).map_err(sq("starting change capture"))?;
@@ -88,7 +118,7 @@ pub fn speculate_after(
         // RETURNING rows are the statement's own changes; the log record
         // already bounds their size (max_record_bytes).
         let (result, affected) = run_statement(conn, sql, params, usize::MAX)?;
-        if let Some(check) = null_check
+        if let Some(check) = plan.null_check.as_deref()
             && affected > 0
         {
             let found = conn
@@ -108,10 +138,11 @@ pub fn speculate_after(
             .map_err(sq("capturing row changes"))?;
         drop(session);
         let changes = capture::changes_in(conn, &own)?;
-        let changeset = if prior.is_empty() {
+        let open = prior.open_changeset();
+        let changeset = if open.is_empty() {
             own
         } else {
-            compose::combine(prior, &own)?
+            compose::combine(open, &own)?
         };
         Ok(SpecOutcome {
             result,
@@ -123,29 +154,29 @@ pub fn speculate_after(
 }
 
 /// Runs a read on top of the router's overlay and the transaction's
-/// earlier writes.
+/// earlier writes and schema statements.
 pub fn read_in_txn(
     conn: &Connection,
     overlay: &[Replay],
-    prior: &[u8],
+    prior: &Prior,
     sql: &str,
     params: &[SqlValue],
     max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
-    rolled_back(conn, |conn| {
-        replay::overlay(conn, overlay)?;
-        replay::changeset(conn, prior)?;
+    in_block(conn, overlay, prior, |conn| {
         run_statement(conn, sql, params, max_rows)
     })
 }
 
-/// Checks a DDL statement runs on top of the overlay, without keeping its
-/// effect.
-pub fn check_ddl(conn: &Connection, overlay: &[Replay], sql: &str) -> Result<()> {
-    rolled_back(conn, |conn| {
-        replay::overlay(conn, overlay)?;
+/// Checks a DDL statement runs on top of the overlay and the session's
+/// block, without keeping its effect.
+pub fn check_ddl(conn: &Connection, overlay: &[Replay], prior: &Prior, sql: &str) -> Result<()> {
+    let out = in_block(conn, overlay, prior, |conn| {
         replica::run_ddl(conn, sql).map_err(sq("checking the DDL statement"))
-    })
+    });
+    // Its schema version may come back with another schema, as above.
+    crate::star::forget();
+    out
 }
 
 #[cfg(test)]
@@ -166,7 +197,7 @@ mod tests {
         let out = speculate_after(
             &c,
             &[],
-            &[],
+            &Prior::default(),
             "UPDATE t SET n = n + $1 WHERE id = $2",
             &[SqlValue::Integer(5), SqlValue::Integer(1)],
             None,
@@ -198,11 +229,18 @@ mod tests {
     #[test]
     fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
         let c = db();
-        let w1 = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
+        let w1 = speculate_after(
+            &c,
+            &[],
+            &Prior::default(),
+            "INSERT INTO t VALUES (2, 'b', 1)",
+            &[],
+            None,
+        )?;
         let w2 = speculate_after(
             &c,
             &[Replay::Rows(w1.changes.clone().into())],
-            &[],
+            &Prior::default(),
             "UPDATE t SET n = n + 5 WHERE id IN (1, 2)",
             &[],
             None,
@@ -213,7 +251,7 @@ mod tests {
                 Replay::Rows(w1.changes.clone().into()),
                 Replay::Rows(w2.changes.clone().into()),
             ],
-            &[],
+            &Prior::default(),
             "DELETE FROM t WHERE id = 1",
             &[],
             None,
@@ -226,7 +264,7 @@ mod tests {
         let rows = read_in_txn(
             &c,
             &overlay,
-            &[],
+            &Prior::default(),
             "SELECT id, v, n FROM t ORDER BY id",
             &[],
             10,
@@ -245,10 +283,17 @@ mod tests {
         // Replaying a write the replica already applied changes nothing.
         c.execute_batch("INSERT INTO t VALUES (2, 'b', 6); DELETE FROM t WHERE id = 1")
             .map_err(sq("apply"))?;
-        let again = read_in_txn(&c, &overlay, &[], "SELECT count(*), sum(n) FROM t", &[], 10)?
-            .0
-            .map(|r| r.rows)
-            .unwrap_or_default();
+        let again = read_in_txn(
+            &c,
+            &overlay,
+            &Prior::default(),
+            "SELECT count(*), sum(n) FROM t",
+            &[],
+            10,
+        )?
+        .0
+        .map(|r| r.rows)
+        .unwrap_or_default();
         assert_eq!(
             again,
             vec![vec![SqlValue::Integer(1), SqlValue::Integer(6)]]
@@ -259,28 +304,19 @@ mod tests {
     #[test]
     fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         let c = db();
-        let mut changes = NetChanges::default();
-        let a = speculate_after(&c, &[], &[], "INSERT INTO t VALUES (2, 'b', 1)", &[], None)?;
-        changes.compose(a.changes);
-        let b = speculate_after(
-            &c,
-            &[],
-            &a.changeset,
+        let mut block = Block::default();
+        for sql in [
+            "INSERT INTO t VALUES (2, 'b', 1)",
             "UPDATE t SET n = 7 WHERE id = 2",
-            &[],
-            None,
-        )?;
-        changes.compose(b.changes);
-        let d = speculate_after(
-            &c,
-            &[],
-            &b.changeset,
             "DELETE FROM t WHERE id = 1 RETURNING v",
-            &[],
-            None,
-        )?;
-        changes.compose(d.changes);
-        assert_eq!(d.result.map(|r| r.rows.len()), Some(1));
+        ] {
+            let out = speculate_after(&c, &[], &block.prior(), sql, &[], None)?;
+            if sql.contains("RETURNING") {
+                assert_eq!(out.result.as_ref().map(|r| r.rows.len()), Some(1));
+            }
+            block.add_rows(out.changeset, out.changes);
+        }
+        let changes: Vec<&Change> = block.changes().collect();
         assert_eq!(changes.len(), 2);
         let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
         assert_eq!(
@@ -292,6 +328,52 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .map_err(sq("t"))?;
         assert_eq!(count, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_block_mixes_schema_statements_and_rows_in_order() -> Result<()> {
+        let c = db();
+        let mut block = Block::default();
+        let out = speculate_after(&c, &[], &block.prior(), "UPDATE t SET n = 11", &[], None)?;
+        block.add_rows(out.changeset, out.changes);
+        let ddl = "CREATE TABLE u (id INTEGER PRIMARY KEY, w TEXT)";
+        check_ddl(&c, &[], &block.prior(), ddl)?;
+        block.add_ddl(ddl);
+        let out = speculate_after(
+            &c,
+            &[],
+            &block.prior(),
+            "INSERT INTO u VALUES (1, 'x')",
+            &[],
+            None,
+        )?;
+        block.add_rows(out.changeset, out.changes);
+        let out = speculate_after(&c, &[], &block.prior(), "UPDATE u SET w = 'y'", &[], None)?;
+        block.add_rows(out.changeset, out.changes);
+        let rows = read_in_txn(&c, &[], &block.prior(), "SELECT w FROM u", &[], 10)?
+            .0
+            .map(|r| r.rows)
+            .unwrap_or_default();
+        assert_eq!(rows, vec![vec![SqlValue::Text("y".into())]]);
+        let (body, _) = block.into_record();
+        let wal_bus::RecordBody::Block { steps } = body else {
+            panic!("a block with DDL is a block record: {body:?}");
+        };
+        assert_eq!(steps.len(), 3);
+        assert!(matches!(&steps[1], wal_bus::Step::Ddl { sql } if sql == ddl));
+        assert!(
+            matches!(&steps[2], wal_bus::Step::Rows { changes } if changes.len() == 1
+            && changes[0].op == Op::Insert)
+        );
+        let exists: bool = c
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'u')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq("schema"))?;
+        assert!(!exists, "the block's table was rolled back");
         Ok(())
     }
 }

@@ -32,13 +32,14 @@ pub(super) fn changeset(conn: &Connection, prior: &[u8]) -> Result<()> {
 
 /// Replays the router's overlay: its queued records this replica has not
 /// applied yet, in log order (see `write_order`).
-pub(super) fn overlay(conn: &Connection, overlay: &[Replay]) -> Result<()> {
-    for r in overlay {
+pub(super) fn overlay(conn: &Connection, queued: &[Replay]) -> Result<()> {
+    for r in queued {
         match r {
             Replay::Rows(changes) => replay_rows(conn, changes)?,
             Replay::Ddl(sql) => {
                 replica::run_ddl(conn, sql).map_err(sq("replaying a queued schema change"))?
             }
+            Replay::Block(steps) => overlay(conn, steps)?,
         }
     }
     Ok(())
