@@ -380,6 +380,21 @@ impl SimpleQueryHandler for Connection {
             Err(e) => return Ok(vec![error_response(&e)]),
         };
         let mut responses = Vec::with_capacity(stmts.len());
+        // As in PostgreSQL, several statements in one query string outside
+        // a block run as one implicit transaction: all of them or none.
+        // (With transaction control or COPY among them, each runs alone.)
+        let implicit = stmts.len() > 1
+            && !session.in_block()
+            && stmts.iter().all(|s| {
+                matches!(
+                    s.kind,
+                    Kind::Read | Kind::Write { .. } | Kind::Ddl { .. } | Kind::Truncate { .. }
+                )
+            });
+        if implicit {
+            session.begin_implicit();
+        }
+        let mut failed = false;
         for stmt in &stmts {
             let mut fb = Feedback::default();
             let result = session.execute(stmt, Vec::new(), &mut fb).await;
@@ -398,9 +413,20 @@ impl SimpleQueryHandler for Connection {
                 Err(e) => {
                     log_failure(&e, &stmt.sql);
                     responses.push(error_response(&e));
+                    failed = true;
                     break;
                 }
             }
+        }
+        if implicit {
+            let mut fb = Feedback::default();
+            if failed {
+                session.end_implicit();
+            } else if let Err(e) = session.commit(&mut fb).await {
+                log_failure(&e, query);
+                responses.push(error_response(&e));
+            }
+            send_feedback(client, fb).await?;
         }
         Ok(responses)
     }

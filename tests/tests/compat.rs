@@ -421,3 +421,30 @@ async fn ddl_inside_transaction_blocks() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Several statements in one simple query are one implicit transaction,
+/// as in PostgreSQL: a failure in any of them keeps none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_statement_queries_are_atomic() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE ms (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO ms VALUES (1, 'a'); UPDATE ms SET v = 'b'",
+    )
+    .await?;
+    let err = c
+        .batch_execute("INSERT INTO ms VALUES (2, 'x'); INSERT INTO ms VALUES (1, 'dup'); INSERT INTO ms VALUES (3, 'y')")
+        .await
+        .expect_err("duplicate key");
+    ensure!(code(&err) == "23505", "{err:?}");
+    ensure!(ints(&c, "SELECT id FROM ms ORDER BY id").await? == vec![1]);
+    let v: String = c.query_one("SELECT v FROM ms", &[]).await?.try_get(0)?;
+    ensure!(v == "b", "{v}");
+    // The connection is idle again and usable.
+    c.batch_execute("INSERT INTO ms VALUES (4, 'z')").await?;
+    ensure!(ints(&c, "SELECT id FROM ms ORDER BY id").await? == vec![1, 4]);
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -47,6 +47,23 @@ impl Session {
         Outcome::TxnStart
     }
 
+    pub fn in_block(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Opens the implicit block of a multi-statement query string.
+    pub fn begin_implicit(&mut self) {
+        self.txn = Some(Txn::default());
+    }
+
+    /// Ends the implicit block after one of its statements failed: nothing
+    /// of it is kept.
+    pub fn end_implicit(&mut self) {
+        self.shared.order.release(self.id);
+        self.txn = None;
+        self.show_block_schema();
+    }
+
     /// `SAVEPOINT name`: remembers the block's changes so far.
     pub(super) fn savepoint(&mut self, name: &str) -> Result<Outcome> {
         let txn = self
@@ -101,7 +118,7 @@ impl Session {
         Outcome::TxnEnd { tag: "ROLLBACK" }
     }
 
-    pub(super) async fn commit(&mut self, fb: &mut Feedback) -> Result<Outcome> {
+    pub async fn commit(&mut self, fb: &mut Feedback) -> Result<Outcome> {
         // Whatever happens next, the transaction is over (a failed COMMIT
         // ends it, as in PostgreSQL).
         let Some(txn) = self.txn.take() else {
