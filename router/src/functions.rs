@@ -11,6 +11,7 @@
 //! | `current_schema()` | `public` |
 //! | `now()`, `transaction_timestamp()`, `statement_timestamp()`, `clock_timestamp()` | the time of the call, UTC text `YYYY-MM-DD HH:MM:SS.ffffff+00` (PostgreSQL's `now()` is the transaction's start) |
 //! | `gen_random_uuid()` | a random (v4) UUID, lowercase text |
+//! | `pg_advisory_unlock_all()` | NULL (void): no advisory lock can be held, `pg_advisory_lock` is not provided |
 //! | `set_config(name, value, is_local)` | `value`; the setting has no effect here, like `SET` of a PostgreSQL parameter; `tributary.*` names are refused (use `SET`) |
 
 use rusqlite::functions::{Context, FunctionFlags};
@@ -78,6 +79,14 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         text_fn(conn, name, 0, false, |_| Ok(now_text()))?;
     }
     text_fn(conn, "gen_random_uuid", 0, false, |_| Ok(uuid_v4()))?;
+    // No advisory lock can be taken (pg_advisory_lock is not provided), so
+    // releasing them all has nothing to do; pools call it on release.
+    conn.create_scalar_function(
+        "pg_advisory_unlock_all",
+        0,
+        FunctionFlags::SQLITE_UTF8,
+        |_| Ok(rusqlite::types::Null),
+    )?;
     text_fn(conn, "set_config", 3, false, |ctx| {
         let name: String = ctx.get(0)?;
         let value: String = ctx.get(1)?;

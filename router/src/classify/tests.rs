@@ -268,3 +268,18 @@ fn postgresql_maintenance_forms_are_no_ops() {
     }
     assert!(classify("vacuum analyze t; drop table t", 1 << 20).is_err());
 }
+
+#[test]
+fn unlisten_is_a_no_op_and_listen_is_refused() {
+    for sql in ["UNLISTEN *", "UNLISTEN jobs"] {
+        let c = classify(sql, 1 << 20).expect(sql);
+        assert!(
+            matches!(&c[0].kind, Kind::NoOp { tag, notice: None } if tag == "UNLISTEN"),
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        kind("LISTEN jobs").err().map(|e| e.sqlstate()),
+        Some("0A000")
+    );
+}

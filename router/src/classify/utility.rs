@@ -60,6 +60,13 @@ pub(super) fn classify(stmt: &Statement) -> Result<Option<(Kind, Option<String>)
                 }
             },
         },
+        // Nothing is ever listened to (LISTEN is refused), so stopping is
+        // a no-op, as PostgreSQL's is then: asyncpg's pool sends it on
+        // every release.
+        Statement::UNLISTEN { .. } => Kind::NoOp {
+            tag: "UNLISTEN".into(),
+            notice: None,
+        },
         Statement::Vacuum(_) => maintenance("VACUUM"),
         Statement::Analyze(_) => maintenance("ANALYZE"),
         Statement::Truncate(t) => return truncate(t).map(Some),

@@ -1,0 +1,43 @@
+"""asyncpg with a pool: connections are acquired and released (the release
+runs asyncpg's reset: pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET
+ALL) twice over, nested transactions roll an inner block back to its
+savepoint, and the generated keys are distinct.
+
+usage: asyncpg_pool.py PORT
+"""
+import asyncio
+import sys
+
+import asyncpg
+
+port = sys.argv[1]
+
+
+async def main():
+    pool = await asyncpg.create_pool(
+        f"postgresql://t@127.0.0.1:{port}/t", min_size=2, max_size=2
+    )
+    async with pool.acquire() as c:
+        await c.execute("CREATE TABLE ap (id SERIAL PRIMARY KEY, name TEXT, n INTEGER)")
+    for round in range(3):
+        async with pool.acquire() as c:
+            await c.execute("INSERT INTO ap (name, n) VALUES ($1, $2)", f"r{round}", round)
+            async with c.transaction():
+                await c.execute("INSERT INTO ap (name) VALUES ('kept')")
+                try:
+                    async with c.transaction():
+                        await c.execute("INSERT INTO ap (name) VALUES ('undone')")
+                        await c.execute("INSERT INTO ap (id, name) VALUES (1, 'dup')")
+                except asyncpg.UniqueViolationError:
+                    pass
+    async with pool.acquire() as c:
+        rows = await c.fetch("SELECT id, name, n FROM ap ORDER BY id")
+    names = sorted(r["name"] for r in rows)
+    assert names == ["kept", "kept", "kept", "r0", "r1", "r2"], names
+    assert len({r["id"] for r in rows}) == 6, rows
+    assert [r["n"] for r in rows if r["name"].startswith("r")] == [0, 1, 2], rows
+    await pool.close()
+    print("ok")
+
+
+asyncio.run(main())
