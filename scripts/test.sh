@@ -18,6 +18,14 @@ if cargo tree -p router -e normal --prefix none | grep -q '^rdkafka '; then
   echo "router depends on rdkafka (see ARCHITECTURE.md, crate map)" >&2
   exit 1
 fi
+# SQL is parsed in the router only (DESIGN.md's crate table): the log and
+# the replicas carry and run SQLite statements the router translated.
+for crate in wal-bus replica; do
+  if cargo tree -p "$crate" -e normal --prefix none | grep -q '^sqlparser '; then
+    echo "$crate depends on sqlparser (see ARCHITECTURE.md, crate map)" >&2
+    exit 1
+  fi
+done
 if grep -rn 'rdkafka::' router/src tributary/src; then
   echo "router and tributary must not use rdkafka; go through wal_bus::open" >&2
   exit 1

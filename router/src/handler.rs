@@ -13,10 +13,9 @@ use futures::{Sink, SinkExt, stream};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -25,173 +24,13 @@ use pgwire::messages::startup::ParameterStatus;
 use rusqlite::types::Value as SqlValue;
 use tokio::sync::Mutex;
 
-use crate::classify::{Classified, Kind, classify};
+use crate::classify::{Kind, classify};
 use crate::error::Error;
-use crate::exec;
 use crate::session::{Feedback, Outcome, Session};
 use crate::shared::Shared;
 use crate::typing::pgtypes;
 
-/// A statement prepared through the extended protocol.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub stmt: Classified,
-    pub param_types: Vec<Type>,
-    pub columns: Vec<String>,
-    pub column_types: Vec<Type>,
-}
-
-/// Parses and describes statements for the extended protocol.
-pub struct Parser {
-    shared: Arc<Shared>,
-    block_schema: crate::session::BlockSchema,
-}
-
-#[async_trait]
-impl QueryParser for Parser {
-    type Statement = Prepared;
-
-    async fn parse_sql<C>(
-        &self,
-        _client: &C,
-        sql: &str,
-        types: &[Option<Type>],
-    ) -> PgWireResult<Option<Prepared>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let mut stmts =
-            classify(sql, self.shared.config.max_statement_bytes).map_err(|e| e.to_pgwire())?;
-        if stmts.len() > 1 {
-            return Err(Error::Syntax(
-                "cannot insert multiple commands into a prepared statement".into(),
-            )
-            .to_pgwire());
-        }
-        let Some(stmt) = stmts.pop() else {
-            return Ok(None);
-        };
-        // Its result columns are the stored statement's, which a Describe
-        // here cannot see: protocol-level statements are the way there.
-        if matches!(stmt.kind, Kind::Execute { .. }) {
-            return Err(Error::Unsupported {
-                what: "SQL-level EXECUTE through the extended protocol".into(),
-                why: "send it as a simple query, or prepare with the protocol's Parse".into(),
-            }
-            .to_pgwire());
-        }
-        let describe = matches!(stmt.kind, Kind::Read | Kind::Write { .. });
-        // An INSERT is described as it will run: with its generated keys
-        // (`INSERT INTO t VALUES (…)` into a table with a hidden key names
-        // the visible columns).
-        let planned = matches!(
-            stmt.kind,
-            Kind::Write {
-                tag: "INSERT" | "UPDATE"
-            }
-        );
-        let shared = self.shared.clone();
-        let text = stmt.sql.clone();
-        let has_params = stmt.param_count > 0;
-        let projection = stmt.projection.clone();
-        type Looked = (
-            crate::typing::SchemaTypes,
-            Option<(Vec<String>, Vec<Option<String>>)>,
-        );
-        let look = move |c: &rusqlite::Connection| -> std::result::Result<Looked, Error> {
-            let described = if describe {
-                let plan = if planned {
-                    // Not cached on a block's own schema (inside `in_block`).
-                    shared.keys.plan(c, &text, c.is_autocommit())?
-                } else {
-                    crate::keys::Plan::default()
-                };
-                Some(exec::describe(c, plan.run.as_deref().unwrap_or(&text))?)
-            } else {
-                None
-            };
-            // The schema scan is only for hints: parameter types, and
-            // result columns SQLite gives no declared type.
-            let untyped_columns = described.as_ref().is_some_and(|(_, decls)| {
-                decls.iter().enumerate().any(|(i, d)| {
-                    d.as_deref().is_none_or(str::is_empty)
-                        && projection.get(i).is_some_and(Option::is_some)
-                })
-            });
-            let types = if has_params || untyped_columns {
-                crate::typing::schema_types(c)?
-            } else {
-                crate::typing::SchemaTypes::default()
-            };
-            Ok((types, described))
-        };
-        // Inside a block that changed the schema, on the block's schema.
-        let block = self
-            .block_schema
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let looked = match block {
-            Some(prior) => {
-                let shared = self.shared.clone();
-                self.shared
-                    .writer
-                    .run(move |c| crate::speculate::in_block(c, &shared.overlay(), &prior, look))
-                    .await
-            }
-            None => self.shared.readers.run(move |c| look(c)).await,
-        };
-        let (col_types, described) = looked.and_then(|r| r).map_err(|e| e.to_pgwire())?;
-        let param_types =
-            pgtypes::infer_param_types(stmt.param_count, types, &stmt.param_columns, &col_types);
-        let (columns, column_types) = match (&stmt.kind, described) {
-            (_, Some((names, mut decls))) => {
-                // Expressions have no declared type; take the query's hint.
-                for (i, d) in decls.iter_mut().enumerate() {
-                    if d.as_deref().is_none_or(str::is_empty) {
-                        *d = stmt
-                            .projection
-                            .get(i)
-                            .cloned()
-                            .flatten()
-                            .and_then(|h| col_types.resolve(&h));
-                    }
-                }
-                let t = pgtypes::column_types(&decls, None);
-                let mut names = names;
-                crate::typing::rename_columns(&mut names, stmt.column_names.as_deref());
-                (names, t)
-            }
-            (Kind::Show { name }, None) => (
-                vec![name.rsplit('.').next().unwrap_or(name).to_owned()],
-                vec![Type::TEXT],
-            ),
-            _ => (Vec::new(), Vec::new()),
-        };
-        Ok(Some(Prepared {
-            stmt,
-            param_types,
-            columns,
-            column_types,
-        }))
-    }
-
-    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(stmt.param_types.clone())
-    }
-
-    fn get_result_schema(
-        &self,
-        stmt: &Prepared,
-        format: Option<&Format>,
-    ) -> PgWireResult<Vec<FieldInfo>> {
-        Ok(pgtypes::fields(
-            &stmt.columns,
-            &stmt.column_types,
-            format.unwrap_or(&Format::UnifiedText),
-        ))
-    }
-}
+pub use crate::describe::{Parser, Prepared};
 
 /// One client connection.
 pub struct Connection {
@@ -205,10 +44,7 @@ impl Connection {
         let block_schema = session.block_schema();
         Connection {
             session: Mutex::new(session),
-            parser: Arc::new(Parser {
-                shared,
-                block_schema,
-            }),
+            parser: Arc::new(Parser::new(shared, block_schema)),
         }
     }
 }

@@ -360,12 +360,13 @@ impl Session {
             .unwrap_or_default();
         let shared = self.shared.clone();
         let sql = stmt.sql.clone();
-        self.shared
+        let sql = self
+            .shared
             .writer
             .run(move |c| crate::speculate::check_ddl(c, &shared.overlay(), &prior, &sql))
             .await??;
         if let Some(txn) = &mut self.txn {
-            txn.block.add_ddl(&stmt.sql);
+            txn.block.add_ddl(&sql);
         }
         self.show_block_schema();
         Ok(Outcome::Command {
@@ -406,7 +407,7 @@ impl Session {
             .writer
             .run(move |c| {
                 let overlay = shared.overlay();
-                crate::speculate::check_ddl(c, &overlay, &Default::default(), &sql)?;
+                let sql = crate::speculate::check_ddl(c, &overlay, &Default::default(), &sql)?;
                 let replay = Replay::Ddl(sql.as_str().into());
                 shared.enqueue(session, RecordBody::Ddl { sql }, Some(replay))
             })

@@ -169,10 +169,19 @@ pub fn read_in_txn(
 }
 
 /// Checks a DDL statement runs on top of the overlay and the session's
-/// block, without keeping its effect.
-pub fn check_ddl(conn: &Connection, overlay: &[Replay], prior: &Prior, sql: &str) -> Result<()> {
+/// block, without keeping its effect; returns the SQL to append (an
+/// `ADD PRIMARY KEY` becomes the script that rebuilds the table, made on
+/// the schema this statement sees: see `rebuild`).
+pub fn check_ddl(
+    conn: &Connection,
+    overlay: &[Replay],
+    prior: &Prior,
+    sql: &str,
+) -> Result<String> {
     let out = in_block(conn, overlay, prior, |conn| {
-        replica::run_ddl(conn, sql).map_err(sq("checking the DDL statement"))
+        let sql = crate::rebuild::plan(conn, sql)?.unwrap_or_else(|| sql.to_owned());
+        replica::run_ddl(conn, &sql).map_err(sq("checking the DDL statement"))?;
+        Ok(sql)
     });
     // Its schema version may come back with another schema, as above.
     crate::star::forget();
@@ -338,8 +347,8 @@ mod tests {
         let out = speculate_after(&c, &[], &block.prior(), "UPDATE t SET n = 11", &[], None)?;
         block.add_rows(out.changeset, out.changes);
         let ddl = "CREATE TABLE u (id INTEGER PRIMARY KEY, w TEXT)";
-        check_ddl(&c, &[], &block.prior(), ddl)?;
-        block.add_ddl(ddl);
+        let ddl = check_ddl(&c, &[], &block.prior(), ddl)?;
+        block.add_ddl(&ddl);
         let out = speculate_after(
             &c,
             &[],
@@ -361,7 +370,7 @@ mod tests {
             panic!("a block with DDL is a block record: {body:?}");
         };
         assert_eq!(steps.len(), 3);
-        assert!(matches!(&steps[1], wal_bus::Step::Ddl { sql } if sql == ddl));
+        assert!(matches!(&steps[1], wal_bus::Step::Ddl { sql } if *sql == ddl));
         assert!(
             matches!(&steps[2], wal_bus::Step::Rows { changes } if changes.len() == 1
             && changes[0].op == Op::Insert)
