@@ -1,12 +1,15 @@
 """asyncpg with a pool: connections are acquired and released (the release
 runs asyncpg's reset: pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET
 ALL) twice over, nested transactions roll an inner block back to its
-savepoint, and the generated keys are distinct.
+savepoint, the generated keys are distinct, and typed parameters (datetime,
+date, UUID) are stored as PostgreSQL would.
 
 usage: asyncpg_pool.py PORT
 """
 import asyncio
+import datetime
 import sys
+import uuid
 
 import asyncpg
 
@@ -36,6 +39,24 @@ async def main():
     assert names == ["kept", "kept", "kept", "r0", "r1", "r2"], names
     assert len({r["id"] for r in rows}) == 6, rows
     assert [r["n"] for r in rows if r["name"].startswith("r")] == [0, 1, 2], rows
+    # Typed parameters: the column's type is described, so asyncpg sends a
+    # datetime, date and UUID as themselves (results still come back as
+    # text for these types).
+    async with pool.acquire() as c:
+        await c.execute("CREATE TABLE ty (id SERIAL PRIMARY KEY, at TIMESTAMP, d DATE, u UUID)")
+        u = uuid.UUID("550e8400-e29b-41d4-a716-446655440000")
+        at = datetime.datetime(2024, 1, 2, 3, 4, 5, 123456)
+        await c.execute(
+            "INSERT INTO ty (at, d, u) VALUES ($1, $2, $3)", at, at.date(), u
+        )
+        row = await c.fetchrow(
+            "SELECT at, d, u FROM ty WHERE d = $1 AND u = $2", at.date(), u
+        )
+        assert tuple(row) == (
+            "2024-01-02 03:04:05.123456",
+            "2024-01-02",
+            "550e8400-e29b-41d4-a716-446655440000",
+        ), row
     await pool.close()
     print("ok")
 

@@ -385,6 +385,10 @@ async fn savepoints_and_copy_under_contention() -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Other sessions' commits: `session` reads promise only this
+    // session's own writes, so read at `strong`.
+    c.batch_execute("SET tributary.read_consistency = 'strong'")
+        .await?;
     let n: i64 = c.query_one("SELECT n FROM ctr", &[]).await?.get(0);
     assert_eq!(n, committed, "every committed +1 and no rolled-back +100");
     let row = c

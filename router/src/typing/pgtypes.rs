@@ -194,7 +194,7 @@ pub fn infer_param_types(
                     hints
                         .get(&n)
                         .and_then(|h| schema.resolve(h))
-                        .map(|d| type_for_decl(&d))
+                        .map(|d| param_type_for_decl(&d))
                 })
                 .unwrap_or(Type::TEXT)
         })
@@ -219,6 +219,27 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
             crate::params::decode(i, &ty, binary(i), bytes.as_deref())
         })
         .collect()
+}
+
+/// The type a parameter compared with or assigned to a column declared
+/// `decl` gets in ParameterDescription: the column's own PostgreSQL type
+/// for the date/time, UUID, JSON and numeric types (so drivers send a
+/// `datetime`, `date`, `UUID` or `Decimal` as what it is, and a string is
+/// checked as PostgreSQL would), else the type its results are reported as.
+pub fn param_type_for_decl(decl: &str) -> Type {
+    let upper = decl.to_ascii_uppercase();
+    let base = upper.split('(').next().unwrap_or("").trim();
+    match base {
+        "DATE" => Type::DATE,
+        "TIME" | "TIME WITHOUT TIME ZONE" => Type::TIME,
+        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" | "DATETIME" => Type::TIMESTAMP,
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => Type::TIMESTAMPTZ,
+        "UUID" => Type::UUID,
+        "JSON" => Type::JSON,
+        "JSONB" => Type::JSONB,
+        "NUMERIC" | "DECIMAL" => Type::NUMERIC,
+        _ => type_for_decl(decl),
+    }
 }
 
 #[cfg(test)]
