@@ -102,6 +102,14 @@ pub enum Error {
         sqlstate: &'static str,
         reason: String,
     },
+    #[error("column {column} of {table} ({type_name}): {reason}")]
+    InvalidValue {
+        table: String,
+        column: String,
+        type_name: String,
+        sqlstate: &'static str,
+        reason: String,
+    },
     #[error("could not serialize access: {0}")]
     SerializationFailure(String),
     #[error("{0}")]
@@ -151,7 +159,7 @@ impl Error {
             Error::Replica(e) => replica_state(e),
             Error::Config(_) => "F0000",
             Error::Log(_) => "58030",
-            Error::BadParameter { sqlstate, .. } => sqlstate,
+            Error::BadParameter { sqlstate, .. } | Error::InvalidValue { sqlstate, .. } => sqlstate,
             Error::SerializationFailure(_) => "40001",
             Error::OutOfRange(_) => "22003",
             Error::Deadlock { .. } => "40P01",

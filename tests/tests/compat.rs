@@ -452,16 +452,3 @@ async fn multi_statement_queries_are_atomic() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
-
-/// asyncpg's pool: acquire/release (its reset statements), parameters and
-/// nested transactions.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asyncpg_pool_and_nested_transactions() -> Result<()> {
-    let cluster = Cluster::in_process(2, 1, None).await?;
-    let out = python("asyncpg_pool.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
-    cluster.wait_converged().await?;
-    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
-    cluster.shutdown().await;
-    Ok(())
-}

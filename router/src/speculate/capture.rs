@@ -56,6 +56,9 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
                     };
                     row.insert(col.clone(), v.map(value_of).unwrap_or(Value::Null));
                 }
+                if insert {
+                    canonical(info, &mut row)?;
+                }
                 let key = key_of(&row);
                 let (op, before, after) = if insert {
                     (Op::Insert, None, Some(row))
@@ -94,6 +97,8 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
                 for (i, v) in old {
                     before.insert(info.columns[i].clone(), v);
                 }
+                let mut after = after;
+                canonical(info, &mut after)?;
                 out.push(Change {
                     table,
                     op: Op::Update,
@@ -106,6 +111,37 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
         }
     }
     Ok(out)
+}
+
+/// A written row's date/time, UUID and JSON values as PostgreSQL stores
+/// them: an SQL literal (`'2024-5-6'`, `'2024-01-02T03:04:05'`) in its
+/// canonical text, so every replica holds what a parameter of that type
+/// would have stored (and `WHERE d = $1` finds it); one that is no value
+/// of the column's type refuses the write, as PostgreSQL does.
+fn canonical(info: &replica::TableInfo, row: &mut Row) -> Result<()> {
+    for (column, decl) in info.columns.iter().zip(&info.decl_types) {
+        let ty = crate::typing::pgtypes::type_for_decl(decl);
+        if !crate::typing::stored_as_text(&ty) {
+            continue;
+        }
+        let Some(Value::Text(text)) = row.get_mut(column) else {
+            continue;
+        };
+        match crate::params::decode_text(&ty, text) {
+            Ok(rusqlite::types::Value::Text(c)) => *text = c,
+            Ok(_) => {}
+            Err(r) => {
+                return Err(Error::InvalidValue {
+                    table: info.name.clone(),
+                    column: column.clone(),
+                    type_name: ty.name().to_owned(),
+                    sqlstate: r.sqlstate,
+                    reason: r.reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The whole row with primary key `key` (see `replica::read_row`).

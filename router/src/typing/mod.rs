@@ -7,6 +7,7 @@
 mod hints;
 pub mod pgtypes;
 mod schema;
+mod wire;
 
 pub use hints::{Hint, column_names_of, params_of, projection_of};
 
@@ -24,3 +25,4 @@ pub fn rename_columns(columns: &mut [String], names: Option<&[Option<String>]>) 
     }
 }
 pub use schema::{SchemaTypes, schema_types};
+pub use wire::handles as stored_as_text;

@@ -21,8 +21,12 @@ use crate::exec::ResultSet;
 use crate::typing::{Hint, SchemaTypes};
 use resolver::ColumnType;
 
-/// The wire type for an SQLite declared type (SQLite's affinity rules).
+/// The wire type for a declared type: its own PostgreSQL type for dates
+/// and times, UUID and JSON, else by SQLite's affinity rules.
 pub fn type_for_decl(decl: &str) -> Type {
+    if let Some(t) = named_type(decl) {
+        return t;
+    }
     match ColumnType::of(decl) {
         ColumnType::Boolean => Type::BOOL,
         ColumnType::Integer => Type::INT8,
@@ -132,6 +136,10 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
             SqlValue::Blob(b) => enc.encode_field(&b.as_slice()),
             other => enc.encode_field(&text_of(other).map(String::into_bytes)),
         },
+        ref t if super::wire::handles(t) => match super::wire::encode(t, v) {
+            Some(w) => enc.encode_field(&w),
+            None => Err(unrepresentable(v, ty)),
+        },
         _ => enc.encode_field(&text_of(v)),
     }
 }
@@ -222,14 +230,22 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
 }
 
 /// The type a parameter compared with or assigned to a column declared
-/// `decl` gets in ParameterDescription: the column's own PostgreSQL type
-/// for the date/time, UUID, JSON and numeric types (so drivers send a
-/// `datetime`, `date`, `UUID` or `Decimal` as what it is, and a string is
-/// checked as PostgreSQL would), else the type its results are reported as.
+/// `decl` gets in ParameterDescription: the column's reported type, and
+/// numeric for NUMERIC/DECIMAL columns (so drivers send a `Decimal` as
+/// itself; results of those columns are still float8).
 pub fn param_type_for_decl(decl: &str) -> Type {
     let upper = decl.to_ascii_uppercase();
-    let base = upper.split('(').next().unwrap_or("").trim();
-    match base {
+    match upper.split('(').next().unwrap_or("").trim() {
+        "NUMERIC" | "DECIMAL" => Type::NUMERIC,
+        _ => type_for_decl(decl),
+    }
+}
+
+/// Declared type names PostgreSQL has its own type for, beyond what
+/// SQLite's affinity says: dates and times, UUID, JSON.
+fn named_type(decl: &str) -> Option<Type> {
+    let upper = decl.to_ascii_uppercase();
+    Some(match upper.split('(').next().unwrap_or("").trim() {
         "DATE" => Type::DATE,
         "TIME" | "TIME WITHOUT TIME ZONE" => Type::TIME,
         "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" | "DATETIME" => Type::TIMESTAMP,
@@ -237,9 +253,8 @@ pub fn param_type_for_decl(decl: &str) -> Type {
         "UUID" => Type::UUID,
         "JSON" => Type::JSON,
         "JSONB" => Type::JSONB,
-        "NUMERIC" | "DECIMAL" => Type::NUMERIC,
-        _ => type_for_decl(decl),
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,201 @@
+//! Results of the date/time, UUID and JSON types in PostgreSQL's text and
+//! binary forms. Replicas store them as text (the canonical forms the
+//! parameter decoders write, see `params`); a stored value is read back
+//! through the same decoder, so whatever spelling an SQL literal stored is
+//! sent as PostgreSQL would send it, and one no PostgreSQL value has is an
+//! error naming it, never a guess.
+
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use pgwire::api::Type;
+use pgwire::types::ToSqlText;
+use pgwire::types::format::FormatOptions;
+use postgres_types::{IsNull, ToSql, to_sql_checked};
+use rusqlite::types::Value as SqlValue;
+
+/// The types encoded here.
+pub fn handles(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::DATE
+            | Type::TIME
+            | Type::TIMESTAMP
+            | Type::TIMESTAMPTZ
+            | Type::UUID
+            | Type::JSON
+            | Type::JSONB
+    )
+}
+
+/// One value's text and binary forms (the row encoder picks by format).
+#[derive(Debug)]
+pub struct Wire {
+    text: String,
+    binary: Vec<u8>,
+}
+
+impl ToSql for Wire {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        out.extend_from_slice(&self.binary);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for Wire {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _format_options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        out.extend_from_slice(self.text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+fn pg_epoch() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default()
+}
+
+fn days(text: &str) -> Option<i32> {
+    match text {
+        "infinity" => return Some(i32::MAX),
+        "-infinity" => return Some(i32::MIN),
+        _ => {}
+    }
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    i32::try_from((d - pg_epoch().date()).num_days()).ok()
+}
+
+fn time_micros(text: &str) -> Option<i64> {
+    if text == "24:00:00" {
+        return Some(86_400_000_000);
+    }
+    let t = NaiveTime::parse_from_str(text, "%H:%M:%S%.f").ok()?;
+    (t - NaiveTime::MIN).num_microseconds()
+}
+
+fn timestamp_micros(text: &str) -> Option<i64> {
+    match text {
+        "infinity" => return Some(i64::MAX),
+        "-infinity" => return Some(i64::MIN),
+        _ => {}
+    }
+    let ts = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    (ts - pg_epoch()).num_microseconds()
+}
+
+fn uuid_bytes(text: &str) -> Option<Vec<u8>> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    (0..16)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `v`, stored in a column of type `ty`, in both forms; `None` when no
+/// value of `ty` reads that way (BC dates and times are sent as text only
+/// by PostgreSQL's rules here, so they are refused in binary too).
+pub fn encode(ty: &Type, v: &SqlValue) -> Option<Wire> {
+    let stored = match v {
+        SqlValue::Text(t) => t.as_str(),
+        _ => return None,
+    };
+    let SqlValue::Text(text) = crate::params::decode_text(ty, stored).ok()? else {
+        return None;
+    };
+    let binary = match *ty {
+        Type::DATE => days(&text)?.to_be_bytes().to_vec(),
+        Type::TIME => time_micros(&text)?.to_be_bytes().to_vec(),
+        Type::TIMESTAMP => timestamp_micros(&text)?.to_be_bytes().to_vec(),
+        Type::TIMESTAMPTZ => timestamp_micros(text.strip_suffix("+00").unwrap_or(&text))?
+            .to_be_bytes()
+            .to_vec(),
+        Type::UUID => uuid_bytes(&text)?,
+        Type::JSON => text.clone().into_bytes(),
+        Type::JSONB => {
+            let mut b = Vec::with_capacity(text.len() + 1);
+            b.push(1);
+            b.extend_from_slice(text.as_bytes());
+            b
+        }
+        _ => return None,
+    };
+    Some(Wire { text, binary })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forms(ty: Type, stored: &str) -> Option<(String, Vec<u8>)> {
+        encode(&ty, &SqlValue::Text(stored.into())).map(|w| (w.text, w.binary))
+    }
+
+    #[test]
+    fn binary_forms_are_postgresqls() {
+        assert_eq!(
+            forms(Type::DATE, "2000-01-02"),
+            Some(("2000-01-02".into(), 1i32.to_be_bytes().to_vec()))
+        );
+        assert_eq!(
+            forms(Type::TIMESTAMP, "2000-01-01 00:00:01.5"),
+            Some((
+                "2000-01-01 00:00:01.5".into(),
+                1_500_000i64.to_be_bytes().to_vec()
+            ))
+        );
+        assert_eq!(
+            forms(Type::TIMESTAMPTZ, "2000-01-01 00:00:00+00").map(|f| f.1),
+            Some(0i64.to_be_bytes().to_vec())
+        );
+        assert_eq!(
+            forms(Type::TIME, "00:00:02").map(|f| f.1),
+            Some(2_000_000i64.to_be_bytes().to_vec())
+        );
+        let u = forms(Type::UUID, "550E8400-E29B-41D4-A716-446655440000").expect("uuid");
+        assert_eq!(u.0, "550e8400-e29b-41d4-a716-446655440000");
+        assert_eq!(u.1[0], 0x55);
+        assert_eq!(u.1.len(), 16);
+        assert_eq!(
+            forms(Type::JSONB, "{\"a\":1}").map(|f| f.1[0]),
+            Some(1),
+            "jsonb's version byte"
+        );
+    }
+
+    #[test]
+    fn literal_spellings_are_sent_canonically() {
+        assert_eq!(
+            forms(Type::TIMESTAMP, "2024-01-02T03:04:05").map(|f| f.0),
+            Some("2024-01-02 03:04:05".into())
+        );
+        assert_eq!(
+            forms(Type::DATE, "infinity").map(|f| f.0),
+            Some("infinity".into())
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_value_of_the_type_is_refused() {
+        assert!(forms(Type::DATE, "yesterday-ish").is_none());
+        assert!(forms(Type::UUID, "xyz").is_none());
+        assert!(encode(&Type::DATE, &SqlValue::Integer(5)).is_none());
+    }
+}

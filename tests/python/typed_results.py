@@ -1,0 +1,36 @@
+"""psycopg reads date/time, UUID and JSON columns as Python objects, in
+text and binary format, and its typed parameters find literal-written rows.
+
+usage: typed_results.py PORT
+"""
+import datetime
+import sys
+import uuid
+
+import psycopg
+
+port = sys.argv[1]
+conn = psycopg.connect(f"host=127.0.0.1 port={port} user=t dbname=t", autocommit=True)
+conn.execute(
+    "CREATE TABLE tr (id INTEGER PRIMARY KEY, at TIMESTAMP, tz TIMESTAMPTZ, d DATE, t TIME, u UUID, j JSONB)"
+)
+conn.execute(
+    "INSERT INTO tr VALUES (1, '2024-01-02 03:04:05.5', '2024-01-02 05:04:05+02', '2024-1-2', '03:04', "
+    "'550E8400-E29B-41D4-A716-446655440000', '{\"k\": [1, 2]}')"
+)
+want = (
+    datetime.datetime(2024, 1, 2, 3, 4, 5, 500000),
+    datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc),
+    datetime.date(2024, 1, 2),
+    datetime.time(3, 4),
+    uuid.UUID("550e8400-e29b-41d4-a716-446655440000"),
+    {"k": [1, 2]},
+)
+for binary in (False, True):
+    row = conn.execute(
+        "SELECT at, tz, d, t, u, j FROM tr WHERE d = %s AND u = %s",
+        (datetime.date(2024, 1, 2), uuid.UUID("550e8400-e29b-41d4-a716-446655440000")),
+        binary=binary,
+    ).fetchone()
+    assert row == want, (binary, row)
+print("ok")

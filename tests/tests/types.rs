@@ -1,0 +1,90 @@
+//! PostgreSQL's types and the drivers that check them: date/time, UUID and
+//! JSON columns through tokio-postgres (text and binary) and asyncpg's
+//! pool with typed values.
+
+use anyhow::{Context, Result, ensure};
+use tests::{Cluster, dump, python};
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// asyncpg's pool: acquire/release (its reset statements), parameters and
+/// nested transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncpg_pool_and_nested_transactions() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let out = python("asyncpg_pool.py", &[&cluster.router_port(0).to_string()])?;
+    ensure!(out.contains("ok"), "{out}");
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Date/time, UUID and JSON columns report their own types and hold
+/// PostgreSQL's values: literals are stored in canonical form (so a typed
+/// parameter finds them), a value that is none of the type is refused,
+/// and results come back as the type in text and binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_columns_round_trip() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE tv (id INTEGER PRIMARY KEY, at TIMESTAMP, d DATE, u UUID, j JSONB);
+         INSERT INTO tv VALUES (1, '2024-05-06T07:08:09', '2024-5-6', '550E8400-E29B-41D4-A716-446655440000', '{\"a\": [1]}')",
+    )
+    .await?;
+    let d = chrono::NaiveDate::from_ymd_opt(2024, 5, 6).context("date")?;
+    let u = uuid::Uuid::parse_str("550e8400-e29b-41d4-a716-446655440000")?;
+    // Binary results of the real types; the literal's spelling was made
+    // canonical, so typed parameters match it.
+    let row = c
+        .query_one(
+            "SELECT at, d, u, j FROM tv WHERE d = $1 AND u = $2",
+            &[&d, &u],
+        )
+        .await?;
+    let at: chrono::NaiveDateTime = row.try_get(0)?;
+    ensure!(at == d.and_hms_opt(7, 8, 9).context("time")?, "{at}");
+    ensure!(row.try_get::<_, chrono::NaiveDate>(1)? == d);
+    ensure!(row.try_get::<_, uuid::Uuid>(2)? == u);
+    ensure!(row.try_get::<_, serde_json::Value>(3)? == serde_json::json!({"a": [1]}));
+    // Text results as PostgreSQL prints them.
+    let text = c.simple_query("SELECT at, d, u FROM tv").await?;
+    let first = text.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    let first = first.context("a row")?;
+    ensure!(
+        first.get(0) == Some("2024-05-06 07:08:09"),
+        "{:?}",
+        first.get(0)
+    );
+    ensure!(first.get(1) == Some("2024-05-06"));
+    ensure!(first.get(2) == Some("550e8400-e29b-41d4-a716-446655440000"));
+    for (sql, state) in [
+        ("INSERT INTO tv (id, at) VALUES (2, 'garbage')", "22007"),
+        ("INSERT INTO tv (id, u) VALUES (3, 'xyz')", "22P02"),
+        ("UPDATE tv SET j = '{nope' WHERE id = 1", "22P02"),
+    ] {
+        let e = c.batch_execute(sql).await.expect_err(sql);
+        ensure!(code(&e) == state, "{sql}: {e:?}");
+    }
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// psycopg gets Python date/time, UUID and JSON objects back, in text and
+/// binary format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_reads_typed_columns_as_objects() -> Result<()> {
+    let cluster = Cluster::in_process(1, 1, None).await?;
+    let out = python("typed_results.py", &[&cluster.router_port(0).to_string()])?;
+    ensure!(out.contains("ok"), "{out}");
+    cluster.shutdown().await;
+    Ok(())
+}
