@@ -64,6 +64,17 @@ async fn typed_columns_round_trip() -> Result<()> {
     );
     ensure!(first.get(1) == Some("2024-05-06"));
     ensure!(first.get(2) == Some("550e8400-e29b-41d4-a716-446655440000"));
+    // now() is a timestamptz: a timestamp or date column takes it as
+    // PostgreSQL's assignment does (the zone dropped, the date kept).
+    c.batch_execute("INSERT INTO tv (id, at, d) VALUES (4, now(), now())")
+        .await?;
+    let kept = c
+        .query_one(
+            "SELECT count(*) FROM tv WHERE id = 4 AND d IS NOT NULL AND at IS NOT NULL",
+            &[],
+        )
+        .await?;
+    ensure!(kept.try_get::<_, i64>(0)? == 1);
     for (sql, state) in [
         ("INSERT INTO tv (id, at) VALUES (2, 'garbage')", "22007"),
         ("INSERT INTO tv (id, u) VALUES (3, 'xyz')", "22P02"),

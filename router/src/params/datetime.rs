@@ -121,6 +121,8 @@ pub(super) fn date_text(t: &str) -> R<String> {
     let d = NaiveDate::parse_from_str(body, "%Y-%m-%d")
         .ok()
         .and_then(|d| if is_bc { to_bc(d) } else { Some(d) })
+        // A timestamp's date, as PostgreSQL's date input takes it.
+        .or_else(|| parse_naive(without_zone(t)).map(|ts| ts.date()))
         .ok_or_else(|| datetime_refusal("date", t))?;
     Ok(render_date(d))
 }
@@ -136,6 +138,9 @@ pub(super) fn time_text(t: &str) -> R<String> {
         return Ok("24:00:00".into());
     }
     parse_time(t)
+        .or_else(|| parse_time(without_zone(t)))
+        // A timestamp's time of day, as PostgreSQL's time input takes it.
+        .or_else(|| parse_naive(without_zone(t)).map(|ts| ts.time()))
         .map(render_time)
         .ok_or_else(|| datetime_refusal("time", t))
 }
@@ -155,11 +160,32 @@ pub(super) fn parse_naive(t: &str) -> Option<NaiveDateTime> {
     Some(d.and_time(time))
 }
 
+/// `t` without a trailing time zone (`Z`, `+05`, `-03:30` after the time):
+/// PostgreSQL's input for timestamp, date and time ignores one (so `now()`,
+/// a timestamptz, can be written to a timestamp or date column).
+fn without_zone(t: &str) -> &str {
+    let (body, _) = bc(t);
+    if body.len() != t.len() {
+        return t;
+    }
+    if let Some(rest) = t.strip_suffix(['Z', 'z']) {
+        return rest.trim_end();
+    }
+    match t
+        .rfind(['+', '-'])
+        .filter(|&i| i > 10 || (i >= 5 && !t[..i].contains('-')))
+    {
+        Some(i) if t[i + 1..].chars().all(|c| c.is_ascii_digit() || c == ':') => t[..i].trim_end(),
+        _ => t,
+    }
+}
+
 pub(super) fn timestamp_text(t: &str) -> R<String> {
     if let Some(s) = special(t) {
         return Ok(s);
     }
     parse_naive(t)
+        .or_else(|| parse_naive(without_zone(t)))
         .map(|ts| render_timestamp(ts, ""))
         .ok_or_else(|| datetime_refusal("timestamp", t))
 }

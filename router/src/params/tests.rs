@@ -122,3 +122,19 @@ fn bad_values_are_refused_with_postgres_sqlstates() {
         Some(SqlValue::Null)
     );
 }
+
+#[test]
+fn date_and_time_input_ignores_a_zone_as_postgresql_does() {
+    // now() is a timestamptz; written to a timestamp, date or time column.
+    let now = "2026-11-22 12:33:25.176373+00";
+    assert_eq!(text(Type::TIMESTAMP, now), t("2026-11-22 12:33:25.176373"));
+    assert_eq!(text(Type::DATE, now), t("2026-11-22"));
+    assert_eq!(text(Type::TIME, now), t("12:33:25.176373"));
+    assert_eq!(
+        text(Type::TIMESTAMP, "2024-01-02T03:04:05-03:30"),
+        t("2024-01-02 03:04:05")
+    );
+    assert_eq!(text(Type::TIME, "03:04:05+02"), t("03:04:05"));
+    assert_eq!(text(Type::DATE, "2024-01-02"), t("2024-01-02"));
+    assert_eq!(text(Type::TIMESTAMP, "2024-01-02 03:04:05 nope"), None);
+}
