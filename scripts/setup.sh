@@ -36,13 +36,15 @@ command -v cargo >/dev/null 2>&1 || {
 }
 
 if [ $tests = 1 ]; then
-  # kafka-python: the log consumer test; psycopg, asyncpg: the driver tests.
+  # kafka-python: the log consumer test; psycopg, asyncpg, SQLAlchemy: the
+  # driver tests.
   pip_install() {
     python3 -m pip install -q "$@" || python3 -m pip install -q --break-system-packages "$@"
   }
   python3 -c "import kafka" >/dev/null 2>&1 || pip_install kafka-python==3.0.12
   python3 -c "import psycopg" >/dev/null 2>&1 || pip_install "psycopg[binary]==3.3.*"
   python3 -c "import asyncpg" >/dev/null 2>&1 || pip_install "asyncpg==0.32.*"
+  python3 -c "import sqlalchemy" >/dev/null 2>&1 || pip_install "sqlalchemy==2.*"
   # dynostore gives the in-memory engine, libsql an SQLite-file engine (the
   # crash harness kills and restarts the broker on it). A marker records the
   # features of the cached binary so an older build is replaced once.

@@ -27,6 +27,10 @@ use crate::typing::pgtypes::text_of_ref as text_of;
 /// The SQLite function the rewrite calls.
 pub const FUNCTION: &str = "tributary_cast";
 
+/// The SQLite function `x::regtype` becomes (see `catalog`): an oid or a
+/// type name as the type's name.
+pub const REGTYPE: &str = "tributary_regtype";
+
 /// A cast target: the type and, for `varchar(n)` / `char(n)`, the length.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {

@@ -131,6 +131,7 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
 /// functions (and casts), and a case-sensitive `LIKE`.
 fn postgres_semantics(conn: &Connection) -> Result<()> {
     crate::functions::register(conn).map_err(|e| Error::sqlite("registering functions", e))?;
+    crate::catalog::attach(conn)?;
     conn.pragma_update(None, "case_sensitive_like", true)
         .map_err(|e| Error::sqlite("making LIKE case-sensitive", e))
 }

@@ -59,6 +59,7 @@ pub fn run_statement(
     params: &[SqlValue],
     max_rows: usize,
 ) -> Result<(Option<ResultSet>, usize)> {
+    crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
     let mut stmt = conn
@@ -104,6 +105,7 @@ pub fn run_statement(
 
 /// Result columns of a statement without running it (for Describe).
 pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option<String>>)> {
+    crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
     let stmt = conn

@@ -15,6 +15,7 @@
 mod ack_wait;
 pub mod auth;
 pub mod casts;
+mod catalog;
 pub mod classify;
 pub mod config;
 pub mod conn;

@@ -99,3 +99,16 @@ async fn psycopg_reads_typed_columns_as_objects() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// SQLAlchemy 2 (Core and ORM, psycopg driver): connect, `create_all`,
+/// session CRUD, the table list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_create_all_and_session_crud() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let out = python("sqlalchemy_orm.py", &[&cluster.router_port(0).to_string()])?;
+    ensure!(out.contains("ok"), "{out}");
+    cluster.wait_converged().await?;
+    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.shutdown().await;
+    Ok(())
+}

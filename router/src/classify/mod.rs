@@ -318,6 +318,9 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
                     "drop the dependent objects first",
                 ));
             }
+            for n in names {
+                refuse_internal(&n.to_string())?;
+            }
             // SQLite drops one object per statement; one record holds them all.
             if names.len() > 1 {
                 let exists = if *if_exists { "IF EXISTS " } else { "" };
@@ -411,7 +414,8 @@ fn refuse_internal(target: &str) -> Result<()> {
         .unwrap_or(target)
         .trim_matches('"')
         .to_ascii_lowercase();
-    if replica::is_internal_table(&name) {
+    // pg_catalog's tables are the router's read-only view of the schema.
+    if replica::is_internal_table(&name) || name.starts_with("pg_") {
         return Err(Error::ReadOnlyTable { table: name });
     }
     Ok(())

@@ -19,8 +19,11 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, SetExpr, Statement, TableFactor, Value,
+    VisitMut, VisitorMut, visit_expressions_mut,
 };
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
 
 use crate::casts::{FUNCTION, Target};
 use crate::error::Result;
@@ -43,6 +46,8 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"any",
         b"all",
         b"some",
+        b"(values",
+        b"( values",
     ]
     .iter()
     .any(|n| has(n))
@@ -61,6 +66,13 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                         .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
             {
                 f.name.0.remove(0);
+                changed = true;
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } if data_type.to_string().eq_ignore_ascii_case("regtype") => {
+                let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                *e = call(crate::casts::REGTYPE, vec![inner]);
                 changed = true;
             }
             Expr::Cast {
@@ -150,7 +162,50 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     if let Some(err) = failed {
         return Err(err);
     }
+    let mut aliases = ValuesAliases { changed: false };
+    let _ = stmt.visit(&mut aliases);
+    changed |= aliases.changed;
     Ok(changed.then(|| stmt.to_string()))
+}
+
+/// `(VALUES …) AS t (a, b)`, a derived table naming its columns (what
+/// SQLAlchemy's multi-row INSERT sends), which SQLite does not take: the
+/// VALUES list's own columns (`column1`, `column2`, … in SQLite) renamed
+/// in a SELECT around it.
+struct ValuesAliases {
+    changed: bool,
+}
+
+impl VisitorMut for ValuesAliases {
+    type Break = ();
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Derived {
+            subquery,
+            alias: Some(alias),
+            ..
+        } = factor
+            && !alias.columns.is_empty()
+            && matches!(subquery.body.as_ref(), SetExpr::Values(_))
+        {
+            let list = alias
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("column{} AS {}", i + 1, c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let renamed = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&format!("SELECT {list} FROM ({subquery})"))
+                .and_then(|mut p| p.parse_query());
+            if let Ok(q) = renamed {
+                *subquery = q;
+                alias.columns.clear();
+                self.changed = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `left [NOT] IN (…)` for `= ANY(…)` / `<> ALL(…)` over an array literal
@@ -291,6 +346,16 @@ mod tests {
     }
 
     #[test]
+    fn values_with_column_aliases_are_renamed() -> Result<()> {
+        assert_eq!(
+            run("SELECT p0 FROM (VALUES ($1, 0), ($2, 1)) AS imp_sen (p0, sen_counter) ORDER BY sen_counter")?
+                .as_deref(),
+            Some("SELECT p0 FROM (SELECT column1 AS p0, column2 AS sen_counter FROM (VALUES ($1, 0), ($2, 1))) AS imp_sen ORDER BY sen_counter")
+        );
+        Ok(())
+    }
+
+    #[test]
     fn casts_call_the_cast_function() -> Result<()> {
         assert_eq!(
             run("SELECT $1::int, CAST(v AS varchar(3)) FROM t")?.as_deref(),
@@ -300,7 +365,11 @@ mod tests {
             run("UPDATE t SET at = $1::timestamptz WHERE id = 1")?.as_deref(),
             Some("UPDATE t SET at = tributary_cast($1, 'timestamptz') WHERE id = 1")
         );
-        let err = run("SELECT 'int4'::regtype").err().map(|e| e.sqlstate());
+        assert_eq!(
+            run("SELECT oid::regtype::text FROM pg_type")?.as_deref(),
+            Some("SELECT tributary_cast(tributary_regtype(oid), 'text') FROM pg_type")
+        );
+        let err = run("SELECT 'x'::regclass").err().map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
         Ok(())
     }
