@@ -156,10 +156,15 @@ async fn utility_statements_and_session_facts() -> Result<()> {
         .await
         .expect_err("not a number");
     assert_eq!(code(&err), "22P02", "{err}");
+    let t: String = c
+        .query_one("SELECT 'integer'::regtype::text", &[])
+        .await?
+        .try_get(0)?;
+    assert_eq!(t, "int4");
     let err = c
-        .query("SELECT 'int4'::regtype", &[])
+        .query("SELECT 'ev'::regclass", &[])
         .await
-        .expect_err("catalog type");
+        .expect_err("not yet");
     assert_eq!(code(&err), "0A000", "{err}");
     c.batch_execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, at TEXT)")
         .await?;
