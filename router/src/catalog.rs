@@ -82,6 +82,8 @@ CREATE TABLE pg_catalog.pg_class (oid INTEGER PRIMARY KEY, relname TEXT, relname
     reltype INTEGER, relowner INTEGER, relam INTEGER, relkind TEXT, relpersistence TEXT,
     relhasindex INTEGER, relispartition INTEGER, reltuples REAL, relnatts INTEGER, reloptions TEXT,
     relacl TEXT);
+CREATE TABLE pg_catalog.pg_am (oid INTEGER PRIMARY KEY, amname TEXT, amhandler TEXT, amtype TEXT);
+INSERT INTO pg_catalog.pg_am VALUES (2, 'heap', 'heap_tableam_handler', 't'), (403, 'btree', 'bthandler', 'i');
 CREATE TABLE pg_catalog.pg_attribute (attrelid INTEGER, attname TEXT, atttypid INTEGER,
     attnum INTEGER, attlen INTEGER, atttypmod INTEGER, attnotnull INTEGER, atthasdef INTEGER,
     attisdropped INTEGER, attidentity TEXT, attgenerated TEXT, PRIMARY KEY (attrelid, attnum));
@@ -265,7 +267,7 @@ fn fill(conn: &Connection) -> rusqlite::Result<()> {
                 "INSERT INTO pg_catalog.pg_class
                  SELECT rowid + {FIRST_USER_OID}, name,
                         CASE WHEN name LIKE 'tributary\\_%' ESCAPE '\\' THEN {TRIBUTARY} ELSE {PUBLIC} END,
-                        0, 10, 0,
+                        0, 10, CASE type WHEN 'table' THEN 2 WHEN 'index' THEN 403 ELSE 0 END,
                         CASE type WHEN 'table' THEN 'r' WHEN 'index' THEN 'i' ELSE 'v' END,
                         'p', 0, 0, -1, 0, NULL, NULL
                  FROM main.sqlite_schema

@@ -11,6 +11,7 @@
 //! | `current_schema()` | `public` |
 //! | `now()`, `transaction_timestamp()`, `statement_timestamp()`, `clock_timestamp()` | the time of the call, UTC text `YYYY-MM-DD HH:MM:SS.ffffff+00` (PostgreSQL's `now()` is the transaction's start) |
 //! | `gen_random_uuid()` | a random (v4) UUID, lowercase text |
+//! | `tributary_regex(text, pattern, flags)` | what `~`, `~*`, `!~`, `!~*` become (Rust's regex syntax, close to PostgreSQL's for ordinary patterns; an invalid one is 2201B) |
 //! | `pg_advisory_unlock_all()` | NULL (void): no advisory lock can be held, `pg_advisory_lock` is not provided |
 //! | `set_config(name, value, is_local)` | `value`; the setting has no effect here, like `SET` of a PostgreSQL parameter; `tributary.*` names are refused (use `SET`) |
 
@@ -42,6 +43,38 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     crate::params::uuid_bytes(&b)
+}
+
+/// The SQLite function PostgreSQL's `~` operators become: (text, pattern,
+/// flags) → whether it matches; `i` in flags ignores case.
+pub const REGEX: &str = "tributary_regex";
+
+thread_local! {
+    /// Compiled patterns, by pattern and flags (catalog queries repeat them).
+    static PATTERNS: std::cell::RefCell<std::collections::HashMap<(String, bool), regex::Regex>> =
+        std::cell::RefCell::new(Default::default());
+}
+
+fn regex_match(text: &str, pattern: &str, ignore_case: bool) -> rusqlite::Result<bool> {
+    PATTERNS.with(|p| {
+        let mut p = p.borrow_mut();
+        let key = (pattern.to_owned(), ignore_case);
+        if !p.contains_key(&key) {
+            let re = regex::RegexBuilder::new(pattern)
+                .case_insensitive(ignore_case)
+                .build()
+                .map_err(|e| {
+                    SqlError::UserFunctionError(
+                        format!("SQLSTATE 2201B: invalid regular expression: {e}").into(),
+                    )
+                })?;
+            if p.len() > 256 {
+                p.clear();
+            }
+            p.insert(key.clone(), re);
+        }
+        Ok(p.get(&key).is_some_and(|re| re.is_match(text)))
+    })
 }
 
 /// Registers every function above on `conn`, and `tributary_cast`.
@@ -79,6 +112,20 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         text_fn(conn, name, 0, false, |_| Ok(now_text()))?;
     }
     text_fn(conn, "gen_random_uuid", 0, false, |_| Ok(uuid_v4()))?;
+    conn.create_scalar_function(
+        REGEX,
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text: Option<String> = ctx.get(0)?;
+            let pattern: Option<String> = ctx.get(1)?;
+            let flags: String = ctx.get(2)?;
+            match (text, pattern) {
+                (Some(t), Some(p)) => regex_match(&t, &p, flags.contains('i')).map(Some),
+                _ => Ok(None),
+            }
+        },
+    )?;
     // No advisory lock can be taken (pg_advisory_lock is not provided), so
     // releasing them all has nothing to do; pools call it on release.
     conn.create_scalar_function(

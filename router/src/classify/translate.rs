@@ -48,6 +48,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"some",
         b"(values",
         b"( values",
+        b"~",
     ]
     .iter()
     .any(|n| has(n))
@@ -66,6 +67,26 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                         .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
             {
                 f.name.0.remove(0);
+                changed = true;
+            }
+            Expr::BinaryOp { left, op, right } if regex_op(op).is_some() => {
+                let (negated, flags) = regex_op(op).unwrap_or_default();
+                let m = call(
+                    crate::functions::REGEX,
+                    vec![
+                        std::mem::replace(left.as_mut(), Expr::value(Value::Null)),
+                        std::mem::replace(right.as_mut(), Expr::value(Value::Null)),
+                        Expr::value(Value::SingleQuotedString(flags.into())),
+                    ],
+                );
+                *e = if negated {
+                    Expr::UnaryOp {
+                        op: sqlparser::ast::UnaryOperator::Not,
+                        expr: Box::new(m),
+                    }
+                } else {
+                    m
+                };
                 changed = true;
             }
             Expr::Cast {
@@ -166,6 +187,25 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let _ = stmt.visit(&mut aliases);
     changed |= aliases.changed;
     Ok(changed.then(|| stmt.to_string()))
+}
+
+/// PostgreSQL's regular-expression match operators (`~`, `~*`, `!~`,
+/// `!~*`, also as `OPERATOR(pg_catalog.~)`): whether negated, and the flags.
+fn regex_op(op: &BinaryOperator) -> Option<(bool, &'static str)> {
+    Some(match op {
+        BinaryOperator::PGRegexMatch => (false, ""),
+        BinaryOperator::PGRegexIMatch => (false, "i"),
+        BinaryOperator::PGRegexNotMatch => (true, ""),
+        BinaryOperator::PGRegexNotIMatch => (true, "i"),
+        BinaryOperator::PGCustomBinaryOperator(parts) => match parts.last()?.as_str() {
+            "~" => (false, ""),
+            "~*" => (false, "i"),
+            "!~" => (true, ""),
+            "!~*" => (true, "i"),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// `(VALUES …) AS t (a, b)`, a derived table naming its columns (what
@@ -342,6 +382,16 @@ mod tests {
             .err()
             .map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
+        Ok(())
+    }
+
+    #[test]
+    fn regex_operators_call_the_regex_function() -> Result<()> {
+        assert_eq!(
+            run("SELECT 1 FROM t WHERE a !~ '^pg_' AND b OPERATOR(pg_catalog.~) '^(x)$' AND c ~* 'Y'")?
+                .as_deref(),
+            Some("SELECT 1 FROM t WHERE NOT tributary_regex(a, '^pg_', '') AND tributary_regex(b, '^(x)$', '') AND tributary_regex(c, 'Y', 'i')")
+        );
         Ok(())
     }
 
