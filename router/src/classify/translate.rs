@@ -8,6 +8,10 @@
 //!   (`casts.rs`); a cast to a type Tributary does not convert is refused
 //!   with 0A000 naming it;
 //! - `E'…'` strings, as plain strings holding the unescaped text;
+//! - `CURRENT_TIMESTAMP` as `now()`;
+//! - the regex operators `~`, `~*`, `!~`, `!~*` as `tributary_regex(…)`;
+//! - `x::regtype` as `tributary_regtype(x)` (see `catalog`);
+//! - `(VALUES …) AS t (a, b)` with its columns renamed in a SELECT;
 //! - `a ILIKE b` as `lower(a) LIKE lower(b)` (router connections run with
 //!   `case_sensitive_like`, so `LIKE` is case-sensitive as in PostgreSQL);
 //! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default);
@@ -49,6 +53,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"(values",
         b"( values",
         b"~",
+        b"current_timestamp",
     ]
     .iter()
     .any(|n| has(n))
@@ -67,6 +72,18 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                         .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
             {
                 f.name.0.remove(0);
+                changed = true;
+            }
+            // PostgreSQL's CURRENT_TIMESTAMP is now() (a timestamptz with
+            // microseconds), not SQLite's (whole seconds, no zone).
+            Expr::Function(f)
+                if matches!(f.args, FunctionArguments::None)
+                    && f.name.0.len() == 1
+                    && f.name.0[0]
+                        .as_ident()
+                        .is_some_and(|i| i.value.eq_ignore_ascii_case("current_timestamp")) =>
+            {
+                *e = call("now", Vec::new());
                 changed = true;
             }
             Expr::BinaryOp { left, op, right } if regex_op(op).is_some() => {
@@ -382,6 +399,15 @@ mod tests {
             .err()
             .map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
+        Ok(())
+    }
+
+    #[test]
+    fn current_timestamp_is_now() -> Result<()> {
+        assert_eq!(
+            run("INSERT INTO h (mtime) VALUES (CURRENT_TIMESTAMP)")?.as_deref(),
+            Some("INSERT INTO h (mtime) VALUES (now())")
+        );
         Ok(())
     }
 
