@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,23 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Runs a driver script, `tests/python/SCRIPT PORT`, against the first
+    /// router: it must print `ok`; then every replica holds the same rows.
+    pub async fn run_driver(&self, script: &str) -> Result<()> {
+        let out = crate::python(script, &[&self.router_port(0).to_string()])?;
+        ensure!(out.contains("ok"), "{script}: {out}");
+        self.wait_converged().await?;
+        let first = crate::dump(&self.replica_path(0))?;
+        for i in 1..self.replicas {
+            ensure!(
+                crate::dump(&self.replica_path(i))? == first,
+                "{script}: replica {} differs from replica 1",
+                i + 1
+            );
+        }
+        Ok(())
+    }
+
     /// Starts a cluster in this process (`tributary::Node`, routers on
     /// port 0), with `config` (TOML text) under the test's settings. For
     /// tests that need no process: no kill -9, no restart.

@@ -234,10 +234,7 @@ async fn tests_server_version(cluster: &Cluster) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_nested_transactions() -> Result<()> {
     let cluster = Cluster::in_process(2, 1, None).await?;
-    let out = python("savepoints.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
-    cluster.wait_converged().await?;
-    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.run_driver("savepoints.py").await?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -417,10 +414,7 @@ async fn savepoints_and_copy_under_contention() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ddl_inside_transaction_blocks() -> Result<()> {
     let cluster = Cluster::in_process(2, 1, None).await?;
-    let out = python("ddl_in_block.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
-    cluster.wait_converged().await?;
-    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.run_driver("ddl_in_block.py").await?;
     let c = cluster.connect(0).await?;
     let n: i64 = c
         .query_one("SELECT count(*) FROM blk", &[])

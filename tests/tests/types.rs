@@ -3,7 +3,7 @@
 //! pool with typed values.
 
 use anyhow::{Context, Result, ensure};
-use tests::{Cluster, dump, python};
+use tests::{Cluster, dump};
 
 fn code(e: &tokio_postgres::Error) -> String {
     e.code().map(|c| c.code().to_owned()).unwrap_or_default()
@@ -14,10 +14,7 @@ fn code(e: &tokio_postgres::Error) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asyncpg_pool_and_nested_transactions() -> Result<()> {
     let cluster = Cluster::in_process(2, 1, None).await?;
-    let out = python("asyncpg_pool.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
-    cluster.wait_converged().await?;
-    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.run_driver("asyncpg_pool.py").await?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -94,8 +91,7 @@ async fn typed_columns_round_trip() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_reads_typed_columns_as_objects() -> Result<()> {
     let cluster = Cluster::in_process(1, 1, None).await?;
-    let out = python("typed_results.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
+    cluster.run_driver("typed_results.py").await?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -105,10 +101,7 @@ async fn psycopg_reads_typed_columns_as_objects() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlalchemy_create_all_and_session_crud() -> Result<()> {
     let cluster = Cluster::in_process(2, 1, None).await?;
-    let out = python("sqlalchemy_orm.py", &[&cluster.router_port(0).to_string()])?;
-    ensure!(out.contains("ok"), "{out}");
-    cluster.wait_converged().await?;
-    ensure!(dump(&cluster.replica_path(0))? == dump(&cluster.replica_path(1))?);
+    cluster.run_driver("sqlalchemy_orm.py").await?;
     cluster.shutdown().await;
     Ok(())
 }
