@@ -108,7 +108,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
             }
             Expr::Cast {
                 expr, data_type, ..
-            } if data_type.to_string().eq_ignore_ascii_case("regtype") => {
+            } if is_regtype(&data_type.to_string()) => {
                 let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
                 *e = call(crate::casts::REGTYPE, vec![inner]);
                 changed = true;
@@ -204,6 +204,12 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let _ = stmt.visit(&mut aliases);
     changed |= aliases.changed;
     Ok(changed.then(|| stmt.to_string()))
+}
+
+/// `regtype`, or `pg_catalog.regtype` as psql writes it.
+fn is_regtype(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.strip_prefix("pg_catalog.").unwrap_or(&lower) == "regtype"
 }
 
 /// PostgreSQL's regular-expression match operators (`~`, `~*`, `!~`,
@@ -444,6 +450,10 @@ mod tests {
         assert_eq!(
             run("SELECT oid::regtype::text FROM pg_type")?.as_deref(),
             Some("SELECT tributary_cast(tributary_regtype(oid), 'text') FROM pg_type")
+        );
+        assert_eq!(
+            run("SELECT x::pg_catalog.regtype FROM t")?.as_deref(),
+            Some("SELECT tributary_regtype(x) FROM t")
         );
         let err = run("SELECT 'x'::regclass").err().map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
