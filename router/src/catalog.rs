@@ -192,6 +192,14 @@ fn register(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     conn.create_scalar_function("pg_type_is_visible", 1, flags, |_| Ok(true))?;
     conn.create_scalar_function("pg_get_userbyid", 1, flags, |_| Ok("tributary".to_owned()))?;
+    // No object carries a comment (COMMENT ON is not supported).
+    for (name, args) in [
+        ("obj_description", 1),
+        ("obj_description", 2),
+        ("col_description", 2),
+    ] {
+        conn.create_scalar_function(name, args, flags, |_| Ok(rusqlite::types::Null))?;
+    }
     conn.create_scalar_function("to_regtype", 1, flags, |ctx| {
         let name: Option<String> = ctx.get(0)?;
         Ok(name.as_deref().and_then(type_named).map(Type::oid))

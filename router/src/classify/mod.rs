@@ -302,9 +302,14 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
         Statement::CreateView(_) => Kind::Ddl {
             tag: "CREATE VIEW".into(),
         },
-        Statement::AlterTable(_) => Kind::Ddl {
-            tag: "ALTER TABLE".into(),
-        },
+        Statement::AlterTable(at) => {
+            if let Some(rewritten) = alter::translate(at)? {
+                sql = rewritten;
+            }
+            Kind::Ddl {
+                tag: "ALTER TABLE".into(),
+            }
+        }
         Statement::Drop {
             object_type,
             if_exists,
@@ -439,6 +444,7 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
     Kind::SetOther
 }
 
+mod alter;
 mod copy;
 mod pragma;
 mod translate;

@@ -283,3 +283,30 @@ fn unlisten_is_a_no_op_and_listen_is_refused() {
         Some("0A000")
     );
 }
+
+#[test]
+fn add_unique_constraint_is_a_unique_index() {
+    let c = classify(
+        "ALTER TABLE \"ct\" ADD CONSTRAINT \"ct_uniq\" UNIQUE (\"app\", \"model\")",
+        1 << 20,
+    )
+    .expect("classify");
+    assert_eq!(
+        c[0].sql,
+        "CREATE UNIQUE INDEX \"ct_uniq\" ON \"ct\" (\"app\", \"model\")"
+    );
+    let c = classify("ALTER TABLE t ADD UNIQUE (a)", 1 << 20).expect("classify");
+    assert_eq!(c[0].sql, "CREATE UNIQUE INDEX \"t_a_key\" ON \"t\" (\"a\")");
+}
+
+#[test]
+fn drop_column_cascade_and_add_foreign_key() {
+    let c = classify("ALTER TABLE t DROP COLUMN c CASCADE", 1 << 20).expect("classify");
+    assert_eq!(c[0].sql, "ALTER TABLE t DROP COLUMN c");
+    assert_eq!(
+        kind("ALTER TABLE a ADD CONSTRAINT f FOREIGN KEY (b) REFERENCES c (id)")
+            .err()
+            .map(|e| e.sqlstate()),
+        Some("0A000")
+    );
+}
