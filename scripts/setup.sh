@@ -6,7 +6,8 @@
 #
 # With --tests it also installs what only the test suite needs:
 # docker-compose (to validate docker/compose.yml), kafka-python (the log
-# consumer test), psycopg (driver tests) and the tansu broker (the Kafka backend's tests; building
+# consumer test), psycopg, asyncpg, SQLAlchemy and node-postgres (driver
+# tests) and the tansu broker (the Kafka backend's tests; building
 # it takes 15-25 minutes once, the binary stays in ~/.cargo/bin).
 set -euo pipefail
 tests=0
@@ -19,6 +20,7 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql)
 if [ $tests = 1 ]; then
   command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+  command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
 
@@ -45,6 +47,9 @@ if [ $tests = 1 ]; then
   python3 -c "import psycopg" >/dev/null 2>&1 || pip_install "psycopg[binary]==3.3.*"
   python3 -c "import asyncpg" >/dev/null 2>&1 || pip_install "asyncpg==0.32.*"
   python3 -c "import sqlalchemy" >/dev/null 2>&1 || pip_install "sqlalchemy==2.*"
+  # node-postgres for tests/node.
+  node_dir="$(dirname "$0")/../tests/node"
+  [ -d "$node_dir/node_modules/pg" ] || npm install --silent --prefix "$node_dir" >/dev/null
   # dynostore gives the in-memory engine, libsql an SQLite-file engine (the
   # crash harness kills and restarts the broker on it). A marker records the
   # features of the cached binary so an older build is replaced once.

@@ -105,3 +105,23 @@ async fn sqlalchemy_create_all_and_session_crud() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// node-postgres: parameters (Date, JSON), a savepoint in a transaction,
+/// RETURNING, a timestamptz result as a Date and jsonb as an object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_postgres_basics() -> Result<()> {
+    let cluster = Cluster::in_process(1, 1, None).await?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node/basic.js");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(cluster.router_port(0).to_string())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success() && text.contains("ok"), "{text}");
+    cluster.shutdown().await;
+    Ok(())
+}

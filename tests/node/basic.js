@@ -1,0 +1,29 @@
+// node-postgres against a router: parameters (a Date, a JSON object), a
+// transaction with a savepoint rolled back, RETURNING, and typed results
+// (timestamptz as a Date, jsonb as an object). Prints "ok".
+// usage: node basic.js PORT
+const assert = require('assert');
+const { Client } = require('pg');
+
+(async () => {
+  const c = new Client({ host: '127.0.0.1', port: Number(process.argv[2]), user: 't', database: 't' });
+  await c.connect();
+  await c.query('CREATE TABLE np (id SERIAL PRIMARY KEY, name TEXT, at TIMESTAMPTZ, j JSONB)');
+  await c.query('BEGIN');
+  const at = new Date('2024-01-02T03:04:05.678Z');
+  const ins = await c.query('INSERT INTO np (name, at, j) VALUES ($1, $2, $3) RETURNING id', ['a', at, { k: [1, 2] }]);
+  assert.strictEqual(ins.rows.length, 1);
+  await c.query('SAVEPOINT s');
+  await c.query('INSERT INTO np (name) VALUES ($1)', ['undone']);
+  await c.query('ROLLBACK TO SAVEPOINT s');
+  await c.query('COMMIT');
+  const { rows } = await c.query('SELECT name, at, j FROM np WHERE name = $1', ['a']);
+  assert.strictEqual(rows.length, 1);
+  assert.ok(rows[0].at instanceof Date, 'timestamptz arrives as a Date');
+  assert.strictEqual(rows[0].at.getTime(), at.getTime());
+  assert.deepStrictEqual(rows[0].j, { k: [1, 2] });
+  const n = await c.query('SELECT count(*) AS n FROM np');
+  assert.strictEqual(Number(n.rows[0].n), 1, 'the savepoint undid its row');
+  await c.end();
+  console.log('ok');
+})().catch((e) => { console.error(e); process.exit(1); });
