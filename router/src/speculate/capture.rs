@@ -20,7 +20,10 @@ fn value_of(v: ValueRef<'_>) -> Value {
 /// Converts a changeset to row changes. Must run where the changeset's
 /// effects are visible (for the after-images of updates).
 pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
-    let mut tables: HashMap<String, replica::TableInfo> = HashMap::new();
+    // Per table: its schema, and each column's reported type (what
+    // `canonical` checks written values against), worked out once.
+    let mut tables: HashMap<String, (replica::TableInfo, Vec<pgwire::api::Type>)> =
+        HashMap::new();
     let mut out = Vec::new();
     let mut input: &[u8] = changeset;
     let reader: &mut dyn std::io::Read = &mut input;
@@ -33,9 +36,14 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
             let info = replica::table_info(conn, &table)
                 .map_err(sq("reading the table schema"))?
                 .ok_or_else(|| Error::Internal(format!("table {table} vanished")))?;
-            tables.insert(table.clone(), info);
+            let types = info
+                .decl_types
+                .iter()
+                .map(|d| crate::typing::pgtypes::type_for_decl(d))
+                .collect();
+            tables.insert(table.clone(), (info, types));
         }
-        let info = &tables[&table];
+        let (info, types) = &tables[&table];
         let ncols = (op.number_of_columns() as usize).min(info.columns.len());
         let key_of = |row: &Row| -> Row {
             info.pk
@@ -57,7 +65,7 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
                     row.insert(col.clone(), v.map(value_of).unwrap_or(Value::Null));
                 }
                 if insert {
-                    canonical(info, &mut row)?;
+                    canonical(info, types, &mut row)?;
                 }
                 let key = key_of(&row);
                 let (op, before, after) = if insert {
@@ -98,7 +106,7 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
                     before.insert(info.columns[i].clone(), v);
                 }
                 let mut after = after;
-                canonical(info, &mut after)?;
+                canonical(info, types, &mut after)?;
                 out.push(Change {
                     table,
                     op: Op::Update,
@@ -118,16 +126,19 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
 /// canonical text, so every replica holds what a parameter of that type
 /// would have stored (and `WHERE d = $1` finds it); one that is no value
 /// of the column's type refuses the write, as PostgreSQL does.
-fn canonical(info: &replica::TableInfo, row: &mut Row) -> Result<()> {
-    for (column, decl) in info.columns.iter().zip(&info.decl_types) {
-        let ty = crate::typing::pgtypes::type_for_decl(decl);
-        if !crate::typing::stored_as_text(&ty) {
+fn canonical(
+    info: &replica::TableInfo,
+    types: &[pgwire::api::Type],
+    row: &mut Row,
+) -> Result<()> {
+    for (column, ty) in info.columns.iter().zip(types) {
+        if !crate::typing::stored_as_text(ty) {
             continue;
         }
         let Some(Value::Text(text)) = row.get_mut(column) else {
             continue;
         };
-        match crate::params::decode_text(&ty, text) {
+        match crate::params::decode_text(ty, text) {
             Ok(rusqlite::types::Value::Text(c)) => *text = c,
             Ok(_) => {}
             Err(r) => {
