@@ -22,8 +22,7 @@ fn value_of(v: ValueRef<'_>) -> Value {
 pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
     // Per table: its schema, and each column's reported type (what
     // `canonical` checks written values against), worked out once.
-    let mut tables: HashMap<String, (replica::TableInfo, Vec<pgwire::api::Type>)> =
-        HashMap::new();
+    let mut tables: HashMap<String, (replica::TableInfo, Vec<pgwire::api::Type>)> = HashMap::new();
     let mut out = Vec::new();
     let mut input: &[u8] = changeset;
     let reader: &mut dyn std::io::Read = &mut input;
@@ -126,11 +125,7 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
 /// canonical text, so every replica holds what a parameter of that type
 /// would have stored (and `WHERE d = $1` finds it); one that is no value
 /// of the column's type refuses the write, as PostgreSQL does.
-fn canonical(
-    info: &replica::TableInfo,
-    types: &[pgwire::api::Type],
-    row: &mut Row,
-) -> Result<()> {
+fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut Row) -> Result<()> {
     for (column, ty) in info.columns.iter().zip(types) {
         if !crate::typing::stored_as_text(ty) {
             continue;
