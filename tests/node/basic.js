@@ -1,6 +1,7 @@
 // node-postgres against a router: parameters (a Date, a JSON object), a
 // transaction with a savepoint rolled back, RETURNING, and typed results
-// (timestamptz as a Date, jsonb as an object). Prints "ok".
+// (timestamptz as a Date, jsonb as an object, integer as a number,
+// out-of-range integers refused). Prints "ok".
 // usage: node basic.js PORT
 const assert = require('assert');
 const { Client } = require('pg');
@@ -22,6 +23,13 @@ const { Client } = require('pg');
   assert.ok(rows[0].at instanceof Date, 'timestamptz arrives as a Date');
   assert.strictEqual(rows[0].at.getTime(), at.getTime());
   assert.deepStrictEqual(rows[0].j, { k: [1, 2] });
+  // integer and smallint columns are int4/int2, so they arrive as numbers
+  // (bigint, like count(*), is a string in node-postgres, as with PostgreSQL).
+  await c.query('CREATE TABLE nw (k INTEGER PRIMARY KEY, a integer, b smallint, c bigint)');
+  await c.query('INSERT INTO nw VALUES (1, $1, $2, $3)', [2147483647, -32768, '9007199254740993']);
+  const w = await c.query('SELECT a, b, c FROM nw');
+  assert.deepStrictEqual(w.rows[0], { a: 2147483647, b: -32768, c: '9007199254740993' });
+  await assert.rejects(c.query('INSERT INTO nw VALUES (2, 2147483648, 0, 0)'), (e) => e.code === '22003');
   const n = await c.query('SELECT count(*) AS n FROM np');
   assert.strictEqual(Number(n.rows[0].n), 1, 'the savepoint undid its row');
   await c.end();

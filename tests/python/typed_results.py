@@ -1,9 +1,11 @@
-"""psycopg reads date/time, UUID and JSON columns as Python objects, in
-text and binary format, and its typed parameters find literal-written rows.
+"""psycopg reads date/time, UUID, JSON, integer and numeric columns as
+Python objects, in text and binary format, and its typed parameters find
+literal-written rows.
 
 usage: typed_results.py PORT
 """
 import datetime
+import decimal
 import sys
 import uuid
 
@@ -33,4 +35,20 @@ for binary in (False, True):
         binary=binary,
     ).fetchone()
     assert row == want, (binary, row)
+conn.execute("CREATE TABLE nums (id INTEGER PRIMARY KEY, a integer, s smallint, n NUMERIC(10, 2))")
+conn.execute("INSERT INTO nums VALUES (1, 7, -2, 12.25)")
+conn.execute("INSERT INTO nums VALUES (2, %s, %s, %s)", (2**31 - 1, 5, decimal.Decimal("0.10")))
+for binary in (False, True):
+    cur = conn.execute("SELECT a, s, n, sum(a) FROM nums GROUP BY id ORDER BY id", binary=binary)
+    # int4/int2/numeric as PostgreSQL describes them; sum(int4) is bigint.
+    assert [d.type_code for d in cur.description] == [23, 21, 1700, 20], cur.description
+    rows = cur.fetchall()
+    assert rows == [(7, -2, decimal.Decimal("12.25"), 7),
+                    (2**31 - 1, 5, decimal.Decimal("0.1"), 2**31 - 1)], (binary, rows)
+    assert all(isinstance(r[2], decimal.Decimal) for r in rows)
+try:
+    conn.execute("UPDATE nums SET s = 40000 WHERE id = 1")
+    raise AssertionError("a smallint took 40000")
+except psycopg.errors.NumericValueOutOfRange:
+    pass
 print("ok")

@@ -23,7 +23,7 @@ async fn ints(c: &Client, sql: &str) -> Result<Vec<i64>> {
 async fn savepoints_behave_as_in_postgresql() -> Result<()> {
     let cluster = Cluster::in_process(2, 1, None).await?;
     let c = cluster.connect(0).await?;
-    c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BIGINT)")
         .await?;
     c.batch_execute("BEGIN; INSERT INTO t VALUES (1, 1); SAVEPOINT a; INSERT INTO t VALUES (2, 2); UPDATE t SET v = 10 WHERE id = 1")
         .await?;
@@ -147,9 +147,12 @@ async fn utility_statements_and_session_facts() -> Result<()> {
             &[],
         )
         .await?;
-    assert_eq!(row.get::<_, i64>(0), 43);
-    assert_eq!(row.get::<_, String>(1), "2024-01-02 01:04:05+00");
-    assert_eq!(row.get::<_, i64>(2), 2);
+    assert_eq!(row.get::<_, i32>(0), 43, "int is int4, as in PostgreSQL");
+    assert_eq!(
+        row.get::<_, chrono::DateTime<chrono::Utc>>(1).to_rfc3339(),
+        "2024-01-02T01:04:05+00:00"
+    );
+    assert_eq!(row.get::<_, i32>(2), 2);
     assert_eq!(row.get::<_, String>(3), "abc");
     let err = c
         .query("SELECT 'abc'::int", &[])

@@ -1,6 +1,7 @@
 //! `ALTER TABLE` forms SQLite lacks: `ADD [CONSTRAINT c] UNIQUE (cols)` as
 //! the unique index PostgreSQL backs it with, `DROP COLUMN … CASCADE`
-//! without the word, `ADD … FOREIGN KEY` refused by name. (`ADD PRIMARY
+//! without the word, `ADD … FOREIGN KEY` refused by name, `ADD COLUMN`
+//! with PostgreSQL's integer widths kept. (`ADD PRIMARY
 //! KEY` is a table rebuild made at execution: see `rebuild`.)
 
 use sqlparser::ast::Statement;
@@ -24,7 +25,26 @@ pub(super) fn translate(at: &sqlparser::ast::AlterTable) -> Result<Option<String
             "SQLite cannot add a foreign key to an existing table, and Tributary does not enforce foreign keys across replicas",
         ));
     }
-    Ok(unique_as_index(at).or_else(|| drop_column_plainly(at)))
+    Ok(unique_as_index(at)
+        .or_else(|| drop_column_plainly(at))
+        .or_else(|| added_integer_width(at)))
+}
+
+/// `ALTER TABLE t ADD COLUMN c integer`: declared `INT4` as `CREATE TABLE`
+/// declares it (see `keys::create_table::integer_width`).
+fn added_integer_width(at: &sqlparser::ast::AlterTable) -> Option<String> {
+    use sqlparser::ast::AlterTableOperation;
+    let mut at = at.clone();
+    let mut changed = false;
+    for op in &mut at.operations {
+        if let AlterTableOperation::AddColumn { column_def, .. } = op
+            && let Some(t) = crate::keys::integer_width(&column_def.data_type)
+        {
+            column_def.data_type = t;
+            changed = true;
+        }
+    }
+    changed.then(|| Statement::AlterTable(at).to_string())
 }
 
 /// `ALTER TABLE t DROP COLUMN c CASCADE|RESTRICT`: SQLite takes neither

@@ -15,7 +15,16 @@ fn serial_and_identity_become_generated_integer_keys() -> Result<()> {
     );
     assert_eq!(
         one("CREATE TABLE h (hid BIGINT GENERATED ALWAYS AS IDENTITY, v INT, PRIMARY KEY (hid))")?,
-        "CREATE TABLE h (hid INTEGER, v INT, PRIMARY KEY (hid))"
+        "CREATE TABLE h (hid INTEGER, v INT4, PRIMARY KEY (hid))"
+    );
+    // PostgreSQL's integer widths are kept; SQLite's rowid key stays.
+    assert_eq!(
+        one("CREATE TABLE w (id integer PRIMARY KEY, a smallint, b int, c integer, d bigint)")?,
+        "CREATE TABLE w (id INTEGER PRIMARY KEY, a INT2, b INT4, c INT4, d BIGINT)"
+    );
+    assert_eq!(
+        one("ALTER TABLE w ADD COLUMN e integer NOT NULL DEFAULT 0")?,
+        "ALTER TABLE w ADD COLUMN e INT4 NOT NULL DEFAULT 0"
     );
     // Untouched when there is nothing to translate.
     assert_eq!(

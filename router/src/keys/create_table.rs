@@ -1,6 +1,7 @@
 //! `CREATE TABLE` as SQLite runs it with cluster-wide keys: generated key
 //! columns become a rowid alias the router fills from its ranges, a table
-//! without a key gets the hidden one, storage options are dropped.
+//! without a key gets the hidden one, storage options are dropped, and
+//! PostgreSQL's integer widths are kept in the declared types.
 
 use sqlparser::ast::{Ident, Statement};
 
@@ -44,6 +45,24 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         .unwrap_or_default();
     let mut out = ct.clone();
     let mut changed = false;
+    let sole_pk = |col: &sqlparser::ast::ColumnDef| {
+        let own_pk = col
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
+        (own_pk && table_pk.is_empty())
+            || (table_pk.len() == 1 && table_pk[0].eq_ignore_ascii_case(&col.name.value))
+    };
+    for col in &mut out.columns {
+        // SQLite's `INTEGER PRIMARY KEY` is the 64-bit rowid: it stays.
+        if matches!(col.data_type, DataType::Integer(_)) && sole_pk(col) {
+            continue;
+        }
+        if let Some(t) = integer_width(&col.data_type) {
+            col.data_type = t;
+            changed = true;
+        }
+    }
     // Storage hints (`WITH (fillfactor = …)`) mean nothing to SQLite.
     if !matches!(out.table_options, sqlparser::ast::CreateTableOptions::None) {
         out.table_options = sqlparser::ast::CreateTableOptions::None;
@@ -91,13 +110,7 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         if !serial && !identity {
             continue;
         }
-        let own_pk = col
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::PrimaryKey(_)));
-        let sole_pk = (own_pk && table_pk.is_empty())
-            || (table_pk.len() == 1 && table_pk[0].eq_ignore_ascii_case(&col.name.value));
-        if !sole_pk {
+        if !sole_pk(col) {
             return Err(unsupported(
                 format!(
                     "generated column {} outside the primary key",
@@ -111,4 +124,17 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         changed = true;
     }
     Ok(changed.then(|| Statement::CreateTable(out).to_string()))
+}
+
+/// PostgreSQL's `smallint` and `integer` (`int`, `int4`, `int2`) declared
+/// as `INT2`/`INT4`: SQLite stores them as it stores any integer, and the
+/// router reports and range-checks them as int2/int4 (`typing`). Other
+/// integer types keep their name, and report int8.
+pub(crate) fn integer_width(t: &sqlparser::ast::DataType) -> Option<sqlparser::ast::DataType> {
+    use sqlparser::ast::DataType;
+    match t {
+        DataType::Int(_) | DataType::Integer(_) | DataType::Int4(_) => Some(DataType::Int4(None)),
+        DataType::SmallInt(_) | DataType::Int2(_) => Some(DataType::Int2(None)),
+        _ => None,
+    }
 }

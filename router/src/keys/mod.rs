@@ -407,6 +407,7 @@ fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
 
 mod create_table;
 
+pub(crate) use create_table::integer_width;
 pub use create_table::translate_create_table;
 
 #[cfg(test)]

@@ -291,7 +291,7 @@ pub fn numeric_text(t: &str) -> Option<String> {
 
 /// PostgreSQL's binary numeric: ndigits, weight, sign, dscale, then
 /// base-10000 digits.
-fn numeric_binary(b: &[u8]) -> Option<String> {
+pub(crate) fn numeric_binary(b: &[u8]) -> Option<String> {
     let word = |i: usize| b.get(i..i + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
     let ndigits = word(0)? as usize;
     let weight = word(2)? as i16 as i64;

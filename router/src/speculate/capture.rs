@@ -124,9 +124,30 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
 /// them: an SQL literal (`'2024-5-6'`, `'2024-01-02T03:04:05'`) in its
 /// canonical text, so every replica holds what a parameter of that type
 /// would have stored (and `WHERE d = $1` finds it); one that is no value
-/// of the column's type refuses the write, as PostgreSQL does.
+/// of the column's type refuses the write, as PostgreSQL does. So does an
+/// integer outside an `INT2`/`INT4` column's range (SQLite stores any).
 fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut Row) -> Result<()> {
+    use pgwire::api::Type;
     for (column, ty) in info.columns.iter().zip(types) {
+        if matches!(*ty, Type::INT2 | Type::INT4)
+            && let Some(Value::Integer(i)) = row.get(column)
+        {
+            let fits = if *ty == Type::INT2 {
+                i16::try_from(*i).is_ok()
+            } else {
+                i32::try_from(*i).is_ok()
+            };
+            if !fits {
+                return Err(Error::InvalidValue {
+                    table: info.name.clone(),
+                    column: column.clone(),
+                    type_name: ty.name().to_owned(),
+                    sqlstate: "22003",
+                    reason: format!("{i} is out of range"),
+                });
+            }
+            continue;
+        }
         if !crate::typing::stored_as_text(ty) {
             continue;
         }

@@ -17,6 +17,19 @@ pub enum Hint {
     Position { table: String, index: usize },
     /// A fixed SQLite type name (INTEGER, REAL, TEXT).
     Decl(&'static str),
+    /// What `sum` of the column with this name gives.
+    Sum(String),
+}
+
+/// The column a one-argument aggregate or function is over, if plain.
+fn column_arg(f: &sqlparser::ast::Function) -> Option<String> {
+    let arg = f.args.to_string();
+    let col = arg.trim_matches(|c| c == '(' || c == ')').trim();
+    (!col.is_empty()
+        && col
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+    .then(|| col.rsplit('.').next().unwrap_or(col).to_owned())
 }
 
 fn placeholder_index(e: &Expr) -> Option<usize> {
@@ -182,15 +195,18 @@ fn expr_hint(e: &Expr) -> Option<Hint> {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
         Expr::Nested(inner) => expr_hint(inner),
-        Expr::Cast { data_type, .. } => {
-            Some(Hint::Decl(match ColumnType::of(&data_type.to_string()) {
-                ColumnType::Integer => "INTEGER",
-                ColumnType::Real => "REAL",
-                ColumnType::Boolean => "BOOLEAN",
-                ColumnType::Blob => "BLOB",
-                ColumnType::Json | ColumnType::Text => "TEXT",
-            }))
-        }
+        Expr::Cast { data_type, .. } => Some(Hint::Decl(
+            crate::casts::Target::parse(&data_type.to_string()).map_or_else(
+                |_| match ColumnType::of(&data_type.to_string()) {
+                    ColumnType::Integer => "INT8",
+                    ColumnType::Real => "REAL",
+                    ColumnType::Boolean => "BOOLEAN",
+                    ColumnType::Blob => "BLOB",
+                    ColumnType::Json | ColumnType::Text => "TEXT",
+                },
+                |t| crate::typing::pgtypes::decl_for_type(&t.ty),
+            ),
+        )),
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) if n.contains(['.', 'e', 'E']) => Some(Hint::Decl("REAL")),
             Value::Number(..) => Some(Hint::Decl("INTEGER")),
@@ -206,15 +222,9 @@ fn expr_hint(e: &Expr) -> Option<Hint> {
                 "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
                 | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
                 | "format" => Some(Hint::Decl("TEXT")),
-                "sum" | "min" | "max" | "abs" => {
-                    let arg = f.args.to_string();
-                    let col = arg.trim_matches(|c| c == '(' || c == ')').trim();
-                    (!col.is_empty()
-                        && col
-                            .chars()
-                            .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
-                    .then(|| Hint::Column(col.rsplit('.').next().unwrap_or(col).to_owned()))
-                }
+                // PostgreSQL sums 2- and 4-byte integers into a bigint.
+                "sum" => column_arg(f).map(Hint::Sum),
+                "min" | "max" | "abs" => column_arg(f).map(Hint::Column),
                 _ => None,
             }
         }

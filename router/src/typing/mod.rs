@@ -2,9 +2,11 @@
 //! SQLite's values are loosely typed; the wire needs OIDs. `hints.rs` finds
 //! where a type can be learned from, `schema.rs` holds the declared column
 //! types hints resolve against, `pgtypes.rs` maps declared types and values
-//! to wire types and encodes rows.
+//! to wire types and encodes rows, `wire.rs` and `numeric.rs` give the
+//! text and binary forms of the types SQLite has no class for.
 
 mod hints;
+mod numeric;
 pub mod pgtypes;
 mod schema;
 mod wire;

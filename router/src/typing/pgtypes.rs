@@ -1,7 +1,8 @@
 //! Mapping between SQLite's dynamic values and PostgreSQL wire types.
 //!
-//! A result column's type comes from its declared SQLite type (INTEGER →
-//! int8, REAL → float8, BLOB → bytea, BOOLEAN → bool, else text); a column
+//! A result column's type comes from its declared SQLite type (INT2 →
+//! int2, INT4 → int4, other integers → int8, NUMERIC → numeric, REAL →
+//! float8, BLOB → bytea, BOOLEAN → bool, else text); a column
 //! without one (an expression) takes the type of its first value when rows
 //! are at hand, else text. Each value is converted to its column's type, so
 //! a text value in an INTEGER column still encodes correctly in binary.
@@ -22,7 +23,9 @@ use crate::typing::{Hint, SchemaTypes};
 use resolver::ColumnType;
 
 /// The wire type for a declared type: its own PostgreSQL type for dates
-/// and times, UUID and JSON, else by SQLite's affinity rules.
+/// and times, UUID, JSON, numeric and the 2- and 4-byte integers (the DDL
+/// translation declares PostgreSQL's `smallint`/`integer` as `INT2`/`INT4`,
+/// see `keys::create_table`), else by SQLite's affinity rules.
 pub fn type_for_decl(decl: &str) -> Type {
     if let Some(t) = named_type(decl) {
         return t;
@@ -99,15 +102,21 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
         return enc.encode_field(&None::<i64>);
     }
     match *ty {
-        Type::INT8 => match v {
-            SqlValue::Integer(i) => enc.encode_field(i),
-            SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
-                enc.encode_field(&(*f as i64))
-            }
-            other => match text_of(other).and_then(|t| t.trim().parse::<i64>().ok()) {
-                Some(i) => enc.encode_field(&i),
-                None => Err(unrepresentable(other, ty)),
-            },
+        Type::INT8 => match integer(v) {
+            Some(i) => enc.encode_field(&i),
+            None => Err(unrepresentable(v, ty)),
+        },
+        Type::INT2 => match integer(v).and_then(|i| i16::try_from(i).ok()) {
+            Some(i) => enc.encode_field(&i),
+            None => Err(unrepresentable(v, ty)),
+        },
+        Type::INT4 => match integer(v).and_then(|i| i32::try_from(i).ok()) {
+            Some(i) => enc.encode_field(&i),
+            None => Err(unrepresentable(v, ty)),
+        },
+        Type::NUMERIC => match super::numeric::encode(v) {
+            Some(w) => enc.encode_field(&w),
+            None => Err(unrepresentable(v, ty)),
         },
         Type::FLOAT8 => match v {
             SqlValue::Real(f) => enc.encode_field(f),
@@ -141,6 +150,15 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
             None => Err(unrepresentable(v, ty)),
         },
         _ => enc.encode_field(&text_of(v)),
+    }
+}
+
+/// A stored integer, however SQLite's affinity left it.
+fn integer(v: &SqlValue) -> Option<i64> {
+    match v {
+        SqlValue::Integer(i) => Some(*i),
+        SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Some(*f as i64),
+        other => text_of(other).and_then(|t| t.trim().parse::<i64>().ok()),
     }
 }
 
@@ -230,19 +248,35 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
 }
 
 /// The type a parameter compared with or assigned to a column declared
-/// `decl` gets in ParameterDescription: the column's reported type, and
-/// numeric for NUMERIC/DECIMAL columns (so drivers send a `Decimal` as
-/// itself; results of those columns are still float8).
+/// `decl` gets in ParameterDescription: the column's reported type.
 pub fn param_type_for_decl(decl: &str) -> Type {
-    let upper = decl.to_ascii_uppercase();
-    match upper.split('(').next().unwrap_or("").trim() {
-        "NUMERIC" | "DECIMAL" => Type::NUMERIC,
-        _ => type_for_decl(decl),
+    type_for_decl(decl)
+}
+
+/// A declared type that [`type_for_decl`] reports as `ty` (what a cast
+/// to `ty` stands for when a result column's type is worked out).
+pub fn decl_for_type(ty: &Type) -> &'static str {
+    match *ty {
+        Type::INT2 => "INT2",
+        Type::INT4 => "INT4",
+        Type::INT8 | Type::OID => "INT8",
+        Type::FLOAT4 | Type::FLOAT8 => "REAL",
+        Type::NUMERIC => "NUMERIC",
+        Type::BOOL => "BOOLEAN",
+        Type::BYTEA => "BLOB",
+        Type::DATE => "DATE",
+        Type::TIME => "TIME",
+        Type::TIMESTAMP => "TIMESTAMP",
+        Type::TIMESTAMPTZ => "TIMESTAMPTZ",
+        Type::UUID => "UUID",
+        Type::JSON => "JSON",
+        Type::JSONB => "JSONB",
+        _ => "TEXT",
     }
 }
 
 /// Declared type names PostgreSQL has its own type for, beyond what
-/// SQLite's affinity says: dates and times, UUID, JSON.
+/// SQLite's affinity says: dates and times, UUID, JSON, int2/int4, numeric.
 fn named_type(decl: &str) -> Option<Type> {
     let upper = decl.to_ascii_uppercase();
     Some(match upper.split('(').next().unwrap_or("").trim() {
@@ -253,6 +287,9 @@ fn named_type(decl: &str) -> Option<Type> {
         "UUID" => Type::UUID,
         "JSON" => Type::JSON,
         "JSONB" => Type::JSONB,
+        "INT2" => Type::INT2,
+        "INT4" => Type::INT4,
+        "NUMERIC" | "DECIMAL" => Type::NUMERIC,
         _ => return None,
     })
 }
@@ -280,5 +317,33 @@ mod tests {
         assert!(encode(Type::BOOL, SqlValue::Text("off".into())).is_ok());
         assert!(encode(Type::BOOL, SqlValue::Text("maybe".into())).is_err());
         assert!(encode(Type::INT8, SqlValue::Null).is_ok());
+        assert!(encode(Type::INT4, SqlValue::Integer(1 << 31)).is_err());
+        assert!(encode(Type::INT4, SqlValue::Integer(-(1 << 31))).is_ok());
+        assert!(encode(Type::INT2, SqlValue::Integer(40_000)).is_err());
+        assert!(encode(Type::NUMERIC, SqlValue::Real(12.5)).is_ok());
+        assert!(encode(Type::NUMERIC, SqlValue::Text("12.x".into())).is_err());
+    }
+
+    #[test]
+    fn declared_types_report_postgresqls_integer_widths() {
+        assert_eq!(type_for_decl("INT2"), Type::INT2);
+        assert_eq!(type_for_decl("int4"), Type::INT4);
+        assert_eq!(
+            type_for_decl("INTEGER"),
+            Type::INT8,
+            "rowid keys are 64-bit"
+        );
+        assert_eq!(type_for_decl("BIGINT"), Type::INT8);
+        assert_eq!(type_for_decl("NUMERIC(10,2)"), Type::NUMERIC);
+        for ty in [
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::NUMERIC,
+            Type::DATE,
+            Type::JSONB,
+        ] {
+            assert_eq!(type_for_decl(decl_for_type(&ty)), ty);
+        }
     }
 }

@@ -29,6 +29,13 @@ impl SchemaTypes {
                 .and_then(|t| t.get(*index))
                 .cloned(),
             Hint::Decl(d) => Some((*d).to_owned()),
+            Hint::Sum(c) => self.by_name.get(c).map(|d| {
+                use pgwire::api::Type;
+                match crate::typing::pgtypes::type_for_decl(d) {
+                    Type::INT2 | Type::INT4 => "INT8".to_owned(),
+                    _ => d.clone(),
+                }
+            }),
         }
     }
 }

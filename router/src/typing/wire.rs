@@ -32,8 +32,8 @@ pub fn handles(ty: &Type) -> bool {
 /// One value's text and binary forms (the row encoder picks by format).
 #[derive(Debug)]
 pub struct Wire {
-    text: String,
-    binary: Vec<u8>,
+    pub(super) text: String,
+    pub(super) binary: Vec<u8>,
 }
 
 impl ToSql for Wire {
