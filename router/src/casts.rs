@@ -43,6 +43,9 @@ impl Target {
     /// `timestamp with time zone`, …); unsupported types are refused.
     pub fn parse(data_type: &str) -> Result<Target> {
         let lower = data_type.trim().to_ascii_lowercase();
+        let lower = lower
+            .strip_prefix("pg_catalog.")
+            .map_or(lower.clone(), str::to_owned);
         let (base, args) = match lower.split_once('(') {
             Some((b, rest)) => (b.trim(), Some(rest.trim_end_matches(')').trim())),
             None => (lower.as_str(), None),
@@ -56,7 +59,9 @@ impl Target {
         let ty = match base {
             "int2" | "smallint" => Type::INT2,
             "int" | "int4" | "integer" => Type::INT4,
-            "int8" | "bigint" => Type::INT8,
+            // An oid is a number; a regclass/regtype is rewritten before
+            // it gets here (`classify::catalog_sql`).
+            "int8" | "bigint" | "oid" => Type::INT8,
             "float4" | "real" => Type::FLOAT4,
             "float8" | "double precision" | "float" => Type::FLOAT8,
             "numeric" | "decimal" => Type::NUMERIC,

@@ -77,6 +77,10 @@ fn regex_match(text: &str, pattern: &str, ignore_case: bool) -> rusqlite::Result
     })
 }
 
+/// The database's name, whatever the client connected to: one cluster is
+/// one database.
+pub const DATABASE: &str = "tributary";
+
 /// Registers every function above on `conn`, and `tributary_cast`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::casts::register(conn)?;
@@ -100,7 +104,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     );
     text_fn(conn, "version", 0, true, move |_| Ok(version.clone()))?;
     for name in ["current_database", "current_catalog"] {
-        text_fn(conn, name, 0, true, |_| Ok("tributary".to_owned()))?;
+        text_fn(conn, name, 0, true, |_| Ok(DATABASE.to_owned()))?;
     }
     text_fn(conn, "current_schema", 0, true, |_| Ok("public".to_owned()))?;
     for name in [

@@ -445,26 +445,3 @@ async fn multi_statement_queries_are_atomic() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
-
-/// psql's `\dt` reads the catalog (pg_class, pg_namespace, pg_am, `!~`,
-/// `pg_table_is_visible`): the user's tables, not Tributary's, with a
-/// pattern too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psql_lists_tables() -> Result<()> {
-    let cluster = Cluster::in_process(1, 1, None).await?;
-    let out = cluster.psql(
-        0,
-        &[
-            "CREATE TABLE alpha (id INTEGER PRIMARY KEY)",
-            "CREATE TABLE beta (note TEXT)",
-            "\\dt",
-            "\\dt al*",
-        ],
-    )?;
-    ensure!(out.contains(" public | alpha | table"), "{out}");
-    ensure!(out.contains(" public | beta  | table"), "{out}");
-    ensure!(out.contains("(2 rows)") && out.contains("(1 row)"), "{out}");
-    ensure!(!out.contains("tributary_conflicts"), "{out}");
-    cluster.shutdown().await;
-    Ok(())
-}

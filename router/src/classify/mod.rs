@@ -445,6 +445,7 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
 }
 
 mod alter;
+mod catalog_sql;
 mod copy;
 mod pragma;
 mod translate;

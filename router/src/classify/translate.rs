@@ -17,7 +17,9 @@
 //! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default);
 //! - `x = ANY(ARRAY[…])` / `x = ANY(SELECT …)` as `x IN (…)`, and
 //!   `x <> ALL(…)` as `x NOT IN (…)`; other `ANY`/`ALL` forms (an array
-//!   parameter, another operator) are refused with 0A000.
+//!   parameter, another operator) are refused with 0A000;
+//! - the catalog spellings of `catalog_sql.rs` (`::regclass`, arrays as
+//!   JSON, `pg_get_expr`, …).
 
 use std::ops::ControlFlow;
 
@@ -54,6 +56,11 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"( values",
         b"~",
         b"current_timestamp",
+        b"pg_get_",
+        b"array",
+        b"json_build_object",
+        b"generate_series",
+        b"[",
     ]
     .iter()
     .any(|n| has(n))
@@ -64,6 +71,17 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let mut changed = false;
     let mut failed = None;
     let _ = visit_expressions_mut(&mut stmt, |e| {
+        match super::catalog_sql::rewrite(e) {
+            Ok(true) => {
+                changed = true;
+                return ControlFlow::Continue(());
+            }
+            Ok(false) => {}
+            Err(err) => {
+                failed = Some(err);
+                return ControlFlow::Break(());
+            }
+        }
         match e {
             Expr::Function(f)
                 if f.name.0.len() == 2
@@ -200,6 +218,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     if let Some(err) = failed {
         return Err(err);
     }
+    changed |= super::catalog_sql::arrays(&mut stmt);
     let mut aliases = ValuesAliases { changed: false };
     let _ = stmt.visit(&mut aliases);
     changed |= aliases.changed;
@@ -455,7 +474,7 @@ mod tests {
             run("SELECT x::pg_catalog.regtype FROM t")?.as_deref(),
             Some("SELECT tributary_regtype(x) FROM t")
         );
-        let err = run("SELECT 'x'::regclass").err().map(|e| e.sqlstate());
+        let err = run("SELECT 'x'::interval").err().map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
         Ok(())
     }

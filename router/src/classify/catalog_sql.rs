@@ -1,0 +1,281 @@
+//! Rewrites for the spellings catalog queries use (psql's `\d` family,
+//! drivers' and ORMs' reflection), on sqlparser's AST. `translate` calls
+//! [`rewrite`] on each expression before its own rewrites, and [`arrays`]
+//! on the statement after them:
+//! - `x::regclass` as the relation's name when `x` is an oid, its oid when
+//!   `x` is a name (so it reads as PostgreSQL shows a regclass, and compares
+//!   with oids as PostgreSQL compares one); `x::regnamespace` and
+//!   `x::regrole` as names;
+//! - casts to array types dropped: arrays are JSON text here;
+//! - `ARRAY(SELECT …)` as a JSON array of the subquery's values, and
+//!   `ARRAY[…]` (outside `= ANY`, which `translate` makes an `IN` list) as
+//!   `json_array(…)`;
+//! - `x = ANY(array_column)` as `x IN (SELECT value FROM json_each(…))`;
+//! - `a[i]` as the i-th (1-based) element of the JSON array `a`;
+//! - `pg_get_expr(e, rel)` as `e` (defaults are kept as text),
+//!   `pg_get_indexdef(oid, …)` and `pg_get_constraintdef(oid, …)` as the
+//!   definitions `catalog` computes, `json_build_object` as `json_object`;
+//! - `generate_series(a, b) s` in FROM with its column named `s`.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AccessExpr, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, SelectItem,
+    SetExpr, Statement, Subscript, TableFactor, VisitMut, VisitorMut, visit_expressions_mut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use crate::error::{Error, Result};
+
+/// Rewrites `e` if it is one of the forms above; whether it did.
+pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
+    let replacement = match e {
+        Expr::Cast {
+            expr, data_type, ..
+        } => cast(expr, data_type)?,
+        Expr::AnyOp {
+            left,
+            compare_op: sqlparser::ast::BinaryOperator::Eq,
+            right,
+            ..
+        } if !matches!(
+            right.as_ref(),
+            Expr::Array(_) | Expr::Subquery(_) | Expr::Value(_)
+        ) && !is_array_literal(right) =>
+        {
+            Some(parse(&format!(
+                "{left} IN (SELECT value FROM json_each({right}))"
+            ))?)
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+            [AccessExpr::Subscript(Subscript::Index { index })] => Some(parse(&format!(
+                "json_extract({root}, '$[' || (({index}) - 1) || ']')"
+            ))?),
+            _ => None,
+        },
+        Expr::Function(f) => {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            let args: Vec<String> = match &f.args {
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => x.to_string(),
+                        other => other.to_string(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            match (name.as_str(), &mut f.args) {
+                ("pg_get_expr", _) if !args.is_empty() => Some(parse(&args[0])?),
+                ("pg_get_indexdef" | "pg_get_constraintdef", _) if !args.is_empty() => {
+                    Some(parse(&format!(
+                        "(SELECT def FROM pg_catalog.tributary_defs WHERE oid = {})",
+                        args[0]
+                    ))?)
+                }
+                ("json_build_object", _) => {
+                    f.name = sqlparser::ast::ObjectName::from(vec![Ident::new("json_object")]);
+                    return Ok(true);
+                }
+                ("array", FunctionArguments::Subquery(q)) => Some(array_of(q)?),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(match replacement {
+        Some(r) => {
+            *e = r;
+            true
+        }
+        None => false,
+    })
+}
+
+/// `ARRAY[…]` left after `translate`'s rewrites, as `json_array(…)`; and
+/// `generate_series(…) [AS] s` in FROM as a subquery whose column is `s`,
+/// as in PostgreSQL (SQLite's names its column `value`, and finds the
+/// function in `main` only, not as `pg_catalog.generate_series`).
+pub(super) fn arrays(stmt: &mut Statement) -> bool {
+    let mut changed = false;
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::Array(a) = e {
+            let elems: Vec<String> = a.elem.iter().map(ToString::to_string).collect();
+            if let Ok(j) = parse(&format!("json_array({})", elems.join(", "))) {
+                *e = j;
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut series = Series { changed: false };
+    let _ = stmt.visit(&mut series);
+    changed || series.changed
+}
+
+struct Series {
+    changed: bool,
+}
+
+impl VisitorMut for Series {
+    type Break = ();
+
+    fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } = tf
+        else {
+            return ControlFlow::Continue(());
+        };
+        if !name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"))
+        {
+            return ControlFlow::Continue(());
+        }
+        let table = alias
+            .as_ref()
+            .map_or_else(|| "generate_series".to_owned(), |a| a.name.to_string());
+        let column = alias
+            .as_ref()
+            .and_then(|a| a.columns.first())
+            .map_or_else(|| table.clone(), |c| c.name.to_string());
+        let list: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+        let sql = format!(
+            "SELECT 1 FROM (SELECT value AS {column} FROM generate_series({})) AS {table}",
+            list.join(", ")
+        );
+        if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
+            && let Some(Statement::Query(q)) = parsed.pop()
+            && let SetExpr::Select(mut select) = *q.body
+            && !select.from.is_empty()
+        {
+            *tf = select.from.swap_remove(0).relation;
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_array_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Nested(inner) if matches!(inner.as_ref(), Expr::Array(_) | Expr::Subquery(_)))
+}
+
+fn cast(expr: &Expr, data_type: &DataType) -> Result<Option<Expr>> {
+    if matches!(data_type, DataType::Array(_)) {
+        return Ok(Some(expr.clone()));
+    }
+    let name = data_type.to_string().to_ascii_lowercase();
+    let x = expr.to_string();
+    let sql = match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
+        "regclass" => format!(
+            "(CASE WHEN typeof({x}) = 'integer' THEN (SELECT relname FROM pg_catalog.pg_class WHERE oid = {x}) \
+             ELSE (SELECT oid FROM pg_catalog.pg_class WHERE relname = {}({x}) COLLATE NOCASE) END)",
+            crate::catalog::RELNAME
+        ),
+        "regnamespace" => {
+            format!("(SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = {x})")
+        }
+        "regrole" => format!("(SELECT rolname FROM pg_catalog.pg_roles WHERE oid = {x})"),
+        _ => return Ok(None),
+    };
+    parse(&sql).map(Some)
+}
+
+/// `ARRAY(SELECT v FROM …)` as `(SELECT json_group_array(v) FROM (SELECT
+/// v … ))`, the subquery's order kept.
+fn array_of(q: &sqlparser::ast::Query) -> Result<Expr> {
+    let mut q = q.clone();
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return Err(super::unsupported(
+            "ARRAY(…) over a set operation",
+            "ARRAY(SELECT …) is supported over one SELECT",
+        ));
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return Err(super::unsupported(
+            "ARRAY(SELECT …) of several columns",
+            "an array holds one value per row",
+        ));
+    };
+    let value = match item {
+        SelectItem::UnnamedExpr(v) | SelectItem::ExprWithAlias { expr: v, .. } => v.clone(),
+        _ => {
+            return Err(super::unsupported(
+                "ARRAY(SELECT * …)",
+                "name the one column the array holds",
+            ));
+        }
+    };
+    *item = SelectItem::ExprWithAlias {
+        expr: value,
+        alias: Ident::new("tributary_elem"),
+    };
+    parse(&format!(
+        "(SELECT json_group_array(tributary_elem) FROM ({q}))"
+    ))
+}
+
+fn parse(sql: &str) -> Result<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| Error::Internal(format!("rewriting a catalog expression: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(sql: &str) -> String {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .expect("parses")
+            .remove(0);
+        let _ = visit_expressions_mut(&mut stmt, |e| {
+            rewrite(e).expect("rewrites");
+            ControlFlow::<()>::Continue(())
+        });
+        arrays(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn catalog_spellings_become_sqlite() {
+        assert!(run("SELECT 't'::regclass").contains("tributary_relname('t')"));
+        assert_eq!(
+            run("SELECT x FROM p WHERE 'd' = ANY(kinds)"),
+            "SELECT x FROM p WHERE 'd' IN (SELECT value FROM json_each(kinds))"
+        );
+        assert_eq!(
+            run("SELECT ARRAY(SELECT r.n FROM r ORDER BY 1)"),
+            "SELECT (SELECT json_group_array(tributary_elem) FROM (SELECT r.n AS tributary_elem FROM r ORDER BY 1))"
+        );
+        assert_eq!(
+            run("SELECT a[2] FROM t"),
+            "SELECT json_extract(a, '$[' || ((2) - 1) || ']') FROM t"
+        );
+        assert_eq!(
+            run("SELECT pg_get_expr(d.adbin, d.adrelid, true) FROM d"),
+            "SELECT d.adbin FROM d"
+        );
+        assert_eq!(run("SELECT ARRAY[1, 2]"), "SELECT json_array(1, 2)");
+        assert_eq!(run("SELECT x::int2[] FROM t"), "SELECT x FROM t");
+        assert_eq!(
+            run("SELECT s FROM pg_catalog.generate_series(1, 3) s"),
+            "SELECT s FROM (SELECT value AS s FROM generate_series(1, 3)) AS s"
+        );
+    }
+}
