@@ -21,6 +21,9 @@ ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || need+=(postgresql)
 if [ $tests = 1 ]; then
   command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
   command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+  # pgjdbc for the Java client test (tests/java), and a JDK to run it.
+  [ -e /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
+  command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 fi
 

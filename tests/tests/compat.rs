@@ -164,13 +164,25 @@ async fn utility_statements_and_session_facts() -> Result<()> {
         .await?
         .try_get(0)?;
     assert_eq!(t, "int4");
-    let err = c
-        .query("SELECT 'ev'::regclass", &[])
-        .await
-        .expect_err("not yet");
-    assert_eq!(code(&err), "0A000", "{err}");
     c.batch_execute("CREATE TABLE ev (id INTEGER PRIMARY KEY, at TEXT)")
         .await?;
+    // A regclass from a name is the relation's oid, named as PostgreSQL names it.
+    let row = c.query_one("SELECT 'ev'::regclass", &[]).await?;
+    assert_eq!(row.columns()[0].name(), "regclass");
+    let oid: i64 = row.try_get(0)?;
+    let name: String = c
+        .query_one(
+            "SELECT relname FROM pg_class WHERE oid = 'public.ev'::regclass",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    assert_eq!(name, "ev");
+    let name: String = c
+        .query_one(&format!("SELECT {oid}::regclass"), &[])
+        .await?
+        .try_get(0)?;
+    assert_eq!(name, "ev", "an oid's regclass reads as the name");
     c.execute(
         "INSERT INTO ev VALUES (1, $1::timestamptz)",
         &[&"2024-05-06 07:08:09-01"],

@@ -124,3 +124,26 @@ async fn node_postgres_basics() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// pgjdbc (Debian's 42.5): batched server-prepared inserts, a savepoint,
+/// int/long/BigDecimal/Timestamp/boolean results, and DatabaseMetaData's
+/// getTables/getColumns (tests/java/Basic.java).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_basics() -> Result<()> {
+    let cluster = Cluster::in_process(1, 1, None).await?;
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("java/Basic.java");
+    let out = std::process::Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(&source)
+        .arg(cluster.router_port(0).to_string())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(out.status.success() && text.contains("ok"), "{text}");
+    cluster.replicas_agree().await?;
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -179,7 +179,25 @@ pub fn column_names_of(stmt: &Statement) -> Option<Vec<Option<String>>> {
 
 fn pg_name(e: &Expr) -> Option<String> {
     match e {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Cast { .. } => None,
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        // PostgreSQL names a cast after the column or function it casts,
+        // else after the type (`'t'::regclass` is `regclass`).
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            Expr::Identifier(i) => Some(i.value.clone()),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+            inner @ (Expr::Function(_) | Expr::Cast { .. } | Expr::Nested(_)) => pg_name(inner),
+            _ => Some(
+                crate::casts::Target::parse(&data_type.to_string()).map_or_else(
+                    |_| {
+                        let t = data_type.to_string().to_ascii_lowercase();
+                        t.rsplit('.').next().unwrap_or(&t).to_owned()
+                    },
+                    |t| t.ty.name().to_owned(),
+                ),
+            ),
+        },
         Expr::Nested(inner) => pg_name(inner),
         Expr::Function(f) => f
             .name
@@ -195,6 +213,22 @@ fn expr_hint(e: &Expr) -> Option<Hint> {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
         Expr::Nested(inner) => expr_hint(inner),
+        // A regclass is an oid when cast from a name (see
+        // `classify::catalog_sql`), a name when cast from an oid.
+        Expr::Cast {
+            expr, data_type, ..
+        } if data_type
+            .to_string()
+            .to_ascii_lowercase()
+            .ends_with("regclass") =>
+        {
+            Some(Hint::Decl(match expr.as_ref() {
+                Expr::Value(_) if !matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))) => {
+                    "INT8"
+                }
+                _ => "TEXT",
+            }))
+        }
         Expr::Cast { data_type, .. } => Some(Hint::Decl(
             crate::casts::Target::parse(&data_type.to_string()).map_or_else(
                 |_| match ColumnType::of(&data_type.to_string()) {

@@ -1,0 +1,79 @@
+// pgjdbc against a router: prepared statements (server-prepared after
+// reuse), a transaction with a savepoint rolled back, typed results
+// (int, long, BigDecimal, Timestamp, boolean), batch inserts, and
+// DatabaseMetaData's table and column lists. Prints "ok".
+// usage: java -cp /usr/share/java/postgresql.jar Basic.java PORT
+import java.math.BigDecimal;
+import java.sql.*;
+
+public class Basic {
+    static void check(boolean cond, String what) {
+        if (!cond) throw new AssertionError(what);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/t?user=t";
+        try (Connection c = DriverManager.getConnection(url)) {
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jb (id BIGINT PRIMARY KEY, qty integer NOT NULL, "
+                        + "price numeric(10,2), at timestamp, ok boolean, note varchar(20))");
+            }
+            c.setAutoCommit(false);
+            try (PreparedStatement p = c.prepareStatement(
+                    "INSERT INTO jb (id, qty, price, at, ok, note) VALUES (?, ?, ?, ?, ?, ?)")) {
+                // Six runs: pgjdbc switches to a named server-side statement at the fifth.
+                for (int i = 1; i <= 6; i++) {
+                    p.setLong(1, i);
+                    p.setInt(2, i * 10);
+                    p.setBigDecimal(3, new BigDecimal("12.25"));
+                    p.setTimestamp(4, Timestamp.valueOf("2024-01-02 03:04:05"));
+                    p.setBoolean(5, i % 2 == 0);
+                    p.setString(6, "n" + i);
+                    p.addBatch();
+                }
+                p.executeBatch();
+            }
+            Savepoint sp = c.setSavepoint("s");
+            try (Statement s = c.createStatement()) {
+                s.execute("DELETE FROM jb");
+            }
+            c.rollback(sp);
+            c.commit();
+            c.setAutoCommit(true);
+            try (PreparedStatement q = c.prepareStatement(
+                    "SELECT qty, price, at, ok, note, id FROM jb WHERE id = ?")) {
+                for (int round = 0; round < 6; round++) {
+                    q.setLong(1, 2);
+                    try (ResultSet r = q.executeQuery()) {
+                        check(r.next(), "row 2 is there");
+                        check(r.getInt(1) == 20, "qty");
+                        check(r.getBigDecimal(2).compareTo(new BigDecimal("12.25")) == 0, "price");
+                        check(r.getTimestamp(3).equals(Timestamp.valueOf("2024-01-02 03:04:05")), "at");
+                        check(r.getBoolean(4), "ok");
+                        check(r.getString(5).equals("n2"), "note");
+                        check(r.getLong(6) == 2L, "id");
+                        check(r.getMetaData().getColumnType(1) == Types.INTEGER, "qty is int4");
+                        check(r.getMetaData().getColumnType(2) == Types.NUMERIC, "price is numeric");
+                    }
+                }
+            }
+            try (Statement s = c.createStatement();
+                 ResultSet r = s.executeQuery("SELECT count(*) FROM jb")) {
+                check(r.next() && r.getLong(1) == 6, "the savepoint undid the delete");
+            }
+            DatabaseMetaData md = c.getMetaData();
+            try (ResultSet r = md.getTables(null, "public", "jb", new String[] {"TABLE"})) {
+                check(r.next() && r.getString("TABLE_NAME").equals("jb"), "getTables finds jb");
+            }
+            try (ResultSet r = md.getColumns(null, "public", "jb", null)) {
+                StringBuilder cols = new StringBuilder();
+                while (r.next()) {
+                    cols.append(r.getString("COLUMN_NAME")).append(':').append(r.getString("TYPE_NAME")).append(' ');
+                }
+                check(cols.toString().equals("id:int8 qty:int4 price:numeric at:timestamp ok:bool note:varchar "),
+                        "getColumns: " + cols);
+            }
+        }
+        System.out.println("ok");
+    }
+}
