@@ -111,16 +111,11 @@ async fn sqlalchemy_create_all_and_session_crud() -> Result<()> {
 async fn node_postgres_basics() -> Result<()> {
     let cluster = Cluster::in_process(1, 1, None).await?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node/basic.js");
-    let out = std::process::Command::new("node")
-        .arg(&script)
-        .arg(cluster.router_port(0).to_string())
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ensure!(out.status.success() && text.contains("ok"), "{text}");
+    run_client(
+        std::process::Command::new("node")
+            .arg(&script)
+            .arg(cluster.router_port(0).to_string()),
+    )?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -132,18 +127,25 @@ async fn node_postgres_basics() -> Result<()> {
 async fn pgjdbc_basics() -> Result<()> {
     let cluster = Cluster::in_process(1, 1, None).await?;
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("java/Basic.java");
-    let out = std::process::Command::new("java")
-        .args(["-cp", "/usr/share/java/postgresql.jar"])
-        .arg(&source)
-        .arg(cluster.router_port(0).to_string())
-        .output()?;
+    run_client(
+        std::process::Command::new("java")
+            .args(["-cp", "/usr/share/java/postgresql.jar"])
+            .arg(&source)
+            .arg(cluster.router_port(0).to_string()),
+    )?;
+    cluster.replicas_agree().await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// Runs a client program to the end; it must succeed and print "ok".
+fn run_client(cmd: &mut std::process::Command) -> Result<()> {
+    let out = cmd.output()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     ensure!(out.status.success() && text.contains("ok"), "{text}");
-    cluster.replicas_agree().await?;
-    cluster.shutdown().await;
     Ok(())
 }
