@@ -41,8 +41,8 @@ command -v cargo >/dev/null 2>&1 || {
 }
 
 if [ $tests = 1 ]; then
-  # kafka-python: the log consumer test; psycopg, asyncpg, SQLAlchemy: the
-  # driver tests.
+  # kafka-python: the log consumer test; psycopg, asyncpg, SQLAlchemy,
+  # Django: the driver and ORM tests.
   pip_install() {
     python3 -m pip install -q "$@" || python3 -m pip install -q --break-system-packages "$@"
   }
@@ -50,6 +50,7 @@ if [ $tests = 1 ]; then
   python3 -c "import psycopg" >/dev/null 2>&1 || pip_install "psycopg[binary]==3.3.*"
   python3 -c "import asyncpg" >/dev/null 2>&1 || pip_install "asyncpg==0.32.*"
   python3 -c "import sqlalchemy" >/dev/null 2>&1 || pip_install "sqlalchemy==2.*"
+  python3 -c "import django" >/dev/null 2>&1 || pip_install "django==5.2.*"
   # node-postgres for tests/node.
   node_dir="$(dirname "$0")/../tests/node"
   [ -d "$node_dir/node_modules/pg" ] || npm install --silent --prefix "$node_dir" >/dev/null

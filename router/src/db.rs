@@ -136,9 +136,13 @@ fn postgres_semantics(conn: &Connection) -> Result<()> {
         .map_err(|e| Error::sqlite("making LIKE case-sensitive", e))
 }
 
-/// The connection speculative writes run on (always rolled back).
+/// The connection speculative writes run on (always rolled back). It
+/// enforces foreign keys, which replicas' apply does not (see
+/// `foreign_key`).
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = replica::open_connection(path)?;
     postgres_semantics(&conn)?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(|e| Error::sqlite("enforcing foreign keys", e))?;
     Ok(conn)
 }

@@ -13,6 +13,7 @@
 //! `exec.rs` (reads) → `shared.rs` (queueing on the log) → `ack_wait.rs`.
 
 mod ack_wait;
+mod alter_column;
 pub mod auth;
 pub mod casts;
 mod catalog;
@@ -24,6 +25,7 @@ pub mod db;
 mod describe;
 pub mod error;
 pub mod exec;
+mod foreign_key;
 mod functions;
 pub mod handler;
 pub mod keys;

@@ -1,7 +1,11 @@
-//! `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY (cols)`, which SQLite
+//! `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY (cols)` and `… ADD
+//! [CONSTRAINT c] FOREIGN KEY (cols) REFERENCES p [(cols)]`, which SQLite
 //! cannot do in place, as the SQLite script that rebuilds the table: a copy
-//! with the key (and without the hidden row key), its rows, the table's
-//! indexes, then the copy takes the table's name.
+//! with the key (a primary key replaces the hidden row key), its rows, the
+//! table's indexes, then the copy takes the table's name. A foreign key is
+//! checked against the rows first, as PostgreSQL validates it. `ALTER
+//! COLUMN … TYPE / SET NOT NULL / DROP NOT NULL / SET DEFAULT / DROP
+//! DEFAULT` are rebuilds too (see `alter_column`).
 //!
 //! The script is made on the schema the statement sees (the replica, the
 //! router's overlay, the session's block) and carried in the `ddl` record.
@@ -12,8 +16,8 @@
 
 use rusqlite::{Connection, OptionalExtension};
 use sqlparser::ast::{
-    AlterTableOperation, ColumnOption, ColumnOptionDef, Expr, Ident, IndexColumn, ObjectName,
-    OrderByExpr, PrimaryKeyConstraint, Statement, TableConstraint,
+    AlterTableOperation, ColumnOption, ColumnOptionDef, Expr, ForeignKeyConstraint, Ident,
+    IndexColumn, ObjectName, OrderByExpr, PrimaryKeyConstraint, Statement, TableConstraint,
 };
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -42,40 +46,71 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY (cols)` as its only
-/// operation: the table and the key columns.
-fn added_primary_key(sql: &str) -> Option<(String, Vec<String>)> {
-    if !sql.to_ascii_uppercase().contains("PRIMARY") {
+/// What an `ALTER TABLE` adds that takes a rebuild.
+enum Added {
+    /// The key columns.
+    PrimaryKey(Vec<String>),
+    ForeignKey(Box<ForeignKeyConstraint>),
+    /// `ALTER COLUMN` operations (see `alter_column`).
+    Columns(Vec<(Ident, sqlparser::ast::AlterColumnOperation)>),
+}
+
+/// `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY (cols)` or `… FOREIGN KEY
+/// …` as its only operation: the table and what it adds.
+fn added_constraint(sql: &str) -> Option<(String, Added)> {
+    let upper = sql.to_ascii_uppercase();
+    if !upper.contains("PRIMARY") && !upper.contains("FOREIGN") && !upper.contains("ALTER COLUMN") {
         return None;
     }
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let [Statement::AlterTable(alter)] = stmts.as_slice() else {
         return None;
     };
-    let [
-        AlterTableOperation::AddConstraint {
-            constraint: TableConstraint::PrimaryKey(pk),
-            ..
-        },
-    ] = alter.operations.as_slice()
+    let columns: Vec<(Ident, sqlparser::ast::AlterColumnOperation)> = alter
+        .operations
+        .iter()
+        .filter_map(|op| match op {
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                Some((column_name.clone(), op.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !columns.is_empty() && columns.len() == alter.operations.len() {
+        let table = alter.name.0.last()?.as_ident()?.value.clone();
+        return Some((table, Added::Columns(columns)));
+    }
+    let [AlterTableOperation::AddConstraint { constraint, .. }] = alter.operations.as_slice()
     else {
         return None;
     };
     let table = alter.name.0.last()?.as_ident()?.value.clone();
-    let columns = pk
-        .columns
-        .iter()
-        .map(|c| match &c.column.expr {
-            Expr::Identifier(i) => Some(i.value.clone()),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((table, columns))
+    let added = match constraint {
+        TableConstraint::PrimaryKey(pk) => Added::PrimaryKey(
+            pk.columns
+                .iter()
+                .map(|c| match &c.column.expr {
+                    Expr::Identifier(i) => Some(i.value.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        TableConstraint::ForeignKey(fk) => {
+            let mut fk = fk.clone();
+            // Checked at each statement: a speculation never commits, so a
+            // deferred check would never run (docs: README, foreign keys).
+            fk.characteristics = None;
+            Added::ForeignKey(Box::new(fk))
+        }
+        _ => return None,
+    };
+    Some((table, added))
 }
 
-/// The script to run instead of `sql`, when `sql` adds a primary key.
+/// The script to run instead of `sql`, when `sql` adds a primary or
+/// foreign key.
 pub fn plan(conn: &Connection, sql: &str) -> Result<Option<String>> {
-    let Some((table, key)) = added_primary_key(sql) else {
+    let Some((table, added)) = added_constraint(sql) else {
         return Ok(None);
     };
     let created: Option<(String, String)> = conn
@@ -108,6 +143,80 @@ pub fn plan(conn: &Connection, sql: &str) -> Result<Option<String>> {
     let info = replica::table_info(conn, &table)
         .map_err(sq("reading the table schema"))?
         .ok_or_else(|| sql_error("42P01", format!("relation \"{table}\" does not exist")))?;
+    let keep_hidden = match added {
+        Added::PrimaryKey(key) => {
+            add_primary_key(&mut ct, &info, &table, &key)?;
+            false
+        }
+        Added::ForeignKey(fk) => {
+            crate::foreign_key::validate(conn, &info, &table, &fk)?;
+            ct.constraints.push(TableConstraint::ForeignKey(*fk));
+            true
+        }
+        Added::Columns(ops) => {
+            crate::alter_column::apply(conn, &mut ct, &info, &table, &ops)?;
+            true
+        }
+    };
+    ct.name = ObjectName::from(vec![Ident::with_quote('"', REBUILD)]);
+    ct.if_not_exists = false;
+    let indexes: Vec<String> = conn
+        .prepare(
+            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+        )
+        .and_then(|mut s| {
+            s.query_map([&table], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(sq("reading the table's indexes"))?;
+    let cols = info
+        .columns
+        .iter()
+        .filter(|c| keep_hidden || !replica::is_hidden_column(c))
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (q, rebuild) = (quote(&table), quote(REBUILD));
+    let mut script = vec![
+        // The guard: a CHECK that fails unless the definition is the same.
+        "CREATE TEMP TABLE IF NOT EXISTS _tributary_guard (same INTEGER CHECK (same))".to_owned(),
+        format!(
+            "INSERT INTO temp._tributary_guard SELECT (SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = {}) IS {}",
+            literal(&table),
+            literal(&created)
+        ),
+        "DROP TABLE temp._tributary_guard".to_owned(),
+        format!("DROP TABLE IF EXISTS {rebuild}"),
+        ct.to_string(),
+        format!("INSERT INTO {rebuild} ({cols}) SELECT {cols} FROM {q}"),
+        // The legacy rename leaves views that name the table alone (they
+        // name it again once the copy takes its name).
+        "PRAGMA legacy_alter_table = ON".to_owned(),
+        format!("DROP TABLE {q}"),
+        format!("ALTER TABLE {rebuild} RENAME TO {q}"),
+        "PRAGMA legacy_alter_table = OFF".to_owned(),
+    ];
+    script.extend(indexes);
+    if !keep_hidden {
+        // Conflict metadata was kept by the hidden key, which is gone.
+        for meta in ["_tributary_rows", "_tributary_cols"] {
+            script.push(format!(
+                "DELETE FROM {meta} WHERE tbl = {}",
+                literal(&table)
+            ));
+        }
+    }
+    Ok(Some(script.join(";\n") + ";"))
+}
+
+/// The new definition with the primary key on `key`, replacing the hidden
+/// row key.
+fn add_primary_key(
+    ct: &mut sqlparser::ast::CreateTable,
+    info: &replica::TableInfo,
+    table: &str,
+    key: &[String],
+) -> Result<()> {
     let hidden = info.pk.len() == 1 && replica::is_hidden_column(&info.pk[0]);
     if !info.pk.is_empty() && !hidden {
         return Err(sql_error(
@@ -116,7 +225,7 @@ pub fn plan(conn: &Connection, sql: &str) -> Result<Option<String>> {
         ));
     }
     let mut key_columns = Vec::with_capacity(key.len());
-    for k in &key {
+    for k in key {
         let Some(column) = info
             .columns
             .iter()
@@ -162,53 +271,7 @@ pub fn plan(conn: &Connection, sql: &str) -> Result<Option<String>> {
             index_options: Vec::new(),
             characteristics: None,
         }));
-    ct.name = ObjectName::from(vec![Ident::with_quote('"', REBUILD)]);
-    ct.if_not_exists = false;
-    let indexes: Vec<String> = conn
-        .prepare(
-            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
-        )
-        .and_then(|mut s| {
-            s.query_map([&table], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()
-        })
-        .map_err(sq("reading the table's indexes"))?;
-    let cols = info
-        .columns
-        .iter()
-        .filter(|c| !replica::is_hidden_column(c))
-        .map(|c| quote(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let (q, rebuild) = (quote(&table), quote(REBUILD));
-    let mut script = vec![
-        // The guard: a CHECK that fails unless the definition is the same.
-        "CREATE TEMP TABLE IF NOT EXISTS _tributary_guard (same INTEGER CHECK (same))".to_owned(),
-        format!(
-            "INSERT INTO temp._tributary_guard SELECT (SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = {}) IS {}",
-            literal(&table),
-            literal(&created)
-        ),
-        "DROP TABLE temp._tributary_guard".to_owned(),
-        format!("DROP TABLE IF EXISTS {rebuild}"),
-        ct.to_string(),
-        format!("INSERT INTO {rebuild} ({cols}) SELECT {cols} FROM {q}"),
-        // The legacy rename leaves views that name the table alone (they
-        // name it again once the copy takes its name).
-        "PRAGMA legacy_alter_table = ON".to_owned(),
-        format!("DROP TABLE {q}"),
-        format!("ALTER TABLE {rebuild} RENAME TO {q}"),
-        "PRAGMA legacy_alter_table = OFF".to_owned(),
-    ];
-    script.extend(indexes);
-    // Conflict metadata was kept by the hidden key, which is gone.
-    for meta in ["_tributary_rows", "_tributary_cols"] {
-        script.push(format!(
-            "DELETE FROM {meta} WHERE tbl = {}",
-            literal(&table)
-        ));
-    }
-    Ok(Some(script.join(";\n") + ";"))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -301,6 +364,73 @@ mod tests {
         c.execute_batch("ALTER TABLE h ADD COLUMN z TEXT")
             .map_err(sq("alter"))?;
         assert!(c.execute_batch(&script).is_err(), "the guard held");
+        Ok(())
+    }
+
+    #[test]
+    fn add_foreign_key_checks_rows_and_keeps_the_table() -> Result<()> {
+        let k = replica::HIDDEN_KEY;
+        let c = db(&format!(
+            "CREATE TABLE par (id INTEGER PRIMARY KEY, code TEXT UNIQUE, note TEXT);
+             INSERT INTO par VALUES (1, 'a', 'x');
+             CREATE TABLE kid (p INT4, {k} INTEGER PRIMARY KEY);
+             INSERT INTO kid (p, {k}) VALUES (1, 5), (NULL, 6);
+             CREATE TABLE bad (p INT4, {k} INTEGER PRIMARY KEY);
+             INSERT INTO bad (p) VALUES (2);"
+        ));
+        c.execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(sq("pragma"))?;
+        run(
+            &c,
+            "ALTER TABLE kid ADD CONSTRAINT kid_p_fkey FOREIGN KEY (p) REFERENCES par (id) DEFERRABLE INITIALLY DEFERRED",
+        )?;
+        let rows: i64 = c
+            .query_row(
+                &format!("SELECT count(*) FROM kid WHERE {k} IN (5, 6)"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq("rows"))?;
+        assert_eq!(rows, 2, "rows and their hidden keys kept");
+        assert!(
+            c.execute("INSERT INTO kid (p) VALUES (9)", []).is_err(),
+            "enforced"
+        );
+        let orphan = run(&c, "ALTER TABLE bad ADD FOREIGN KEY (p) REFERENCES par");
+        assert!(
+            orphan
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.to_string().contains("(2)")),
+            "{orphan:?}"
+        );
+        assert_eq!(state(orphan), "23503");
+        assert_eq!(
+            state(run(
+                &c,
+                "ALTER TABLE bad ADD FOREIGN KEY (p) REFERENCES par (note)"
+            )),
+            "42830"
+        );
+        assert_eq!(
+            state(run(
+                &c,
+                "ALTER TABLE bad ADD FOREIGN KEY (p) REFERENCES nope"
+            )),
+            "42P01"
+        );
+        assert_eq!(
+            state(run(
+                &c,
+                "ALTER TABLE bad ADD FOREIGN KEY (zz) REFERENCES par"
+            )),
+            "42703"
+        );
+        c.execute_batch("DELETE FROM bad").map_err(sq("delete"))?;
+        run(
+            &c,
+            "ALTER TABLE bad ADD FOREIGN KEY (p) REFERENCES par (code)",
+        )?;
         Ok(())
     }
 

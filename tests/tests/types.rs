@@ -120,6 +120,18 @@ async fn node_postgres_basics() -> Result<()> {
     Ok(())
 }
 
+/// Django 5.2: `migrate` of contenttypes and auth (transactional DDL,
+/// ALTER COLUMN TYPE / DROP NOT NULL, foreign keys added by ALTER TABLE,
+/// operator-class indexes), then ORM work with many-to-many relations,
+/// nested atomic blocks and bulk inserts over UNNEST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_migrate_and_orm() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    cluster.run_driver("django_app.py").await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// pgjdbc (Debian's 42.5): batched server-prepared inserts, a savepoint,
 /// int/long/BigDecimal/Timestamp/boolean results, and DatabaseMetaData's
 /// getTables/getColumns (tests/java/Basic.java).

@@ -82,10 +82,16 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
         ("pg_get_function_result", 1),
         ("pg_get_function_arguments", 1),
         ("pg_get_function_identity_arguments", 1),
+        ("pg_get_triggerdef", 1),
+        ("pg_get_triggerdef", 2),
     ] {
         conn.create_scalar_function(name, args, flags, |_| Ok(rusqlite::types::Null))?;
     }
     conn.create_scalar_function("pg_relation_is_publishable", 1, flags, |_| Ok(false))?;
+    // No partitions: a table's only ancestor is itself.
+    conn.create_scalar_function("pg_partition_ancestors", 1, flags, |ctx| {
+        ctx.get::<rusqlite::types::Value>(0)
+    })?;
     // Sizes are not tracked per table: unknown, not a made-up number.
     for name in [
         "pg_table_size",
@@ -147,11 +153,88 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
                 .filter(|n| *n > 0))
         })?;
     }
+    conn.create_scalar_function(ARRAY, 1, flags, |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        text.map(|t| {
+            pg_array_json(&t).ok_or_else(|| {
+                rusqlite::Error::UserFunctionError(
+                    format!("SQLSTATE 22P02: malformed array literal: \"{t}\"").into(),
+                )
+            })
+        })
+        .transpose()
+    })?;
     conn.create_scalar_function(RELNAME, 1, flags, |ctx| {
         let name: Option<String> = ctx.get(0)?;
         Ok(name.map(|n| unqualified(&n)))
     })?;
     Ok(())
+}
+
+/// An array as a JSON array: PostgreSQL's text form (`{a,"b c",NULL}`, what
+/// drivers send for a list) parsed, a JSON array passed through.
+pub const ARRAY: &str = "tributary_array";
+
+/// PostgreSQL's array text as a JSON array of strings and nulls (one
+/// dimension; the column's affinity makes numbers of numeric elements).
+pub fn pg_array_json(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.starts_with('[') {
+        return serde_json::from_str::<serde_json::Value>(t)
+            .ok()
+            .filter(serde_json::Value::is_array)
+            .map(|_| t.to_owned());
+    }
+    let inner = t.strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = Vec::new();
+    let mut chars = inner.chars().peekable();
+    while chars.peek().is_some() {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let item = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => s.push(chars.next()?),
+                    '"' => break,
+                    c => s.push(c),
+                }
+            }
+            serde_json::Value::String(s)
+        } else {
+            let mut s = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '"' {
+                    return None;
+                }
+                s.push(c);
+                chars.next();
+            }
+            let s = s.trim();
+            if s.eq_ignore_ascii_case("NULL") {
+                serde_json::Value::Null
+            } else if s.is_empty() {
+                return None;
+            } else {
+                serde_json::Value::String(s.to_owned())
+            }
+        };
+        items.push(item);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+    Some(serde_json::Value::Array(items).to_string())
 }
 
 /// Strips `public.`/`pg_catalog.` and double quotes from a relation name
@@ -245,6 +328,20 @@ mod tests {
         assert_eq!(size_pretty(8192), "8192 bytes");
         assert_eq!(size_pretty(10 * 1024), "10 kB");
         assert_eq!(size_pretty(123_456_789), "118 MB");
+    }
+
+    #[test]
+    fn array_literals_become_json() {
+        assert_eq!(
+            pg_array_json(r#"{a,"b c",NULL,"q\"x"}"#).as_deref(),
+            Some(r#"["a","b c",null,"q\"x"]"#)
+        );
+        assert_eq!(pg_array_json("{}").as_deref(), Some("[]"));
+        assert_eq!(pg_array_json("{1, 2}").as_deref(), Some(r#"["1","2"]"#));
+        assert_eq!(pg_array_json("[1,2]").as_deref(), Some("[1,2]"));
+        assert_eq!(pg_array_json("{{1},{2}}"), None, "one dimension");
+        assert_eq!(pg_array_json("{a,"), None);
+        assert_eq!(pg_array_json("nope"), None);
     }
 
     #[test]

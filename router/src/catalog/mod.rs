@@ -24,7 +24,7 @@ mod fill;
 mod functions;
 mod tables;
 
-pub use functions::RELNAME;
+pub use functions::{ARRAY, RELNAME};
 
 /// Namespaces: PostgreSQL's oids for `pg_catalog` and `public`.
 const PG_CATALOG: i64 = 11;

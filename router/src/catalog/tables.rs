@@ -94,7 +94,14 @@ CREATE TABLE pg_catalog.pg_constraint (oid INTEGER PRIMARY KEY, conname TEXT,
     confrelid INTEGER DEFAULT 0, confupdtype TEXT DEFAULT ' ', confdeltype TEXT DEFAULT ' ',
     confmatchtype TEXT DEFAULT ' ', conislocal BOOLEAN DEFAULT 1, coninhcount INTEGER DEFAULT 0,
     connoinherit BOOLEAN DEFAULT 1, conkey TEXT, confkey TEXT, conbin TEXT);
-CREATE TABLE pg_catalog.tributary_defs (oid INTEGER PRIMARY KEY, def TEXT);
+-- Lookups that rewritten catalog calls run as subqueries: no column (and,
+-- WITHOUT ROWID or views, no implicit rowid `oid`) that an unqualified
+-- `oid` of the outer query could bind to instead.
+CREATE TABLE pg_catalog.tributary_defs (def_oid INTEGER PRIMARY KEY, def TEXT) WITHOUT ROWID;
+CREATE VIEW pg_catalog.tributary_relnames AS SELECT oid AS rel_oid, relname AS rel_name
+    FROM pg_catalog.pg_class;
+CREATE VIEW pg_catalog.tributary_nspnames AS SELECT oid AS nsp_oid, nspname AS nsp_name
+    FROM pg_catalog.pg_namespace;
 CREATE TABLE pg_catalog.pg_roles (oid INTEGER PRIMARY KEY, rolname TEXT, rolsuper BOOLEAN,
     rolinherit BOOLEAN, rolcreaterole BOOLEAN, rolcreatedb BOOLEAN, rolcanlogin BOOLEAN,
     rolreplication BOOLEAN, rolconnlimit INTEGER, rolpassword TEXT, rolvaliduntil TEXT,

@@ -3,19 +3,23 @@
 //! [`rewrite`] on each expression before its own rewrites, and [`arrays`]
 //! on the statement after them:
 //! - `x::regclass` as the relation's name when `x` is an oid, its oid when
-//!   `x` is a name (so it reads as PostgreSQL shows a regclass, and compares
-//!   with oids as PostgreSQL compares one); `x::regnamespace` and
+//!   `x` is a name or an oid in a string, as psql writes them (so it reads
+//!   as PostgreSQL shows a regclass, and compares with oids as PostgreSQL
+//!   compares one); `x::regnamespace` and
 //!   `x::regrole` as names;
 //! - casts to array types dropped: arrays are JSON text here;
 //! - `ARRAY(SELECT …)` as a JSON array of the subquery's values, and
 //!   `ARRAY[…]` (outside `= ANY`, which `translate` makes an `IN` list) as
 //!   `json_array(…)`;
-//! - `x = ANY(array_column)` as `x IN (SELECT value FROM json_each(…))`;
+//! - `x = ANY(array_column)` and `x = ANY('{…}')` as `x IN (SELECT value
+//!   FROM json_each(…))`, and `UNNEST(a, b, …)` in FROM as the arrays
+//!   zipped (PostgreSQL's array text is read by `tributary_array`);
 //! - `a[i]` as the i-th (1-based) element of the JSON array `a`;
 //! - `pg_get_expr(e, rel)` as `e` (defaults are kept as text),
 //!   `pg_get_indexdef(oid, …)` and `pg_get_constraintdef(oid, …)` as the
 //!   definitions `catalog` computes, `json_build_object` as `json_object`;
-//! - `generate_series(a, b) s` in FROM with its column named `s`.
+//! - `generate_series(a, b) s` in FROM with its column named `s`, and
+//!   `pg_partition_ancestors(t)` in FROM as `t` alone.
 
 use std::ops::ControlFlow;
 
@@ -39,13 +43,13 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
             compare_op: sqlparser::ast::BinaryOperator::Eq,
             right,
             ..
-        } if !matches!(
-            right.as_ref(),
-            Expr::Array(_) | Expr::Subquery(_) | Expr::Value(_)
-        ) && !is_array_literal(right) =>
+        } if !matches!(right.as_ref(), Expr::Array(_) | Expr::Subquery(_))
+            && !is_array_literal(right)
+            && !matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Placeholder(_))) =>
         {
             Some(parse(&format!(
-                "{left} IN (SELECT value FROM json_each({right}))"
+                "{left} IN (SELECT value FROM json_each({}({right})))",
+                crate::catalog::ARRAY
             ))?)
         }
         Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
@@ -77,7 +81,7 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
                 ("pg_get_expr", _) if !args.is_empty() => Some(parse(&args[0])?),
                 ("pg_get_indexdef" | "pg_get_constraintdef", _) if !args.is_empty() => {
                     Some(parse(&format!(
-                        "(SELECT def FROM pg_catalog.tributary_defs WHERE oid = {})",
+                        "(SELECT def FROM pg_catalog.tributary_defs WHERE def_oid = {})",
                         args[0]
                     ))?)
                 }
@@ -129,6 +133,20 @@ impl VisitorMut for Series {
     type Break = ();
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } = tf
+        {
+            if let Some(derived) = unnest(alias.as_ref(), array_exprs) {
+                *tf = derived;
+                self.changed = true;
+            }
+            return ControlFlow::Continue(());
+        }
         let TableFactor::Table {
             name,
             args: Some(args),
@@ -138,26 +156,41 @@ impl VisitorMut for Series {
         else {
             return ControlFlow::Continue(());
         };
-        if !name
+        let function = name
             .0
             .last()
             .and_then(|p| p.as_ident())
-            .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"))
-        {
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        if function != "generate_series" && function != "pg_partition_ancestors" {
             return ControlFlow::Continue(());
         }
         let table = alias
             .as_ref()
-            .map_or_else(|| "generate_series".to_owned(), |a| a.name.to_string());
-        let column = alias
-            .as_ref()
-            .and_then(|a| a.columns.first())
-            .map_or_else(|| table.clone(), |c| c.name.to_string());
+            .map_or_else(|| function.clone(), |a| a.name.to_string());
+        let column = |i: usize, default: &str| {
+            alias
+                .as_ref()
+                .and_then(|a| a.columns.get(i))
+                .map_or_else(|| default.to_owned(), |c| c.name.to_string())
+        };
         let list: Vec<String> = args.args.iter().map(ToString::to_string).collect();
-        let sql = format!(
-            "SELECT 1 FROM (SELECT value AS {column} FROM generate_series({})) AS {table}",
-            list.join(", ")
-        );
+        let sql = if function == "generate_series" {
+            format!(
+                "SELECT 1 FROM (SELECT value AS {} FROM generate_series({})) AS {table}",
+                column(0, &table),
+                list.join(", ")
+            )
+        } else {
+            // No partitions: a table's one ancestor is itself, at depth 0
+            // (or ordinality 1, which is what psql orders by).
+            format!(
+                "SELECT 1 FROM (SELECT {} AS {}, 1 AS {}) AS {table}",
+                list.join(", "),
+                column(0, &table),
+                column(1, "ordinality")
+            )
+        };
         if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
             && let Some(Statement::Query(q)) = parsed.pop()
             && let SetExpr::Select(mut select) = *q.body
@@ -168,6 +201,40 @@ impl VisitorMut for Series {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `UNNEST(a, b, …) [AS t (x, y, …)]` in FROM (Django's bulk insert) as
+/// the arrays' elements zipped by position, one column per array, named
+/// as the alias says or `unnest`.
+fn unnest(alias: Option<&sqlparser::ast::TableAlias>, arrays: &[Expr]) -> Option<TableFactor> {
+    let array = crate::catalog::ARRAY;
+    let mut columns = Vec::new();
+    let mut from = Vec::new();
+    for (i, a) in arrays.iter().enumerate() {
+        let name = alias
+            .and_then(|t| t.columns.get(i))
+            .map_or_else(|| "unnest".to_owned(), |c| c.name.to_string());
+        columns.push(format!("j{i}.value AS {name}"));
+        from.push(if i == 0 {
+            format!("json_each({array}({a})) AS j0")
+        } else {
+            format!("LEFT JOIN json_each({array}({a})) AS j{i} ON j{i}.key = j0.key")
+        });
+    }
+    let table = alias.map_or_else(|| "unnest".to_owned(), |t| t.name.to_string());
+    let sql = format!(
+        "SELECT 1 FROM (SELECT {} FROM {} ORDER BY j0.key) AS {table}",
+        columns.join(", "),
+        from.join(" ")
+    );
+    let mut parsed = Parser::parse_sql(&PostgreSqlDialect {}, &sql).ok()?;
+    let Some(Statement::Query(q)) = parsed.pop() else {
+        return None;
+    };
+    let SetExpr::Select(mut select) = *q.body else {
+        return None;
+    };
+    (!select.from.is_empty()).then(|| select.from.swap_remove(0).relation)
 }
 
 fn is_array_literal(e: &Expr) -> bool {
@@ -182,14 +249,17 @@ fn cast(expr: &Expr, data_type: &DataType) -> Result<Option<Expr>> {
     let x = expr.to_string();
     let sql = match name.strip_prefix("pg_catalog.").unwrap_or(&name) {
         "regclass" => format!(
-            "(CASE WHEN typeof({x}) = 'integer' THEN (SELECT relname FROM pg_catalog.pg_class WHERE oid = {x}) \
-             ELSE (SELECT oid FROM pg_catalog.pg_class WHERE relname = {}({x}) COLLATE NOCASE) END)",
+            "(CASE WHEN typeof({x}) = 'integer' THEN (SELECT rel_name FROM pg_catalog.tributary_relnames WHERE rel_oid = {x}) \
+             WHEN CAST(CAST({x} AS INTEGER) AS TEXT) = {x} THEN CAST({x} AS INTEGER) \
+             ELSE (SELECT rel_oid FROM pg_catalog.tributary_relnames WHERE rel_name = {}({x}) COLLATE NOCASE) END)",
             crate::catalog::RELNAME
         ),
         "regnamespace" => {
-            format!("(SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = {x})")
+            format!("(SELECT nsp_name FROM pg_catalog.tributary_nspnames WHERE nsp_oid = {x})")
         }
-        "regrole" => format!("(SELECT rolname FROM pg_catalog.pg_roles WHERE oid = {x})"),
+        // One role: the catalog's lookups use columns no outer query has,
+        // so an unqualified `oid` in `x` is the outer query's.
+        "regrole" => format!("(CASE WHEN {x} = 10 THEN 'tributary' END)"),
         _ => return Ok(None),
     };
     parse(&sql).map(Some)
@@ -255,9 +325,13 @@ mod tests {
     #[test]
     fn catalog_spellings_become_sqlite() {
         assert!(run("SELECT 't'::regclass").contains("tributary_relname('t')"));
+        assert!(
+            run("SELECT x FROM t WHERE c IN (VALUES ('16401'::regclass))")
+                .contains("CAST('16401' AS INTEGER)")
+        );
         assert_eq!(
             run("SELECT x FROM p WHERE 'd' = ANY(kinds)"),
-            "SELECT x FROM p WHERE 'd' IN (SELECT value FROM json_each(kinds))"
+            "SELECT x FROM p WHERE 'd' IN (SELECT value FROM json_each(tributary_array(kinds)))"
         );
         assert_eq!(
             run("SELECT ARRAY(SELECT r.n FROM r ORDER BY 1)"),
@@ -273,6 +347,10 @@ mod tests {
         );
         assert_eq!(run("SELECT ARRAY[1, 2]"), "SELECT json_array(1, 2)");
         assert_eq!(run("SELECT x::int2[] FROM t"), "SELECT x FROM t");
+        assert_eq!(
+            run("INSERT INTO t (a, b) SELECT * FROM UNNEST('{x,y}'::text[], '{1,2}'::int[])"),
+            "INSERT INTO t (a, b) SELECT * FROM (SELECT j0.value AS unnest, j1.value AS unnest FROM json_each(tributary_array('{x,y}')) AS j0 LEFT JOIN json_each(tributary_array('{1,2}')) AS j1 ON j1.key = j0.key ORDER BY j0.key) AS unnest"
+        );
         assert_eq!(
             run("SELECT s FROM pg_catalog.generate_series(1, 3) s"),
             "SELECT s FROM (SELECT value AS s FROM generate_series(1, 3)) AS s"

@@ -296,9 +296,14 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
                 tag: "CREATE TABLE".into(),
             }
         }
-        Statement::CreateIndex(_) => Kind::Ddl {
-            tag: "CREATE INDEX".into(),
-        },
+        Statement::CreateIndex(ci) => {
+            if let Some(rewritten) = index::translate(ci)? {
+                sql = rewritten;
+            }
+            Kind::Ddl {
+                tag: "CREATE INDEX".into(),
+            }
+        }
         Statement::CreateView(_) => Kind::Ddl {
             tag: "CREATE VIEW".into(),
         },
@@ -447,6 +452,8 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
 mod alter;
 mod catalog_sql;
 mod copy;
+mod index;
+mod like;
 mod pragma;
 mod translate;
 mod utility;

@@ -12,8 +12,7 @@
 //! - the regex operators `~`, `~*`, `!~`, `!~*` as `tributary_regex(…)`;
 //! - `x::regtype` as `tributary_regtype(x)` (see `catalog`);
 //! - `(VALUES …) AS t (a, b)` with its columns renamed in a SELECT;
-//! - `a ILIKE b` as `lower(a) LIKE lower(b)` (router connections run with
-//!   `case_sensitive_like`, so `LIKE` is case-sensitive as in PostgreSQL);
+//! - `LIKE` and `ILIKE` as PostgreSQL matches them (`like.rs`);
 //! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default);
 //! - `x = ANY(ARRAY[…])` / `x = ANY(SELECT …)` as `x IN (…)`, and
 //!   `x <> ALL(…)` as `x NOT IN (…)`; other `ANY`/`ALL` forms (an array
@@ -47,7 +46,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"::",
         b"cast",
         b"e'",
-        b"ilike",
+        b"like",
         b"collate",
         b"any",
         b"all",
@@ -60,6 +59,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"array",
         b"json_build_object",
         b"generate_series",
+        b"unnest",
         b"[",
     ]
     .iter()
@@ -71,6 +71,10 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let mut changed = false;
     let mut failed = None;
     let _ = visit_expressions_mut(&mut stmt, |e| {
+        if super::like::rewrite(e) {
+            changed = true;
+            return ControlFlow::Continue(());
+        }
         match super::catalog_sql::rewrite(e) {
             Ok(true) => {
                 changed = true;
@@ -149,28 +153,6 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
                     v.value = Value::SingleQuotedString(text.clone());
                     changed = true;
                 }
-            }
-            Expr::ILike {
-                negated,
-                any: false,
-                expr,
-                pattern,
-                escape_char,
-            } => {
-                let lower = |e: &mut Box<Expr>| {
-                    call(
-                        "lower",
-                        vec![std::mem::replace(e.as_mut(), Expr::value(Value::Null))],
-                    )
-                };
-                *e = Expr::Like {
-                    negated: *negated,
-                    any: false,
-                    expr: Box::new(lower(expr)),
-                    pattern: Box::new(lower(pattern)),
-                    escape_char: escape_char.take(),
-                };
-                changed = true;
             }
             Expr::AnyOp {
                 left,
@@ -396,7 +378,7 @@ mod tests {
         assert_eq!(
             run("SELECT * FROM t WHERE name ILIKE 'ab%' AND v NOT ILIKE $1")?.as_deref(),
             Some(
-                "SELECT * FROM t WHERE lower(name) LIKE lower('ab%') AND lower(v) NOT LIKE lower($1)"
+                r"SELECT * FROM t WHERE lower(name) LIKE lower('ab%') ESCAPE '\' AND lower(v) NOT LIKE lower($1) ESCAPE '\'"
             )
         );
         assert_eq!(

@@ -44,7 +44,7 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         .next()
         .unwrap_or_default();
     let mut out = ct.clone();
-    let mut changed = false;
+    let mut changed = crate::foreign_key::immediate(&mut out);
     let sole_pk = |col: &sqlparser::ast::ColumnDef| {
         let own_pk = col
             .options

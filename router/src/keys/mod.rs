@@ -389,10 +389,12 @@ fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
             Ok(Some(stmts[0].to_string()))
         }
         (_, None) => {
-            // INSERT … SELECT without the key: add it to every row.
+            // INSERT … SELECT without the key: add it to every row. The
+            // `WHERE true` is SQLite's way to tell an `ON CONFLICT` after
+            // it from a join's `ON`.
             let inner = source.to_string();
             *source = Parser::new(&PostgreSqlDialect {})
-                .try_with_sql(&format!("SELECT *, {call} FROM ({inner})"))
+                .try_with_sql(&format!("SELECT *, {call} FROM ({inner}) WHERE true"))
                 .and_then(|mut p| p.parse_query())
                 .map_err(|e| Error::Internal(format!("building a generated-key insert: {e}")))?;
             insert

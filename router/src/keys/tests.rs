@@ -37,9 +37,9 @@ fn inserts_without_a_key_get_generated_ones() {
         Some("INSERT INTO items (id) VALUES (tributary_next_id('items'))")
     );
     assert!(
-        rw("INSERT INTO items (name) SELECT name FROM items")
-            .is_some_and(|s| s
-                .contains("SELECT *, tributary_next_id('items') FROM (SELECT name FROM items)"))
+        rw("INSERT INTO items (name) SELECT name FROM items").is_some_and(|s| s.contains(
+            "SELECT *, tributary_next_id('items') FROM (SELECT name FROM items) WHERE true"
+        ))
     );
 }
 

@@ -75,8 +75,15 @@ pub fn in_block<R>(
     f: impl FnOnce(&Connection) -> Result<R>,
 ) -> Result<R> {
     let out = rolled_back(conn, |conn| {
+        // What is replayed was checked when it was written (or comes from
+        // the log, where the conflict policy had the last word): foreign
+        // keys are checked for this statement's own changes only.
+        conn.execute_batch("PRAGMA defer_foreign_keys = ON")
+            .map_err(sq("deferring foreign keys for the replay"))?;
         replay::overlay(conn, overlay)?;
         prior.replay(conn)?;
+        conn.execute_batch("PRAGMA defer_foreign_keys = OFF")
+            .map_err(sq("checking foreign keys again"))?;
         f(conn)
     });
     if prior.has_ddl() {
