@@ -35,7 +35,8 @@ pub(super) fn fill(conn: &Connection) -> rusqlite::Result<()> {
     let filled = COMPUTED
         .iter()
         .try_for_each(|t| conn.execute_batch(&format!("DELETE FROM pg_catalog.{t}")))
-        .and_then(|()| fill_tables(conn));
+        .and_then(|()| fill_tables(conn))
+        .and_then(|()| super::information_schema::fill(conn));
     match filled {
         Ok(()) => conn.execute_batch("RELEASE catalog_fill"),
         Err(e) => {

@@ -22,6 +22,7 @@ use crate::exec::sq;
 
 mod fill;
 mod functions;
+mod information_schema;
 mod tables;
 
 pub use functions::{ARRAY, RELNAME};
@@ -41,6 +42,7 @@ pub fn attach(conn: &Connection) -> Result<()> {
     conn.execute_batch("ATTACH DATABASE ':memory:' AS pg_catalog")
         .and_then(|()| conn.execute_batch(tables::SCHEMA))
         .and_then(|()| tables::fixed_rows(conn))
+        .and_then(|()| conn.execute_batch(information_schema::SCHEMA))
         // `generate_series(start, stop[, step])`, which psql's `\d` calls.
         .and_then(|()| rusqlite::vtab::series::load_module(conn))
         .map_err(sq("attaching pg_catalog"))?;
@@ -59,6 +61,8 @@ thread_local! {
 fn names_catalog(sql: &str) -> bool {
     let b = sql.as_bytes();
     b.windows(3).any(|w| w.eq_ignore_ascii_case(b"pg_"))
+        || b.windows(18)
+            .any(|w| w.eq_ignore_ascii_case(b"information_schema"))
 }
 
 /// Recomputes `pg_class` and `pg_attribute` when the replica's schema

@@ -424,8 +424,13 @@ fn refuse_internal(target: &str) -> Result<()> {
         .unwrap_or(target)
         .trim_matches('"')
         .to_ascii_lowercase();
-    // pg_catalog's tables are the router's read-only view of the schema.
-    if replica::is_internal_table(&name) || name.starts_with("pg_") {
+    // pg_catalog's and information_schema's tables are the router's
+    // read-only view of the schema.
+    let schema_view = target
+        .to_ascii_lowercase()
+        .trim_start_matches('"')
+        .starts_with("information_schema");
+    if replica::is_internal_table(&name) || name.starts_with("pg_") || schema_view {
         return Err(Error::ReadOnlyTable { table: name });
     }
     Ok(())
