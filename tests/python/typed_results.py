@@ -39,13 +39,24 @@ conn.execute("CREATE TABLE nums (id INTEGER PRIMARY KEY, a integer, s smallint, 
 conn.execute("INSERT INTO nums VALUES (1, 7, -2, 12.25)")
 conn.execute("INSERT INTO nums VALUES (2, %s, %s, %s)", (2**31 - 1, 5, decimal.Decimal("0.10")))
 for binary in (False, True):
-    cur = conn.execute("SELECT a, s, n, sum(a) FROM nums GROUP BY id ORDER BY id", binary=binary)
+    cur = conn.execute("SELECT a, s, n, sum(a) FROM nums WHERE id < 3 GROUP BY id ORDER BY id", binary=binary)
     # int4/int2/numeric as PostgreSQL describes them; sum(int4) is bigint.
     assert [d.type_code for d in cur.description] == [23, 21, 1700, 20], cur.description
     rows = cur.fetchall()
     assert rows == [(7, -2, decimal.Decimal("12.25"), 7),
                     (2**31 - 1, 5, decimal.Decimal("0.1"), 2**31 - 1)], (binary, rows)
     assert all(isinstance(r[2], decimal.Decimal) for r in rows)
+    # numeric(10,2) keeps its scale, as PostgreSQL prints it.
+    assert [str(r[2]) for r in rows] == ["12.25", "0.10"], (binary, rows)
+# Written values are rounded to the scale (half away from zero); too many
+# integer digits is numeric field overflow.
+conn.execute("INSERT INTO nums VALUES (3, 0, 0, 1.005)")
+assert str(conn.execute("SELECT n FROM nums WHERE id = 3").fetchone()[0]) == "1.01"
+try:
+    conn.execute("INSERT INTO nums VALUES (4, 0, 0, 123456789)")
+    raise AssertionError("numeric(10,2) took 123456789")
+except psycopg.errors.NumericValueOutOfRange:
+    pass
 try:
     conn.execute("UPDATE nums SET s = 40000 WHERE id = 1")
     raise AssertionError("a smallint took 40000")

@@ -128,7 +128,23 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
 /// integer outside an `INT2`/`INT4` column's range (SQLite stores any).
 fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut Row) -> Result<()> {
     use pgwire::api::Type;
-    for (column, ty) in info.columns.iter().zip(types) {
+    for (i, (column, ty)) in info.columns.iter().zip(types).enumerate() {
+        if *ty == Type::NUMERIC
+            && let Some((p, s)) = info
+                .decl_types
+                .get(i)
+                .and_then(|d| crate::typing::precision_of(d))
+            && let Some(v) = row.get_mut(column)
+        {
+            numeric_in_column(v, p, s).map_err(|(sqlstate, reason)| Error::InvalidValue {
+                table: info.name.clone(),
+                column: column.clone(),
+                type_name: format!("numeric({p},{s})"),
+                sqlstate,
+                reason,
+            })?;
+            continue;
+        }
         if matches!(*ty, Type::INT2 | Type::INT4)
             && let Some(Value::Integer(i)) = row.get(column)
         {
@@ -168,6 +184,58 @@ fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut R
             }
         }
     }
+    Ok(())
+}
+
+/// A value written to a `numeric(p,s)` column rounded to `s` decimals, as
+/// PostgreSQL stores it; one with more than `p - s` integer digits is
+/// 22003, text that is no number 22P02.
+fn numeric_in_column(
+    v: &mut Value,
+    precision: u32,
+    scale: u32,
+) -> std::result::Result<(), (&'static str, String)> {
+    let text = match v {
+        Value::Null => return Ok(()),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(t) => crate::params::numeric_text(t).ok_or_else(|| {
+            (
+                "22P02",
+                format!("invalid input syntax for type numeric: \"{t}\""),
+            )
+        })?,
+        Value::Blob(_) => return Err(("22P02", "a blob is no numeric value".into())),
+    };
+    let rounded = crate::typing::rescale(&text, scale).ok_or_else(|| {
+        (
+            "22P02",
+            format!("invalid input syntax for type numeric: \"{text}\""),
+        )
+    })?;
+    let int_digits = rounded
+        .trim_start_matches('-')
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('0')
+        .len();
+    if int_digits > (precision - scale) as usize {
+        return Err((
+            "22003",
+            format!(
+                "numeric field overflow: a field with precision {precision}, scale {scale} must round to an absolute value less than 10^{}",
+                precision - scale
+            ),
+        ));
+    }
+    *v = match rounded.parse::<i64>() {
+        Ok(i) if scale == 0 => Value::Integer(i),
+        _ => match rounded.parse::<f64>() {
+            Ok(f) if f.is_finite() => Value::Real(f),
+            _ => Value::Text(rounded),
+        },
+    };
     Ok(())
 }
 

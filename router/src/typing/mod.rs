@@ -26,5 +26,6 @@ pub fn rename_columns(columns: &mut [String], names: Option<&[Option<String>]>) 
         }
     }
 }
+pub use numeric::{precision_of, rescale};
 pub use schema::{SchemaTypes, schema_types};
 pub use wire::handles as stored_as_text;

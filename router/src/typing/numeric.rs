@@ -7,8 +7,9 @@ use rusqlite::types::Value as SqlValue;
 
 use super::wire::Wire;
 
-/// A value stored in a NUMERIC column, in both forms.
-pub fn encode(v: &SqlValue) -> Option<Wire> {
+/// A value stored in a NUMERIC column, in both forms; with the column's
+/// scale, printed with that many decimals.
+pub fn encode(v: &SqlValue, scale: Option<u32>) -> Option<Wire> {
     let text = match v {
         SqlValue::Integer(i) => i.to_string(),
         // Rust prints the shortest text that reads back as the same
@@ -17,8 +18,81 @@ pub fn encode(v: &SqlValue) -> Option<Wire> {
         SqlValue::Text(t) => crate::params::numeric_text(t)?,
         _ => return None,
     };
+    let text = match scale {
+        Some(s) => rescale(&text, s).unwrap_or(text),
+        None => text,
+    };
     let binary = binary(&text)?;
     Some(Wire { text, binary })
+}
+
+/// The precision and scale a declared type gives (`NUMERIC(10,2)` → 10, 2;
+/// `DECIMAL(5)` → 5, 0); none for a plain `NUMERIC`.
+pub fn precision_of(decl: &str) -> Option<(u32, u32)> {
+    let upper = decl.to_ascii_uppercase();
+    let (base, args) = upper.split_once('(')?;
+    if !matches!(base.trim(), "NUMERIC" | "DECIMAL") {
+        return None;
+    }
+    let mut nums = args
+        .trim_end_matches(')')
+        .split(',')
+        .map(|a| a.trim().parse::<u32>());
+    let p = nums.next()?.ok()?;
+    let s = match nums.next() {
+        Some(s) => s.ok()?,
+        None => 0,
+    };
+    (s <= p).then_some((p, s))
+}
+
+/// A decimal text (as `params::numeric_text` spells it) rounded half away
+/// from zero to `scale` decimals, as PostgreSQL rounds into `numeric(p,s)`.
+pub fn rescale(text: &str, scale: u32) -> Option<String> {
+    if matches!(text, "NaN" | "Infinity" | "-Infinity") {
+        return Some(text.to_owned());
+    }
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let scale = scale as usize;
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
+    digits.extend(std::iter::repeat_n(b'0', scale.saturating_sub(frac.len())));
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if frac.as_bytes().get(scale).is_some_and(|d| *d >= b'5') {
+        // Carry the rounding up through the digits.
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - scale;
+    let int_part = std::str::from_utf8(&digits[..split])
+        .ok()?
+        .trim_start_matches('0');
+    let int_part = if int_part.is_empty() { "0" } else { int_part };
+    let frac_part = std::str::from_utf8(&digits[split..]).ok()?;
+    let zero = int_part == "0" && frac_part.bytes().all(|d| d == b'0');
+    let sign = if negative && !zero { "-" } else { "" };
+    Some(if scale == 0 {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac_part}")
+    })
 }
 
 /// PostgreSQL's binary numeric for a decimal text as `params::numeric_text`
@@ -111,8 +185,27 @@ mod tests {
     }
 
     #[test]
+    fn scales_round_half_away_from_zero() {
+        assert_eq!(rescale("1.005", 2).as_deref(), Some("1.01"));
+        assert_eq!(rescale("-1.005", 2).as_deref(), Some("-1.01"));
+        assert_eq!(rescale("9.995", 2).as_deref(), Some("10.00"));
+        assert_eq!(rescale("0.1", 2).as_deref(), Some("0.10"));
+        assert_eq!(rescale("12", 0).as_deref(), Some("12"));
+        assert_eq!(rescale("-0.001", 2).as_deref(), Some("0.00"));
+        assert_eq!(precision_of("numeric(10, 2)"), Some((10, 2)));
+        assert_eq!(precision_of("DECIMAL(5)"), Some((5, 0)));
+        assert_eq!(precision_of("NUMERIC"), None);
+        assert_eq!(
+            encode(&SqlValue::Real(0.1), Some(2))
+                .map(|w| w.text)
+                .as_deref(),
+            Some("0.10")
+        );
+    }
+
+    #[test]
     fn stored_numbers_are_sent_as_their_digits() {
-        let text = |v: SqlValue| encode(&v).map(|w| w.text);
+        let text = |v: SqlValue| encode(&v, None).map(|w| w.text);
         assert_eq!(text(SqlValue::Real(0.1)), Some("0.1".into()));
         assert_eq!(text(SqlValue::Integer(-7)), Some("-7".into()));
         assert_eq!(text(SqlValue::Text("1.50".into())), Some("1.50".into()));

@@ -97,7 +97,14 @@ pub fn text_of_ref(v: rusqlite::types::ValueRef<'_>) -> Option<String> {
     }
 }
 
-fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResult<()> {
+/// `scale`: a `numeric(p,s)` column's `s`, its values printed with that many
+/// decimals as PostgreSQL prints them.
+fn encode_value(
+    enc: &mut DataRowEncoder,
+    ty: &Type,
+    scale: Option<u32>,
+    v: &SqlValue,
+) -> PgWireResult<()> {
     if matches!(v, SqlValue::Null) {
         return enc.encode_field(&None::<i64>);
     }
@@ -114,7 +121,7 @@ fn encode_value(enc: &mut DataRowEncoder, ty: &Type, v: &SqlValue) -> PgWireResu
             Some(i) => enc.encode_field(&i),
             None => Err(unrepresentable(v, ty)),
         },
-        Type::NUMERIC => match super::numeric::encode(v) {
+        Type::NUMERIC => match super::numeric::encode(v, scale) {
             Some(w) => enc.encode_field(&w),
             None => Err(unrepresentable(v, ty)),
         },
@@ -186,12 +193,21 @@ fn unrepresentable(v: &SqlValue, ty: &Type) -> pgwire::error::PgWireError {
 /// Encodes every row of a result for the given fields.
 pub fn encode_rows(rs: &ResultSet, fields: Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
     let types: Vec<Type> = fields.iter().map(|f| f.datatype().clone()).collect();
+    let scales: Vec<Option<u32>> = (0..types.len())
+        .map(|i| {
+            rs.decl_types
+                .get(i)
+                .and_then(Option::as_deref)
+                .and_then(super::numeric::precision_of)
+                .map(|(_, s)| s)
+        })
+        .collect();
     let mut enc = DataRowEncoder::new(fields);
     let mut out = Vec::with_capacity(rs.rows.len());
     for row in &rs.rows {
         let mut result = Ok(());
-        for (v, ty) in row.iter().zip(&types) {
-            result = encode_value(&mut enc, ty, v);
+        for ((v, ty), scale) in row.iter().zip(&types).zip(&scales) {
+            result = encode_value(&mut enc, ty, *scale, v);
             if result.is_err() {
                 break;
             }
@@ -321,6 +337,7 @@ mod tests {
         assert!(encode(Type::INT4, SqlValue::Integer(-(1 << 31))).is_ok());
         assert!(encode(Type::INT2, SqlValue::Integer(40_000)).is_err());
         assert!(encode(Type::NUMERIC, SqlValue::Real(12.5)).is_ok());
+        assert!(encode(Type::NUMERIC, SqlValue::Text("1e400".into())).is_ok());
         assert!(encode(Type::NUMERIC, SqlValue::Text("12.x".into())).is_err());
     }
 
