@@ -77,6 +77,29 @@ fn regex_match(text: &str, pattern: &str, ignore_case: bool) -> rusqlite::Result
     })
 }
 
+/// A server-wide setting as `SHOW` and `current_setting()` give it
+/// (lowercase name); session settings (`tributary.*`) are `SHOW`'s.
+pub fn server_setting(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "server_version" => crate::SERVER_VERSION,
+        "server_version_num" => crate::SERVER_VERSION_NUM,
+        "transaction_isolation"
+        | "default_transaction_isolation"
+        | "transaction.isolation.level" => "read committed",
+        "client_encoding" | "server_encoding" => "UTF8",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "transaction_read_only" | "default_transaction_read_only" => "off",
+        // Stored timestamps are UTC text (docs/types.md).
+        "timezone" => "UTC",
+        "datestyle" => "ISO, MDY",
+        "intervalstyle" => "postgres",
+        "search_path" => "public",
+        "max_identifier_length" => "63",
+        "default_table_access_method" => "heap",
+        _ => return None,
+    })
+}
+
 /// The database's name, whatever the client connected to: one cluster is
 /// one database.
 pub const DATABASE: &str = "tributary";
@@ -103,6 +126,22 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     text_fn(conn, "version", 0, true, move |_| Ok(version.clone()))?;
+    for args in [1, 2] {
+        conn.create_scalar_function("current_setting", args, FunctionFlags::SQLITE_UTF8, |ctx| {
+            let name: String = ctx.get(0)?;
+            let missing_ok = ctx.len() > 1 && ctx.get::<Option<bool>>(1)?.unwrap_or(false);
+            match server_setting(&name.to_ascii_lowercase()) {
+                Some(v) => Ok(Some(v.to_owned())),
+                None if missing_ok => Ok(None),
+                None => Err(rusqlite::Error::UserFunctionError(
+                    format!(
+                        "SQLSTATE 0A000: current_setting('{name}') is not supported: it answers server settings; SHOW gives this session's"
+                    )
+                    .into(),
+                )),
+            }
+        })?;
+    }
     for name in ["current_database", "current_catalog"] {
         text_fn(conn, name, 0, true, |_| Ok(DATABASE.to_owned()))?;
     }

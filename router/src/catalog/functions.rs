@@ -179,6 +179,17 @@ pub const ARRAY: &str = "tributary_array";
 /// dimension; the column's affinity makes numbers of numeric elements).
 pub fn pg_array_json(text: &str) -> Option<String> {
     let t = text.trim();
+    // int2vector/oidvector (`pg_index.indkey`): numbers between spaces.
+    if !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || b == b' ' || b == b'-')
+    {
+        let items: Vec<serde_json::Value> = t
+            .split_whitespace()
+            .map(|n| serde_json::Value::String(n.to_owned()))
+            .collect();
+        return Some(serde_json::Value::Array(items).to_string());
+    }
     if t.starts_with('[') {
         return serde_json::from_str::<serde_json::Value>(t)
             .ok()
@@ -339,6 +350,11 @@ mod tests {
         assert_eq!(pg_array_json("{}").as_deref(), Some("[]"));
         assert_eq!(pg_array_json("{1, 2}").as_deref(), Some(r#"["1","2"]"#));
         assert_eq!(pg_array_json("[1,2]").as_deref(), Some("[1,2]"));
+        assert_eq!(
+            pg_array_json("1 3").as_deref(),
+            Some(r#"["1","3"]"#),
+            "int2vector"
+        );
         assert_eq!(pg_array_json("{{1},{2}}"), None, "one dimension");
         assert_eq!(pg_array_json("{a,"), None);
         assert_eq!(pg_array_json("nope"), None);

@@ -25,7 +25,7 @@ mod functions;
 mod information_schema;
 mod tables;
 
-pub use functions::{ARRAY, RELNAME};
+pub use functions::{ARRAY, RELNAME, pg_array_json};
 
 /// Namespaces: PostgreSQL's oids for `pg_catalog` and `public`.
 const PG_CATALOG: i64 = 11;

@@ -19,7 +19,10 @@
 //!   `pg_get_indexdef(oid, …)` and `pg_get_constraintdef(oid, …)` as the
 //!   definitions `catalog` computes, `json_build_object` as `json_object`;
 //! - `generate_series(a, b) s` in FROM with its column named `s`, and
-//!   `pg_partition_ancestors(t)` in FROM as `t` alone.
+//!   `pg_partition_ancestors(t)` in FROM as `t` alone;
+//! - `unnest(a)`/`generate_subscripts(a, 1)` in a select list as a join
+//!   with `json_each(a)`; `array_agg` as `json_group_array`, `bool_and` /
+//!   `bool_or` as `min` / `max`.
 
 use std::ops::ControlFlow;
 
@@ -85,8 +88,15 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
                         args[0]
                     ))?)
                 }
-                ("json_build_object", _) => {
-                    f.name = sqlparser::ast::ObjectName::from(vec![Ident::new("json_object")]);
+                ("json_build_object" | "array_agg" | "bool_and" | "bool_or" | "every", _) => {
+                    // Arrays are JSON arrays; booleans are 0 and 1.
+                    let to = match name.as_str() {
+                        "json_build_object" => "json_object",
+                        "array_agg" => "json_group_array",
+                        "bool_or" => "max",
+                        _ => "min",
+                    };
+                    f.name = sqlparser::ast::ObjectName::from(vec![Ident::new(to)]);
                     return Ok(true);
                 }
                 ("array", FunctionArguments::Subquery(q)) => Some(array_of(q)?),
@@ -125,12 +135,110 @@ pub(super) fn arrays(stmt: &mut Statement) -> bool {
     changed || series.changed
 }
 
+impl Series {
+    /// `unnest(a)` and `generate_subscripts(a, 1)` in a select list, which
+    /// SQLite has no form for: the SELECT reads `json_each` of each array
+    /// instead (one more FROM item, zipped by position), and they become
+    /// its element and its 1-based position.
+    fn select_list(&mut self, select: &mut sqlparser::ast::Select) {
+        let mut arrays: Vec<String> = Vec::new();
+        let mut replaced = false;
+        for item in &mut select.projection {
+            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item
+            else {
+                continue;
+            };
+            let Expr::Function(f) = e else {
+                continue;
+            };
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            if name != "unnest" && name != "generate_subscripts" {
+                continue;
+            }
+            let FunctionArguments::List(list) = &f.args else {
+                continue;
+            };
+            let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(array))) = list.args.first() else {
+                continue;
+            };
+            let key = array.to_string();
+            let k = arrays.iter().position(|a| *a == key).unwrap_or_else(|| {
+                arrays.push(key);
+                arrays.len() - 1
+            });
+            let sql = if name == "unnest" {
+                format!("tributary_srf{k}.value")
+            } else {
+                format!("tributary_srf{k}.key + 1")
+            };
+            if let Ok(x) = parse(&sql) {
+                *e = x;
+                replaced = true;
+            }
+        }
+        if !replaced {
+            return;
+        }
+        let array = crate::catalog::ARRAY;
+        let mut extra = Vec::new();
+        for (k, a) in arrays.iter().enumerate() {
+            extra.push(format!("json_each({array}({a})) AS tributary_srf{k}"));
+        }
+        let zip: Vec<String> = (1..arrays.len())
+            .map(|k| format!("tributary_srf{k}.key = tributary_srf0.key"))
+            .collect();
+        let sql = format!(
+            "SELECT 1 FROM {}{}",
+            extra.join(", "),
+            if zip.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", zip.join(" AND "))
+            }
+        );
+        let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) else {
+            return;
+        };
+        let Some(Statement::Query(q)) = parsed.pop() else {
+            return;
+        };
+        let SetExpr::Select(helper) = *q.body else {
+            return;
+        };
+        select.from.extend(helper.from);
+        if let Some(zip) = helper.selection {
+            select.selection = Some(match select.selection.take() {
+                Some(existing) => Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(Box::new(existing))),
+                    op: sqlparser::ast::BinaryOperator::And,
+                    right: Box::new(zip),
+                },
+                None => zip,
+            });
+        }
+        self.changed = true;
+    }
+}
+
 struct Series {
     changed: bool,
 }
 
 impl VisitorMut for Series {
     type Break = ();
+
+    fn post_visit_query(&mut self, q: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = q.body.as_mut() {
+            self.select_list(select);
+        }
+        ControlFlow::Continue(())
+    }
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
         if let TableFactor::UNNEST {
@@ -350,6 +458,12 @@ mod tests {
         assert_eq!(
             run("INSERT INTO t (a, b) SELECT * FROM UNNEST('{x,y}'::text[], '{1,2}'::int[])"),
             "INSERT INTO t (a, b) SELECT * FROM (SELECT j0.value AS unnest, j1.value AS unnest FROM json_each(tributary_array('{x,y}')) AS j0 LEFT JOIN json_each(tributary_array('{1,2}')) AS j1 ON j1.key = j0.key ORDER BY j0.key) AS unnest"
+        );
+        assert_eq!(
+            run(
+                "SELECT c.conname, unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, 1) AS ord FROM pg_constraint c JOIN pg_index i ON c.conindid = i.indexrelid WHERE c.contype = 'p'"
+            ),
+            "SELECT c.conname, tributary_srf0.value AS attnum, tributary_srf0.key + 1 AS ord FROM pg_constraint c JOIN pg_index i ON c.conindid = i.indexrelid, json_each(tributary_array(i.indkey)) AS tributary_srf0 WHERE c.contype = 'p'"
         );
         assert_eq!(
             run("SELECT s FROM pg_catalog.generate_series(1, 3) s"),

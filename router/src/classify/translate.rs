@@ -60,6 +60,8 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"json_build_object",
         b"generate_series",
         b"unnest",
+        b"bool_",
+        b"generate_subscripts",
         b"[",
     ]
     .iter()

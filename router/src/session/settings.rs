@@ -78,20 +78,11 @@ impl Session {
             "tributary.node" => self.shared.name.clone(),
             "tributary.replica" => self.shared.replica.name.clone(),
             "tributary.policy_version" => self.shared.replica.policy().0.to_string(),
-            "server_version" => crate::SERVER_VERSION.into(),
-            "server_version_num" => crate::SERVER_VERSION_NUM.into(),
-            "transaction_isolation"
-            | "default_transaction_isolation"
-            | "transaction.isolation.level" => "read committed".into(),
-            "client_encoding" | "server_encoding" => "UTF8".into(),
-            "standard_conforming_strings" | "integer_datetimes" => "on".into(),
-            "transaction_read_only" | "default_transaction_read_only" => "off".into(),
-            // Stored timestamps are UTC text (docs/types.md).
-            "timezone" => "UTC".into(),
-            "datestyle" => "ISO, MDY".into(),
-            "intervalstyle" => "postgres".into(),
-            "search_path" => "public".into(),
-            "max_identifier_length" => "63".into(),
+            other if crate::functions::server_setting(other).is_some() => {
+                crate::functions::server_setting(other)
+                    .unwrap_or_default()
+                    .to_owned()
+            }
             _ => {
                 return Err(Error::UnknownSetting {
                     name: name.to_owned(),

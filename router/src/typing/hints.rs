@@ -2,7 +2,7 @@
 //! SELECT, where its type can be learned from (a column's declared type, a
 //! table position, or a fixed type), found on sqlparser's AST.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 
 use resolver::ColumnType;
@@ -19,6 +19,20 @@ pub enum Hint {
     Decl(&'static str),
     /// What `sum` of the column with this name gives.
     Sum(String),
+    /// An array of what the hint gives.
+    Array(Box<Hint>),
+}
+
+/// A call's first argument.
+fn first_arg(f: &sqlparser::ast::Function) -> Option<&Expr> {
+    use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+    match &f.args {
+        FunctionArguments::List(list) => match list.args.first()? {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The column a one-argument aggregate or function is over, if plain.
@@ -136,21 +150,13 @@ fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<
 
 /// Type hints for a plain SELECT's result columns.
 pub fn projection_of(stmt: &Statement) -> Vec<Option<Hint>> {
-    use sqlparser::ast::SelectItem;
     let Statement::Query(q) = stmt else {
         return Vec::new();
     };
     let SetExpr::Select(select) = q.body.as_ref() else {
         return Vec::new();
     };
-    select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => expr_hint(e),
-            _ => None,
-        })
-        .collect()
+    select_hints(select)
 }
 
 /// PostgreSQL's names for a plain SELECT's unaliased result columns where
@@ -209,10 +215,96 @@ fn pg_name(e: &Expr) -> Option<String> {
     }
 }
 
-fn expr_hint(e: &Expr) -> Option<Hint> {
+/// Hints of the columns of the derived tables (`FROM (SELECT …) AS t`) a
+/// SELECT reads, by (alias, column), lowercased.
+type Derived = HashMap<(String, String), Hint>;
+
+fn derived_columns(select: &sqlparser::ast::Select) -> Derived {
+    use sqlparser::ast::{SelectItem, TableFactor};
+    let mut out = Derived::new();
+    for twj in &select.from {
+        for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            let TableFactor::Derived {
+                subquery,
+                alias: Some(alias),
+                ..
+            } = factor
+            else {
+                continue;
+            };
+            let SetExpr::Select(inner) = subquery.body.as_ref() else {
+                continue;
+            };
+            for (item, hint) in inner.projection.iter().zip(select_hints(inner)) {
+                let name = match item {
+                    SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                    SelectItem::UnnamedExpr(e) => match column_of(e) {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                    _ => continue,
+                };
+                if let Some(h) = hint {
+                    out.insert((alias.name.value.to_lowercase(), name.to_lowercase()), h);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn select_hints(select: &sqlparser::ast::Select) -> Vec<Option<Hint>> {
+    use sqlparser::ast::SelectItem;
+    let derived = derived_columns(select);
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                expr_hint(e, &derived)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
     match e {
+        Expr::CompoundIdentifier(parts)
+            if parts.len() >= 2
+                && derived.contains_key(&(
+                    parts[parts.len() - 2].value.to_lowercase(),
+                    parts[parts.len() - 1].value.to_lowercase(),
+                )) =>
+        {
+            derived
+                .get(&(
+                    parts[parts.len() - 2].value.to_lowercase(),
+                    parts[parts.len() - 1].value.to_lowercase(),
+                ))
+                .cloned()
+        }
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
-        Expr::Nested(inner) => expr_hint(inner),
+        Expr::Nested(inner) => expr_hint(inner, derived),
+        // Predicates are booleans in PostgreSQL.
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::Exists { .. }
+        | Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Not,
+            ..
+        } => Some(Hint::Decl("BOOLEAN")),
         // A regclass is an oid when cast from a name (see
         // `classify::catalog_sql`), a name when cast from an oid.
         Expr::Cast {
@@ -258,7 +350,17 @@ fn expr_hint(e: &Expr) -> Option<Hint> {
                 | "format" => Some(Hint::Decl("TEXT")),
                 // PostgreSQL sums 2- and 4-byte integers into a bigint.
                 "sum" => column_arg(f).map(Hint::Sum),
-                "min" | "max" | "abs" => column_arg(f).map(Hint::Column),
+                "min" | "max" | "abs" => first_arg(f)
+                    .and_then(|a| expr_hint(a, derived))
+                    .or_else(|| column_arg(f).map(Hint::Column)),
+                "bool_and" | "bool_or" | "every" => Some(Hint::Decl("BOOLEAN")),
+                // `array_agg` runs as `json_group_array` (see
+                // `classify::catalog_sql`); its element type from its argument.
+                "array_agg" => Some(Hint::Array(Box::new(
+                    first_arg(f)
+                        .and_then(|a| expr_hint(a, derived))
+                        .unwrap_or(Hint::Decl("TEXT")),
+                ))),
                 _ => None,
             }
         }
@@ -266,10 +368,11 @@ fn expr_hint(e: &Expr) -> Option<Hint> {
             use sqlparser::ast::BinaryOperator as B;
             match op {
                 B::StringConcat => Some(Hint::Decl("TEXT")),
+                // A comparison is a boolean in PostgreSQL.
                 B::Eq | B::NotEq | B::Lt | B::Gt | B::LtEq | B::GtEq | B::And | B::Or => {
-                    Some(Hint::Decl("INTEGER"))
+                    Some(Hint::Decl("BOOLEAN"))
                 }
-                _ => expr_hint(left).or_else(|| expr_hint(right)),
+                _ => expr_hint(left, derived).or_else(|| expr_hint(right, derived)),
             }
         }
         _ => None,

@@ -98,7 +98,7 @@ pub fn rescale(text: &str, scale: u32) -> Option<String> {
 /// PostgreSQL's binary numeric for a decimal text as `params::numeric_text`
 /// spells it: ndigits, weight, sign, dscale, then base-10000 digits (the
 /// inverse of the parameter decoder).
-fn binary(text: &str) -> Option<Vec<u8>> {
+pub(super) fn binary(text: &str) -> Option<Vec<u8>> {
     let special = |sign: u16| {
         let mut out = vec![0, 0, 0, 0];
         out.extend_from_slice(&sign.to_be_bytes());

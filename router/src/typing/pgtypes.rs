@@ -27,6 +27,9 @@ use resolver::ColumnType;
 /// translation declares PostgreSQL's `smallint`/`integer` as `INT2`/`INT4`,
 /// see `keys::create_table`), else by SQLite's affinity rules.
 pub fn type_for_decl(decl: &str) -> Type {
+    if let Some(elem) = decl.trim().strip_suffix("[]") {
+        return super::arrays::array_of(&type_for_decl(elem));
+    }
     if let Some(t) = named_type(decl) {
         return t;
     }
@@ -151,6 +154,10 @@ fn encode_value(
         Type::BYTEA => match v {
             SqlValue::Blob(b) => enc.encode_field(&b.as_slice()),
             other => enc.encode_field(&text_of(other).map(String::into_bytes)),
+        },
+        ref t if super::arrays::handles(t) => match super::arrays::encode(t, v) {
+            Some(w) => enc.encode_field(&w),
+            None => Err(unrepresentable(v, ty)),
         },
         ref t if super::wire::handles(t) => match super::wire::encode(t, v) {
             Some(w) => enc.encode_field(&w),

@@ -29,6 +29,10 @@ impl SchemaTypes {
                 .and_then(|t| t.get(*index))
                 .cloned(),
             Hint::Decl(d) => Some((*d).to_owned()),
+            Hint::Array(inner) => Some(format!(
+                "{}[]",
+                self.resolve(inner).unwrap_or_else(|| "TEXT".to_owned())
+            )),
             Hint::Sum(c) => self.by_name.get(c).map(|d| {
                 use pgwire::api::Type;
                 match crate::typing::pgtypes::type_for_decl(d) {
@@ -41,10 +45,20 @@ impl SchemaTypes {
 }
 
 pub fn schema_types(conn: &Connection) -> Result<SchemaTypes> {
+    // The user's tables first: a name clash with a catalog column (`oid`,
+    // `relname`) resolves to the user's.
     let mut stmt = conn
         .prepare_cached(
-            "SELECT m.name, p.name, p.type FROM sqlite_schema m JOIN pragma_table_info(m.name) p
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+            "SELECT m.name, p.name, p.type, 0 AS catalog, p.cid FROM main.sqlite_schema m
+                 JOIN pragma_table_info(m.name, 'main') p
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+             UNION ALL
+             SELECT m.name, p.name, p.type, 1, p.cid FROM pg_catalog.sqlite_schema m
+                 JOIN pragma_table_info(m.name, 'pg_catalog') p WHERE m.type = 'table'
+             UNION ALL
+             SELECT m.name, p.name, p.type, 2, p.cid FROM information_schema.sqlite_schema m
+                 JOIN pragma_table_info(m.name, 'information_schema') p WHERE m.type = 'table'
+             ORDER BY 4, 1, 5",
         )
         .map_err(sq("reading the schema"))?;
     let rows = stmt
