@@ -96,9 +96,31 @@ pub fn server_setting(name: &str) -> Option<&'static str> {
         "search_path" => "public",
         "max_identifier_length" => "63",
         "default_table_access_method" => "heap",
+        "max_index_keys" => "32",
+        "block_size" => "8192",
         _ => return None,
     })
 }
+
+/// The settings [`server_setting`] answers, as `pg_settings` lists them.
+pub const SERVER_SETTINGS: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "default_transaction_isolation",
+    "client_encoding",
+    "server_encoding",
+    "standard_conforming_strings",
+    "integer_datetimes",
+    "default_transaction_read_only",
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "search_path",
+    "max_identifier_length",
+    "default_table_access_method",
+    "max_index_keys",
+    "block_size",
+];
 
 /// The database's name, whatever the client connected to: one cluster is
 /// one database.

@@ -1,7 +1,8 @@
 // pgjdbc against a router: prepared statements (server-prepared after
 // reuse), a transaction with a savepoint rolled back, typed results
 // (int, long, BigDecimal, Timestamp, boolean), batch inserts, and
-// DatabaseMetaData's table and column lists. Prints "ok".
+// DatabaseMetaData's tables, columns, keys, references and indexes. Prints
+// "ok".
 // usage: java -cp /usr/share/java/postgresql.jar Basic.java PORT
 import java.math.BigDecimal;
 import java.sql.*;
@@ -72,6 +73,25 @@ public class Basic {
                 }
                 check(cols.toString().equals("id:int8 qty:int4 price:numeric at:timestamp ok:bool note:varchar "),
                         "getColumns: " + cols);
+            }
+            // What DBeaver-style browsers read: keys, indexes, references.
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE TABLE jc (id BIGINT PRIMARY KEY, jb_id BIGINT REFERENCES jb (id), tag varchar(8) UNIQUE)");
+            }
+            try (ResultSet r = md.getPrimaryKeys(null, "public", "jb")) {
+                check(r.next() && r.getString("COLUMN_NAME").equals("id"), "getPrimaryKeys");
+            }
+            try (ResultSet r = md.getImportedKeys(null, "public", "jc")) {
+                check(r.next() && r.getString("PKTABLE_NAME").equals("jb")
+                        && r.getString("FKCOLUMN_NAME").equals("jb_id"), "getImportedKeys");
+            }
+            try (ResultSet r = md.getIndexInfo(null, "public", "jc", true, false)) {
+                StringBuilder names = new StringBuilder();
+                while (r.next()) {
+                    names.append(r.getString("INDEX_NAME")).append(' ');
+                }
+                check(names.toString().contains("jc_tag_key") && names.toString().contains("jc_pkey"),
+                        "getIndexInfo: " + names);
             }
         }
         System.out.println("ok");

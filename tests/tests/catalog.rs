@@ -30,8 +30,8 @@ async fn psql_lists_tables() -> Result<()> {
 
 /// `\d TABLE` shows each column's PostgreSQL type, nullability and
 /// default, and the indexes by PostgreSQL's names (the primary key's and a
-/// UNIQUE column's included); `\di`, `\du`, `\l`, `\df`, `\dv`, `\ds`
-/// answer without an error.
+/// UNIQUE column's included); `\d+` adds storage and a view's query;
+/// `\di`, `\du`, `\l`, `\df`, `\dv`, `\ds`, `\dt+` answer without an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_describes_a_table() -> Result<()> {
     let cluster = Cluster::in_process(1, 1, None).await?;
@@ -41,7 +41,11 @@ async fn psql_describes_a_table() -> Result<()> {
             "CREATE TABLE orders (id BIGINT PRIMARY KEY, qty integer NOT NULL DEFAULT 3, \
              price numeric(10,2), code varchar(12) UNIQUE, flag smallint)",
             "CREATE INDEX orders_qty ON orders (qty)",
+            "CREATE VIEW big_orders AS SELECT id, qty FROM orders WHERE qty > 10",
             "\\d orders",
+            "\\d+ orders",
+            "\\d+ big_orders",
+            "\\dt+",
             "\\di",
             "\\du",
             "\\l",
@@ -62,6 +66,10 @@ async fn psql_describes_a_table() -> Result<()> {
         " public | orders_qty      | index | tributary | orders",
         " tributary | Superuser",
         " tributary | tributary | UTF8",
+        " qty    | integer               |           | not null | 3       | plain    |",
+        "View definition:",
+        "SELECT id, qty FROM orders WHERE qty > 10",
+        "Access method: heap",
     ] {
         ensure!(out.contains(line), "missing {line:?} in:\n{out}");
     }

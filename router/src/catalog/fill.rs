@@ -17,8 +17,6 @@ use super::{FIRST_USER_OID, OFF_PATH, PUBLIC, TRIBUTARY};
 const ROWID_KEY_INDEX: i64 = 1_000_000;
 /// Oid of a constraint: this plus its index's oid.
 const CONSTRAINT: i64 = 2_000_000;
-/// Oid of a foreign key: this plus 64 × its table's oid plus SQLite's id.
-const FOREIGN_KEY: i64 = 3_000_000;
 
 const COMPUTED: &[&str] = &[
     "pg_class",
@@ -60,6 +58,14 @@ fn fill_tables(conn: &Connection) -> rusqlite::Result<()> {
         ),
         [],
     )?;
+    // A view's definition: its query, as `pg_get_viewdef` gives it.
+    conn.execute(
+        "INSERT INTO pg_catalog.tributary_defs
+         SELECT c.oid, trim(substr(s.sql, instr(upper(s.sql), ' AS ') + 4))
+         FROM pg_catalog.pg_class c JOIN main.sqlite_schema s
+             ON s.name = c.relname AND s.type = 'view'",
+        [],
+    )?;
     let relations: Vec<(i64, String, i64, String)> = conn
         .prepare("SELECT oid, relname, relnamespace, relkind FROM pg_catalog.pg_class")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -74,7 +80,7 @@ fn fill_tables(conn: &Connection) -> rusqlite::Result<()> {
     }
     // After every table has its oid: a key names its parent's.
     for (oid, name, namespace, columns) in &tables {
-        foreign_keys(conn, *oid, name, *namespace, columns)?;
+        super::foreign_keys::fill(conn, *oid, name, *namespace, columns)?;
     }
     let off_path: std::collections::HashSet<i64> = conn
         .prepare(&format!(
@@ -88,8 +94,8 @@ fn fill_tables(conn: &Connection) -> rusqlite::Result<()> {
 
 /// A table's visible columns: name, declared type, whether it is in the
 /// primary key.
-struct Column {
-    name: String,
+pub(super) struct Column {
+    pub(super) name: String,
     decl: String,
     pk: bool,
 }
@@ -105,7 +111,8 @@ fn columns(conn: &Connection, oid: i64, table: &str) -> rusqlite::Result<Vec<Col
         .collect::<rusqlite::Result<_>>()?;
     let mut attribute = conn.prepare_cached(
         "INSERT INTO pg_catalog.pg_attribute (attrelid, attname, atttypid, attlen, attnum,
-             atttypmod, attnotnull, atthasdef, attcollation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             atttypmod, attnotnull, atthasdef, attcollation, attstorage)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, CASE WHEN ?4 = -1 THEN 'x' ELSE 'p' END)",
     )?;
     let mut default = conn.prepare_cached(
         "INSERT INTO pg_catalog.pg_attrdef (adrelid, adnum, adbin) VALUES (?1, ?2, ?3)",
@@ -291,151 +298,8 @@ fn insert_index(
     Ok(())
 }
 
-/// One foreign key as SQLite lists it, its columns gathered.
-struct ForeignKey {
-    id: i64,
-    parent: String,
-    from: Vec<String>,
-    /// Empty for `REFERENCES p` without columns (p's key).
-    to: Vec<String>,
-    on_update: String,
-    on_delete: String,
-}
-
-/// A table's foreign keys (SQLite's `pragma_foreign_key_list`), named as
-/// PostgreSQL names them (`t_col_fkey`).
-fn foreign_keys(
-    conn: &Connection,
-    table_oid: i64,
-    table: &str,
-    namespace: i64,
-    columns: &[Column],
-) -> rusqlite::Result<()> {
-    let rows: Vec<(i64, String, String, Option<String>, String, String)> = conn
-        .prepare_cached(
-            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete
-             FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
-        )?
-        .query_map([table], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut keys: Vec<ForeignKey> = Vec::new();
-    for (id, parent, from, to, on_update, on_delete) in rows {
-        match keys.last_mut() {
-            Some(k) if k.id == id => {
-                k.from.push(from);
-                k.to.extend(to);
-            }
-            _ => keys.push(ForeignKey {
-                id,
-                parent,
-                from: vec![from],
-                to: to.into_iter().collect(),
-                on_update,
-                on_delete,
-            }),
-        }
-    }
-    for ForeignKey {
-        id,
-        parent,
-        from,
-        to,
-        on_update,
-        on_delete,
-    } in keys
-    {
-        let parent_oid: Option<i64> = conn
-            .prepare_cached(
-                "SELECT oid FROM pg_catalog.pg_class WHERE relname = ?1 AND relkind = 'r'",
-            )?
-            .query_row([&parent], |r| r.get(0))
-            .ok();
-        let to = if to.is_empty() {
-            // `REFERENCES p` without columns: p's key.
-            conn.prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
-                .query_map([&parent], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?
-        } else {
-            to
-        };
-        let attnum = |c: &String| {
-            columns
-                .iter()
-                .position(|col| &col.name == c)
-                .map_or(0, |p| p + 1)
-                .to_string()
-        };
-        let oid = FOREIGN_KEY + 64 * table_oid + id;
-        let name = format!("{table}_{}_fkey", from.join("_"));
-        conn.prepare_cached(
-            "INSERT INTO pg_catalog.pg_constraint (oid, conname, connamespace, contype, conrelid,
-                 conindid, confrelid, confupdtype, confdeltype, confmatchtype, conkey)
-             VALUES (?1, ?2, ?3, 'f', ?4, 0, ?5, ?6, ?7, 's', ?8)",
-        )?
-        .execute(params![
-            oid,
-            name,
-            namespace,
-            table_oid,
-            parent_oid.unwrap_or(0),
-            action_code(&on_update),
-            action_code(&on_delete),
-            format!(
-                "{{{}}}",
-                from.iter().map(attnum).collect::<Vec<_>>().join(",")
-            )
-        ])?;
-        let mut def = format!(
-            "FOREIGN KEY ({}) REFERENCES {}({})",
-            from.iter()
-                .map(|c| pg_ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            pg_ident(&parent),
-            to.iter()
-                .map(|c| pg_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for (when, action) in [("UPDATE", &on_update), ("DELETE", &on_delete)] {
-            if action != "NO ACTION" {
-                def.push_str(&format!(" ON {when} {action}"));
-            }
-        }
-        conn.prepare_cached("INSERT INTO pg_catalog.tributary_defs VALUES (?1, ?2)")?
-            .execute(params![oid, def])?;
-        // PostgreSQL keeps foreign keys with triggers, and psql looks for
-        // them only on tables that have some.
-        conn.prepare_cached(
-            "UPDATE pg_catalog.pg_class SET relhastriggers = 1 WHERE oid IN (?1, ?2)",
-        )?
-        .execute(params![table_oid, parent_oid.unwrap_or(0)])?;
-    }
-    Ok(())
-}
-
-/// PostgreSQL's one-letter code for a referential action.
-fn action_code(action: &str) -> &'static str {
-    match action {
-        "CASCADE" => "c",
-        "RESTRICT" => "r",
-        "SET NULL" => "n",
-        "SET DEFAULT" => "d",
-        _ => "a",
-    }
-}
-
 /// An identifier as PostgreSQL prints it: quoted only when it must be.
-fn pg_ident(name: &str) -> String {
+pub(super) fn pg_ident(name: &str) -> String {
     let plain = name
         .chars()
         .next()

@@ -164,6 +164,11 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
         })
         .transpose()
     })?;
+    conn.create_scalar_function(ARRAY_AT, 2, flags, |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        let index: Option<i64> = ctx.get(1)?;
+        Ok(array.zip(index).and_then(|(a, i)| array_at(&a, i)))
+    })?;
     conn.create_scalar_function(RELNAME, 1, flags, |ctx| {
         let name: Option<String> = ctx.get(0)?;
         Ok(name.map(|n| unqualified(&n)))
@@ -246,6 +251,23 @@ pub fn pg_array_json(text: &str) -> Option<String> {
         }
     }
     Some(serde_json::Value::Array(items).to_string())
+}
+
+/// `a[i]`: PostgreSQL's subscript, 1-based (0-based for the int2vector and
+/// oidvector text of `pg_index`), NULL outside the array.
+pub const ARRAY_AT: &str = "tributary_array_at";
+
+fn array_at(array: &str, index: i64) -> Option<String> {
+    let vector = !array.trim_start().starts_with(['{', '[']);
+    let json = pg_array_json(array)?;
+    let items = json_elements(&json);
+    let position = if vector { index } else { index - 1 };
+    let item = items.get(usize::try_from(position).ok()?)?;
+    match item {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// Strips `public.`/`pg_catalog.` and double quotes from a relation name
@@ -358,6 +380,20 @@ mod tests {
         assert_eq!(pg_array_json("{{1},{2}}"), None, "one dimension");
         assert_eq!(pg_array_json("{a,"), None);
         assert_eq!(pg_array_json("nope"), None);
+    }
+
+    #[test]
+    fn subscripts_count_as_postgresql_counts() {
+        assert_eq!(array_at("{a,b}", 1).as_deref(), Some("a"));
+        assert_eq!(array_at("[1,2]", 2).as_deref(), Some("2"));
+        assert_eq!(array_at("{a,b}", 0), None);
+        assert_eq!(array_at("{a,b}", 3), None);
+        assert_eq!(
+            array_at("3 5", 0).as_deref(),
+            Some("3"),
+            "int2vector is 0-based"
+        );
+        assert_eq!(array_at("3 5", -1), None);
     }
 
     #[test]

@@ -21,11 +21,12 @@ use crate::error::Result;
 use crate::exec::sq;
 
 mod fill;
+mod foreign_keys;
 mod functions;
 mod information_schema;
 mod tables;
 
-pub use functions::{ARRAY, RELNAME, pg_array_json};
+pub use functions::{ARRAY, ARRAY_AT, RELNAME, pg_array_json};
 
 /// Namespaces: PostgreSQL's oids for `pg_catalog` and `public`.
 const PG_CATALOG: i64 = 11;

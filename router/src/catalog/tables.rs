@@ -79,7 +79,8 @@ CREATE TABLE pg_catalog.pg_attribute (attrelid INTEGER, attname TEXT, atttypid I
     atttypmod INTEGER DEFAULT -1, attnotnull BOOLEAN DEFAULT 0, atthasdef BOOLEAN DEFAULT 0,
     atthasmissing BOOLEAN DEFAULT 0, attidentity TEXT DEFAULT '', attgenerated TEXT DEFAULT '',
     attisdropped BOOLEAN DEFAULT 0, attislocal BOOLEAN DEFAULT 1, attinhcount INTEGER DEFAULT 0,
-    attcollation INTEGER DEFAULT 0, attacl TEXT, attoptions TEXT, PRIMARY KEY (attrelid, attnum));
+    attcollation INTEGER DEFAULT 0, attstorage TEXT DEFAULT 'p', attcompression TEXT DEFAULT '',
+    attacl TEXT, attoptions TEXT, PRIMARY KEY (attrelid, attnum));
 CREATE TABLE pg_catalog.pg_attrdef (oid INTEGER, adrelid INTEGER, adnum INTEGER, adbin TEXT);
 CREATE TABLE pg_catalog.pg_index (indexrelid INTEGER PRIMARY KEY, indrelid INTEGER, indnatts INTEGER,
     indnkeyatts INTEGER, indisunique BOOLEAN, indnullsnotdistinct BOOLEAN DEFAULT 0,
@@ -144,6 +145,9 @@ CREATE TABLE pg_catalog.pg_opclass (oid INTEGER PRIMARY KEY, opcmethod INTEGER, 
     opcnamespace INTEGER, opcdefault BOOLEAN, opcintype INTEGER);
 CREATE TABLE pg_catalog.pg_depend (classid INTEGER, objid INTEGER, objsubid INTEGER,
     refclassid INTEGER, refobjid INTEGER, refobjsubid INTEGER, deptype TEXT);
+CREATE TABLE pg_catalog.pg_settings (name TEXT PRIMARY KEY, setting TEXT, unit TEXT,
+    category TEXT, short_desc TEXT, context TEXT, vartype TEXT, source TEXT, boot_val TEXT,
+    reset_val TEXT);
 CREATE TABLE pg_catalog.pg_extension (oid INTEGER PRIMARY KEY, extname TEXT, extowner INTEGER,
     extnamespace INTEGER, extversion TEXT);
 ";
@@ -162,6 +166,14 @@ pub(super) fn fixed_rows(conn: &Connection) -> rusqlite::Result<()> {
          INSERT INTO pg_catalog.pg_tablespace VALUES (1663, 'pg_default', 10, NULL, NULL);",
         db = crate::functions::DATABASE,
     ))?;
+    for name in crate::functions::SERVER_SETTINGS {
+        let value = crate::functions::server_setting(name).unwrap_or_default();
+        conn.execute(
+            "INSERT INTO pg_catalog.pg_settings VALUES (?1, ?2, NULL, 'Preset Options', '',
+                 'internal', 'string', 'default', ?2, ?2)",
+            [name, &value],
+        )?;
+    }
     let mut insert = conn.prepare(
         "INSERT INTO pg_catalog.pg_type (oid, typname, typlen, typbyval, typcategory, typelem,
              typarray, typcollation) VALUES (?1, ?2, ?3, ?3 BETWEEN 1 AND 8, ?4, ?5, ?6, ?7)",

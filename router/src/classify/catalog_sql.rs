@@ -5,30 +5,28 @@
 //! - `x::regclass` as the relation's name when `x` is an oid, its oid when
 //!   `x` is a name or an oid in a string, as psql writes them (so it reads
 //!   as PostgreSQL shows a regclass, and compares with oids as PostgreSQL
-//!   compares one); `x::regnamespace` and
-//!   `x::regrole` as names;
+//!   compares one); `x::regnamespace` and `x::regrole` as names;
 //! - casts to array types dropped: arrays are JSON text here;
 //! - `ARRAY(SELECT …)` as a JSON array of the subquery's values, and
 //!   `ARRAY[…]` (outside `= ANY`, which `translate` makes an `IN` list) as
-//!   `json_array(…)`;
+//!   `json_array(…)`; `array_agg` as `json_group_array`;
 //! - `x = ANY(array_column)` and `x = ANY('{…}')` as `x IN (SELECT value
-//!   FROM json_each(…))`, and `UNNEST(a, b, …)` in FROM as the arrays
-//!   zipped (PostgreSQL's array text is read by `tributary_array`);
-//! - `a[i]` as the i-th (1-based) element of the JSON array `a`;
-//! - `pg_get_expr(e, rel)` as `e` (defaults are kept as text),
-//!   `pg_get_indexdef(oid, …)` and `pg_get_constraintdef(oid, …)` as the
-//!   definitions `catalog` computes, `json_build_object` as `json_object`;
-//! - `generate_series(a, b) s` in FROM with its column named `s`, and
-//!   `pg_partition_ancestors(t)` in FROM as `t` alone;
-//! - `unnest(a)`/`generate_subscripts(a, 1)` in a select list as a join
-//!   with `json_each(a)`; `array_agg` as `json_group_array`, `bool_and` /
-//!   `bool_or` as `min` / `max`.
+//!   FROM json_each(…))` (PostgreSQL's array text is read by
+//!   `tributary_array`);
+//! - `a[i]` as `tributary_array_at(a, i)` (PostgreSQL's subscript);
+//! - `pg_get_expr(e, rel)` as `e` (defaults are kept as text);
+//!   `pg_get_indexdef(oid, …)`, `pg_get_constraintdef(oid, …)` and
+//!   `pg_get_viewdef(oid, …)` as the definitions `catalog` computes
+//!   (`pg_get_indexdef(i, n, …)`: its n-th column);
+//! - `json_build_object` as `json_object`, `bool_and`/`bool_or` as
+//!   `min`/`max`, `TRIM(BOTH x FROM y)` as `trim(y, x)`;
+//! - set-returning functions through `srf.rs`.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AccessExpr, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, SelectItem,
-    SetExpr, Statement, Subscript, TableFactor, VisitMut, VisitorMut, visit_expressions_mut,
+    SetExpr, Statement, Subscript, visit_expressions_mut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -56,11 +54,56 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
             ))?)
         }
         Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
-            [AccessExpr::Subscript(Subscript::Index { index })] => Some(parse(&format!(
-                "json_extract({root}, '$[' || (({index}) - 1) || ']')"
-            ))?),
+            [dots @ .., AccessExpr::Subscript(Subscript::Index { index })]
+                if dots
+                    .iter()
+                    .all(|d| matches!(d, AccessExpr::Dot(Expr::Identifier(_)))) =>
+            {
+                // `con.confkey[pos.n]` parses as `con` then `.confkey`.
+                let mut array = root.to_string();
+                for d in dots {
+                    if let AccessExpr::Dot(Expr::Identifier(i)) = d {
+                        array.push('.');
+                        array.push_str(&i.to_string());
+                    }
+                }
+                Some(parse(&format!(
+                    "{}({array}, {index})",
+                    crate::catalog::ARRAY_AT
+                ))?)
+            }
+            // `(keys).x` of a column holding `_pg_expandarray`'s row (as
+            // pgjdbc reads it): the element itself, which is what the
+            // rewritten select list keeps there.
+            [AccessExpr::Dot(Expr::Identifier(field))] if field.value.eq_ignore_ascii_case("x") => {
+                match root.as_ref() {
+                    Expr::Nested(inner)
+                        if matches!(
+                            inner.as_ref(),
+                            Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+                        ) =>
+                    {
+                        Some(inner.as_ref().clone())
+                    }
+                    _ => None,
+                }
+            }
             _ => None,
         },
+        Expr::Trim {
+            expr,
+            trim_where,
+            trim_what: Some(what),
+            trim_characters: None,
+        } => {
+            // SQLite's trim takes the characters as a second argument.
+            let function = match trim_where {
+                Some(sqlparser::ast::TrimWhereField::Leading) => "ltrim",
+                Some(sqlparser::ast::TrimWhereField::Trailing) => "rtrim",
+                _ => "trim",
+            };
+            Some(parse(&format!("{function}({expr}, {what})"))?)
+        }
         Expr::Function(f) => {
             let name = f
                 .name
@@ -82,7 +125,21 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
             };
             match (name.as_str(), &mut f.args) {
                 ("pg_get_expr", _) if !args.is_empty() => Some(parse(&args[0])?),
-                ("pg_get_indexdef" | "pg_get_constraintdef", _) if !args.is_empty() => {
+                ("pg_get_indexdef", _) if args.len() >= 2 && args[1] != "0" => {
+                    // `pg_get_indexdef(index, n, pretty)`: its n-th column
+                    // (0: the whole definition).
+                    let (index, n) = (&args[0], &args[1]);
+                    Some(parse(&format!(
+                        "(CASE WHEN {n} = 0 THEN (SELECT def FROM pg_catalog.tributary_defs WHERE def_oid = {index}) \
+                         ELSE (SELECT attname FROM pg_catalog.pg_index, pg_catalog.pg_attribute \
+                         WHERE indexrelid = {index} AND attrelid = indrelid \
+                         AND attnum = {}(indkey, ({n}) - 1)) END)",
+                        crate::catalog::ARRAY_AT
+                    ))?)
+                }
+                ("pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef", _)
+                    if !args.is_empty() =>
+                {
                     Some(parse(&format!(
                         "(SELECT def FROM pg_catalog.tributary_defs WHERE def_oid = {})",
                         args[0]
@@ -130,219 +187,7 @@ pub(super) fn arrays(stmt: &mut Statement) -> bool {
         }
         ControlFlow::<()>::Continue(())
     });
-    let mut series = Series { changed: false };
-    let _ = stmt.visit(&mut series);
-    changed || series.changed
-}
-
-impl Series {
-    /// `unnest(a)` and `generate_subscripts(a, 1)` in a select list, which
-    /// SQLite has no form for: the SELECT reads `json_each` of each array
-    /// instead (one more FROM item, zipped by position), and they become
-    /// its element and its 1-based position.
-    fn select_list(&mut self, select: &mut sqlparser::ast::Select) {
-        let mut arrays: Vec<String> = Vec::new();
-        let mut replaced = false;
-        for item in &mut select.projection {
-            let (SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) = item
-            else {
-                continue;
-            };
-            let Expr::Function(f) = e else {
-                continue;
-            };
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(|i| i.value.to_ascii_lowercase())
-                .unwrap_or_default();
-            if name != "unnest" && name != "generate_subscripts" {
-                continue;
-            }
-            let FunctionArguments::List(list) = &f.args else {
-                continue;
-            };
-            let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(array))) = list.args.first() else {
-                continue;
-            };
-            let key = array.to_string();
-            let k = arrays.iter().position(|a| *a == key).unwrap_or_else(|| {
-                arrays.push(key);
-                arrays.len() - 1
-            });
-            let sql = if name == "unnest" {
-                format!("tributary_srf{k}.value")
-            } else {
-                format!("tributary_srf{k}.key + 1")
-            };
-            if let Ok(x) = parse(&sql) {
-                *e = x;
-                replaced = true;
-            }
-        }
-        if !replaced {
-            return;
-        }
-        let array = crate::catalog::ARRAY;
-        let mut extra = Vec::new();
-        for (k, a) in arrays.iter().enumerate() {
-            extra.push(format!("json_each({array}({a})) AS tributary_srf{k}"));
-        }
-        let zip: Vec<String> = (1..arrays.len())
-            .map(|k| format!("tributary_srf{k}.key = tributary_srf0.key"))
-            .collect();
-        let sql = format!(
-            "SELECT 1 FROM {}{}",
-            extra.join(", "),
-            if zip.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", zip.join(" AND "))
-            }
-        );
-        let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &sql) else {
-            return;
-        };
-        let Some(Statement::Query(q)) = parsed.pop() else {
-            return;
-        };
-        let SetExpr::Select(helper) = *q.body else {
-            return;
-        };
-        select.from.extend(helper.from);
-        if let Some(zip) = helper.selection {
-            select.selection = Some(match select.selection.take() {
-                Some(existing) => Expr::BinaryOp {
-                    left: Box::new(Expr::Nested(Box::new(existing))),
-                    op: sqlparser::ast::BinaryOperator::And,
-                    right: Box::new(zip),
-                },
-                None => zip,
-            });
-        }
-        self.changed = true;
-    }
-}
-
-struct Series {
-    changed: bool,
-}
-
-impl VisitorMut for Series {
-    type Break = ();
-
-    fn post_visit_query(&mut self, q: &mut sqlparser::ast::Query) -> ControlFlow<()> {
-        if let SetExpr::Select(select) = q.body.as_mut() {
-            self.select_list(select);
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
-        if let TableFactor::UNNEST {
-            alias,
-            array_exprs,
-            with_offset: false,
-            with_ordinality: false,
-            ..
-        } = tf
-        {
-            if let Some(derived) = unnest(alias.as_ref(), array_exprs) {
-                *tf = derived;
-                self.changed = true;
-            }
-            return ControlFlow::Continue(());
-        }
-        let TableFactor::Table {
-            name,
-            args: Some(args),
-            alias,
-            ..
-        } = tf
-        else {
-            return ControlFlow::Continue(());
-        };
-        let function = name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_ascii_lowercase())
-            .unwrap_or_default();
-        if function != "generate_series" && function != "pg_partition_ancestors" {
-            return ControlFlow::Continue(());
-        }
-        let table = alias
-            .as_ref()
-            .map_or_else(|| function.clone(), |a| a.name.to_string());
-        let column = |i: usize, default: &str| {
-            alias
-                .as_ref()
-                .and_then(|a| a.columns.get(i))
-                .map_or_else(|| default.to_owned(), |c| c.name.to_string())
-        };
-        let list: Vec<String> = args.args.iter().map(ToString::to_string).collect();
-        let sql = if function == "generate_series" {
-            format!(
-                "SELECT 1 FROM (SELECT value AS {} FROM generate_series({})) AS {table}",
-                column(0, &table),
-                list.join(", ")
-            )
-        } else {
-            // No partitions: a table's one ancestor is itself, at depth 0
-            // (or ordinality 1, which is what psql orders by).
-            format!(
-                "SELECT 1 FROM (SELECT {} AS {}, 1 AS {}) AS {table}",
-                list.join(", "),
-                column(0, &table),
-                column(1, "ordinality")
-            )
-        };
-        if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &sql)
-            && let Some(Statement::Query(q)) = parsed.pop()
-            && let SetExpr::Select(mut select) = *q.body
-            && !select.from.is_empty()
-        {
-            *tf = select.from.swap_remove(0).relation;
-            self.changed = true;
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// `UNNEST(a, b, …) [AS t (x, y, …)]` in FROM (Django's bulk insert) as
-/// the arrays' elements zipped by position, one column per array, named
-/// as the alias says or `unnest`.
-fn unnest(alias: Option<&sqlparser::ast::TableAlias>, arrays: &[Expr]) -> Option<TableFactor> {
-    let array = crate::catalog::ARRAY;
-    let mut columns = Vec::new();
-    let mut from = Vec::new();
-    for (i, a) in arrays.iter().enumerate() {
-        let name = alias
-            .and_then(|t| t.columns.get(i))
-            .map_or_else(|| "unnest".to_owned(), |c| c.name.to_string());
-        columns.push(format!("j{i}.value AS {name}"));
-        from.push(if i == 0 {
-            format!("json_each({array}({a})) AS j0")
-        } else {
-            format!("LEFT JOIN json_each({array}({a})) AS j{i} ON j{i}.key = j0.key")
-        });
-    }
-    let table = alias.map_or_else(|| "unnest".to_owned(), |t| t.name.to_string());
-    let sql = format!(
-        "SELECT 1 FROM (SELECT {} FROM {} ORDER BY j0.key) AS {table}",
-        columns.join(", "),
-        from.join(" ")
-    );
-    let mut parsed = Parser::parse_sql(&PostgreSqlDialect {}, &sql).ok()?;
-    let Some(Statement::Query(q)) = parsed.pop() else {
-        return None;
-    };
-    let SetExpr::Select(mut select) = *q.body else {
-        return None;
-    };
-    (!select.from.is_empty()).then(|| select.from.swap_remove(0).relation)
+    super::srf::rewrite(stmt) || changed
 }
 
 fn is_array_literal(e: &Expr) -> bool {
@@ -407,7 +252,7 @@ fn array_of(q: &sqlparser::ast::Query) -> Result<Expr> {
     ))
 }
 
-fn parse(sql: &str) -> Result<Expr> {
+pub(super) fn parse(sql: &str) -> Result<Expr> {
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
@@ -446,8 +291,8 @@ mod tests {
             "SELECT (SELECT json_group_array(tributary_elem) FROM (SELECT r.n AS tributary_elem FROM r ORDER BY 1))"
         );
         assert_eq!(
-            run("SELECT a[2] FROM t"),
-            "SELECT json_extract(a, '$[' || ((2) - 1) || ']') FROM t"
+            run("SELECT a[2], c.k[p.n] FROM t"),
+            "SELECT tributary_array_at(a, 2), tributary_array_at(c.k, p.n) FROM t"
         );
         assert_eq!(
             run("SELECT pg_get_expr(d.adbin, d.adrelid, true) FROM d"),

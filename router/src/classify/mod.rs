@@ -460,6 +460,7 @@ mod copy;
 mod index;
 mod like;
 mod pragma;
+mod srf;
 mod translate;
 mod utility;
 

@@ -62,6 +62,8 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"unnest",
         b"bool_",
         b"generate_subscripts",
+        b"_pg_expandarray",
+        b"trim",
         b"[",
     ]
     .iter()
