@@ -114,7 +114,7 @@ impl QueryParser for Parser {
                 })
             });
             let types = if has_params || untyped_columns {
-                crate::typing::schema_types(c)?
+                crate::typing::schema_types(c, crate::catalog::names_catalog(&text))?
             } else {
                 crate::typing::SchemaTypes::default()
             };

@@ -59,7 +59,7 @@ thread_local! {
 }
 
 /// Whether `sql` may read a computed catalog table.
-fn names_catalog(sql: &str) -> bool {
+pub fn names_catalog(sql: &str) -> bool {
     let b = sql.as_bytes();
     b.windows(3).any(|w| w.eq_ignore_ascii_case(b"pg_"))
         || b.windows(18)

@@ -44,22 +44,28 @@ impl SchemaTypes {
     }
 }
 
-pub fn schema_types(conn: &Connection) -> Result<SchemaTypes> {
+/// The declared column types of the user's tables, and with `catalog` of
+/// the `pg_catalog`/`information_schema` tables too (for statements that
+/// name them: scanning those costs a Describe that does not need them).
+pub fn schema_types(conn: &Connection, catalog: bool) -> Result<SchemaTypes> {
     // The user's tables first: a name clash with a catalog column (`oid`,
     // `relname`) resolves to the user's.
+    let user = "SELECT m.name, p.name, p.type, 0 AS catalog, p.cid FROM main.sqlite_schema m
+             JOIN pragma_table_info(m.name, 'main') p
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'";
+    let catalogs = "
+         UNION ALL
+         SELECT m.name, p.name, p.type, 1, p.cid FROM pg_catalog.sqlite_schema m
+             JOIN pragma_table_info(m.name, 'pg_catalog') p WHERE m.type = 'table'
+         UNION ALL
+         SELECT m.name, p.name, p.type, 2, p.cid FROM information_schema.sqlite_schema m
+             JOIN pragma_table_info(m.name, 'information_schema') p WHERE m.type = 'table'";
+    let sql = format!(
+        "{user}{} ORDER BY 4, 1, 5",
+        if catalog { catalogs } else { "" }
+    );
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT m.name, p.name, p.type, 0 AS catalog, p.cid FROM main.sqlite_schema m
-                 JOIN pragma_table_info(m.name, 'main') p
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
-             UNION ALL
-             SELECT m.name, p.name, p.type, 1, p.cid FROM pg_catalog.sqlite_schema m
-                 JOIN pragma_table_info(m.name, 'pg_catalog') p WHERE m.type = 'table'
-             UNION ALL
-             SELECT m.name, p.name, p.type, 2, p.cid FROM information_schema.sqlite_schema m
-                 JOIN pragma_table_info(m.name, 'information_schema') p WHERE m.type = 'table'
-             ORDER BY 4, 1, 5",
-        )
+        .prepare_cached(&sql)
         .map_err(sq("reading the schema"))?;
     let rows = stmt
         .query_map([], |r| {
