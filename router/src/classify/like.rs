@@ -5,10 +5,7 @@
 //! `startswith` sends `'change\_%'`), SQLite's with nothing: a pattern
 //! without `ESCAPE` gets `ESCAPE '\'`.
 
-use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-    ObjectName, Value,
-};
+use sqlparser::ast::{Expr, Value};
 
 /// Rewrites `e` if it is a `LIKE`/`ILIKE` needing it; whether it did.
 pub(super) fn rewrite(e: &mut Expr) -> bool {
@@ -47,20 +44,7 @@ fn backslash() -> Box<Expr> {
 
 fn lower(e: &mut Expr) -> Expr {
     let arg = std::mem::replace(e, Expr::value(Value::Null));
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("lower")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
+    super::translate::call("lower", vec![arg])
 }
 
 #[cfg(test)]

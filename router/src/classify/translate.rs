@@ -332,7 +332,7 @@ fn cast_call(inner: Expr, target: &Target) -> Expr {
 }
 
 /// `name(args…)`.
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
     Expr::Function(Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
