@@ -129,6 +129,7 @@ pub const DATABASE: &str = "tributary";
 /// Registers every function above on `conn`, and `tributary_cast`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::casts::register(conn)?;
+    crate::interval::register(conn)?;
     // Statements with generated keys are described on any connection; only
     // the speculation connection hands keys out (`Keys::arm` replaces this).
     conn.create_scalar_function(

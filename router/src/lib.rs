@@ -28,6 +28,7 @@ pub mod exec;
 mod foreign_key;
 mod functions;
 pub mod handler;
+pub mod interval;
 pub mod keys;
 pub mod params;
 pub mod policy;

@@ -62,4 +62,26 @@ try:
     raise AssertionError("a smallint took 40000")
 except psycopg.errors.NumericValueOutOfRange:
     pass
+# Intervals: literals and casts come back as timedelta (text and binary),
+# timestamp ± interval is a timestamp shifted as PostgreSQL shifts it (typed
+# so where the statement is described: a parameter makes psycopg use the
+# extended protocol).
+for binary in (False, True):
+    row = conn.execute(
+        "SELECT interval '1 day 2 hours', '90 minutes'::interval, "
+        "at + interval '1 month', d - interval '1 day' FROM tr WHERE id = %s",
+        (1,),
+        binary=binary,
+    ).fetchone()
+    assert row == (
+        datetime.timedelta(days=1, hours=2),
+        datetime.timedelta(minutes=90),
+        datetime.datetime(2024, 2, 2, 3, 4, 5, 500000),
+        datetime.datetime(2024, 1, 1, 0, 0),
+    ), (binary, row)
+try:
+    conn.execute("CREATE TABLE iv (id INTEGER PRIMARY KEY, dur INTERVAL)")
+    raise AssertionError("an interval column was created")
+except psycopg.errors.FeatureNotSupported:
+    pass
 print("ok")

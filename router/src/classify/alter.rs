@@ -11,6 +11,20 @@ use crate::error::Result;
 
 /// The SQL to run instead of `at`, if it needs rewriting.
 pub(super) fn translate(at: &sqlparser::ast::AlterTable) -> Result<Option<String>> {
+    // As in CREATE TABLE (see `keys::create_table`).
+    for op in &at.operations {
+        if let sqlparser::ast::AlterTableOperation::AddColumn { column_def, .. } = op
+            && matches!(
+                column_def.data_type,
+                sqlparser::ast::DataType::Interval { .. }
+            )
+        {
+            return Err(super::unsupported(
+                format!("the interval column {}", column_def.name.value),
+                "store a duration as seconds (bigint) or text",
+            ));
+        }
+    }
     Ok(unique_as_index(at)
         .or_else(|| drop_column_plainly(at))
         .or_else(|| added_integer_width(at)))

@@ -458,6 +458,7 @@ mod alter;
 mod catalog_sql;
 mod copy;
 mod index;
+mod interval;
 mod like;
 mod pragma;
 mod srf;

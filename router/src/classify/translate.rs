@@ -13,6 +13,7 @@
 //! - `x::regtype` as `tributary_regtype(x)` (see `catalog`);
 //! - `(VALUES …) AS t (a, b)` with its columns renamed in a SELECT;
 //! - `LIKE` and `ILIKE` as PostgreSQL matches them (`like.rs`);
+//! - interval literals, casts and `±` (`interval.rs`);
 //! - `COLLATE "default"` / `pg_catalog."default"`, dropped (it is the default);
 //! - `x = ANY(ARRAY[…])` / `x = ANY(SELECT …)` as `x IN (…)`, and
 //!   `x <> ALL(…)` as `x NOT IN (…)`; other `ANY`/`ALL` forms (an array
@@ -64,6 +65,7 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"generate_subscripts",
         b"_pg_expandarray",
         b"trim",
+        b"interval",
         b"[",
     ]
     .iter()
@@ -75,6 +77,17 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let mut changed = false;
     let mut failed = None;
     let _ = visit_expressions_mut(&mut stmt, |e| {
+        match super::interval::rewrite(e) {
+            Ok(true) => {
+                changed = true;
+                return ControlFlow::Continue(());
+            }
+            Ok(false) => {}
+            Err(err) => {
+                failed = Some(err);
+                return ControlFlow::Break(());
+            }
+        }
         if super::like::rewrite(e) {
             changed = true;
             return ControlFlow::Continue(());
@@ -460,7 +473,7 @@ mod tests {
             run("SELECT x::pg_catalog.regtype FROM t")?.as_deref(),
             Some("SELECT tributary_regtype(x) FROM t")
         );
-        let err = run("SELECT 'x'::interval").err().map(|e| e.sqlstate());
+        let err = run("SELECT 'x'::point").err().map(|e| e.sqlstate());
         assert_eq!(err, Some("0A000"));
         Ok(())
     }

@@ -43,6 +43,16 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
         })
         .next()
         .unwrap_or_default();
+    if let Some(c) = ct
+        .columns
+        .iter()
+        .find(|c| matches!(c.data_type, DataType::Interval { .. }))
+    {
+        return Err(unsupported(
+            format!("the interval column {}", c.name.value),
+            "store a duration as seconds (bigint) or text; interval literals, casts and timestamp ± interval work",
+        ));
+    }
     let mut out = ct.clone();
     let mut changed = crate::foreign_key::immediate(&mut out);
     let sole_pk = |col: &sqlparser::ast::ColumnDef| {

@@ -426,6 +426,16 @@ fn rows_outcome(rows: Option<ResultSet>, stmt: &Classified) -> Outcome {
     match rows {
         Some(mut rows) => {
             crate::typing::rename_columns(&mut rows.columns, stmt.column_names.as_deref());
+            // Expressions with a fixed type (a comparison, an interval, a
+            // cast) are typed as in Describe, also without one (the simple
+            // query protocol).
+            for (d, hint) in rows.decl_types.iter_mut().zip(&stmt.projection) {
+                if d.as_deref().is_none_or(str::is_empty)
+                    && let Some(fixed) = hint.as_ref().and_then(crate::typing::Hint::fixed)
+                {
+                    *d = Some(fixed);
+                }
+            }
             Outcome::Rows { rows, tag: None }
         }
         None => Outcome::Command {

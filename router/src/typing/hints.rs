@@ -21,6 +21,30 @@ pub enum Hint {
     Sum(String),
     /// An array of what the hint gives.
     Array(Box<Hint>),
+    /// What the hint gives moved by an interval: a date becomes a
+    /// timestamp, as in PostgreSQL.
+    Shifted(Box<Hint>),
+}
+
+/// A declared type moved by an interval (a date becomes a timestamp).
+pub(super) fn shifted(decl: &str) -> String {
+    if crate::typing::pgtypes::type_for_decl(decl) == pgwire::api::Type::DATE {
+        "TIMESTAMP".to_owned()
+    } else {
+        decl.to_owned()
+    }
+}
+
+impl Hint {
+    /// The declared type this hint stands for without the schema, if any.
+    pub fn fixed(&self) -> Option<String> {
+        match self {
+            Hint::Decl(d) => Some((*d).to_owned()),
+            Hint::Array(inner) => inner.fixed().map(|d| format!("{d}[]")),
+            Hint::Shifted(inner) => inner.fixed().map(|d| shifted(&d)),
+            _ => None,
+        }
+    }
 }
 
 /// A call's first argument.
@@ -321,6 +345,11 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
                 _ => "TEXT",
             }))
         }
+        Expr::Interval(_)
+        | Expr::Cast {
+            data_type: sqlparser::ast::DataType::Interval { .. },
+            ..
+        } => Some(Hint::Decl("INTERVAL")),
         Expr::Cast { data_type, .. } => Some(Hint::Decl(
             crate::casts::Target::parse(&data_type.to_string()).map_or_else(
                 |_| match ColumnType::of(&data_type.to_string()) {
@@ -345,6 +374,9 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
                 "count" | "length" | "changes" | "total_changes" | "last_insert_rowid"
                 | "instr" | "unicode" | "random" => Some(Hint::Decl("INTEGER")),
                 "avg" | "total" => Some(Hint::Decl("REAL")),
+                "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => {
+                    Some(Hint::Decl("TIMESTAMPTZ"))
+                }
                 "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
                 | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
                 | "format" => Some(Hint::Decl("TEXT")),
@@ -368,6 +400,22 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
             use sqlparser::ast::BinaryOperator as B;
             match op {
                 B::StringConcat => Some(Hint::Decl("TEXT")),
+                // timestamp ± interval is a timestamp, interval ± interval
+                // an interval.
+                B::Plus | B::Minus
+                    if [left, right]
+                        .iter()
+                        .any(|x| expr_hint(x, derived) == Some(Hint::Decl("INTERVAL"))) =>
+                {
+                    match (expr_hint(left, derived), expr_hint(right, derived)) {
+                        (Some(Hint::Decl("INTERVAL")), Some(Hint::Decl("INTERVAL"))) => {
+                            Some(Hint::Decl("INTERVAL"))
+                        }
+                        (Some(Hint::Decl("INTERVAL")), other) | (other, _) => {
+                            other.map(|h| Hint::Shifted(Box::new(h)))
+                        }
+                    }
+                }
                 // A comparison is a boolean in PostgreSQL.
                 B::Eq | B::NotEq | B::Lt | B::Gt | B::LtEq | B::GtEq | B::And | B::Or => {
                     Some(Hint::Decl("BOOLEAN"))

@@ -124,6 +124,13 @@ fn encode_value(
             Some(i) => enc.encode_field(&i),
             None => Err(unrepresentable(v, ty)),
         },
+        Type::INTERVAL => match text_of(v).and_then(|t| crate::interval::Interval::parse(&t)) {
+            Some(i) => enc.encode_field(&super::wire::Wire {
+                text: i.format(),
+                binary: i.binary(),
+            }),
+            None => Err(unrepresentable(v, ty)),
+        },
         Type::NUMERIC => match super::numeric::encode(v, scale) {
             Some(w) => enc.encode_field(&w),
             None => Err(unrepresentable(v, ty)),
@@ -294,6 +301,7 @@ pub fn decl_for_type(ty: &Type) -> &'static str {
         Type::UUID => "UUID",
         Type::JSON => "JSON",
         Type::JSONB => "JSONB",
+        Type::INTERVAL => "INTERVAL",
         _ => "TEXT",
     }
 }
@@ -310,6 +318,7 @@ fn named_type(decl: &str) -> Option<Type> {
         "UUID" => Type::UUID,
         "JSON" => Type::JSON,
         "JSONB" => Type::JSONB,
+        "INTERVAL" => Type::INTERVAL,
         "INT2" => Type::INT2,
         "INT4" => Type::INT4,
         "NUMERIC" | "DECIMAL" => Type::NUMERIC,

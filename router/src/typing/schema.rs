@@ -29,6 +29,7 @@ impl SchemaTypes {
                 .and_then(|t| t.get(*index))
                 .cloned(),
             Hint::Decl(d) => Some((*d).to_owned()),
+            Hint::Shifted(inner) => self.resolve(inner).map(|d| super::hints::shifted(&d)),
             Hint::Array(inner) => Some(format!(
                 "{}[]",
                 self.resolve(inner).unwrap_or_else(|| "TEXT".to_owned())
