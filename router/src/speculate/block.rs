@@ -64,6 +64,14 @@ impl Prior {
     pub fn has_ddl(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, PriorPart::Ddl(_)))
     }
+
+    /// Nothing to replay.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(|p| match p {
+            PriorPart::Changeset(c) => c.is_empty(),
+            PriorPart::Ddl(_) => false,
+        })
+    }
 }
 
 /// A transaction block's writes and schema statements so far.

@@ -64,6 +64,11 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
     Ok(out)
 }
 
+/// Runs a PRAGMA from the statement cache (a speculation runs two).
+fn pragma(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+}
+
 /// Runs `f` on the router's replica plus `overlay` (its queued records the
 /// replica has not applied yet) plus `prior` (the session's block so far),
 /// then rolls it all back. The caller holds the replica's write gate, so
@@ -78,12 +83,15 @@ pub fn in_block<R>(
         // What is replayed was checked when it was written (or comes from
         // the log, where the conflict policy had the last word): foreign
         // keys are checked for this statement's own changes only.
-        conn.execute_batch("PRAGMA defer_foreign_keys = ON")
-            .map_err(sq("deferring foreign keys for the replay"))?;
-        replay::overlay(conn, overlay)?;
-        prior.replay(conn)?;
-        conn.execute_batch("PRAGMA defer_foreign_keys = OFF")
-            .map_err(sq("checking foreign keys again"))?;
+        let replays = !overlay.is_empty() || !prior.is_empty();
+        if replays {
+            pragma(conn, "PRAGMA defer_foreign_keys = ON")
+                .map_err(sq("deferring foreign keys for the replay"))?;
+            replay::overlay(conn, overlay)?;
+            prior.replay(conn)?;
+            pragma(conn, "PRAGMA defer_foreign_keys = OFF")
+                .map_err(sq("checking foreign keys again"))?;
+        }
         f(conn)
     });
     if prior.has_ddl() {
