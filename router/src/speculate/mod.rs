@@ -64,6 +64,39 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
     Ok(out)
 }
 
+thread_local! {
+    /// Per thread: the file and schema version `HAS_FK` was worked out for.
+    static HAS_FK: std::cell::RefCell<Option<(String, i64, bool)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether any table of the replica declares a foreign key (or the block
+/// replayed may add one), cached per schema version.
+fn has_foreign_keys(conn: &Connection) -> Result<bool> {
+    let version: i64 = conn
+        .prepare_cached("PRAGMA main.schema_version")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(sq("reading the schema version"))?;
+    let path = conn.path().unwrap_or("").to_owned();
+    if let Some(known) = HAS_FK.with(|h| {
+        h.borrow()
+            .as_ref()
+            .filter(|(p, v, _)| *p == path && *v == version)
+            .map(|(_, _, has)| *has)
+    }) {
+        return Ok(known);
+    }
+    let has: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema
+                 WHERE type = 'table' AND upper(sql) LIKE '%REFERENCES%')",
+        )
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(sq("looking for foreign keys"))?;
+    HAS_FK.with(|h| *h.borrow_mut() = Some((path, version, has)));
+    Ok(has)
+}
+
 /// Runs a PRAGMA from the statement cache (a speculation runs two).
 fn pragma(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.raw_execute().map(|_| ())
@@ -83,8 +116,14 @@ pub fn in_block<R>(
         // What is replayed was checked when it was written (or comes from
         // the log, where the conflict policy had the last word): foreign
         // keys are checked for this statement's own changes only.
+        // Only a schema with foreign keys needs the deferral: setting the
+        // pragma expires every prepared statement on the connection.
         let replays = !overlay.is_empty() || !prior.is_empty();
-        if replays {
+        let schema_changes = prior.has_ddl()
+            || overlay
+                .iter()
+                .any(|r| !matches!(r, crate::write_order::Replay::Rows(_)));
+        if replays && (schema_changes || has_foreign_keys(conn)?) {
             pragma(conn, "PRAGMA defer_foreign_keys = ON")
                 .map_err(sq("deferring foreign keys for the replay"))?;
             replay::overlay(conn, overlay)?;
