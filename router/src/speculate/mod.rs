@@ -123,11 +123,14 @@ pub fn in_block<R>(
             || overlay
                 .iter()
                 .any(|r| !matches!(r, crate::write_order::Replay::Rows(_)));
-        if replays && (schema_changes || has_foreign_keys(conn)?) {
+        let defer = replays && (schema_changes || has_foreign_keys(conn)?);
+        if defer {
             pragma(conn, "PRAGMA defer_foreign_keys = ON")
                 .map_err(sq("deferring foreign keys for the replay"))?;
-            replay::overlay(conn, overlay)?;
-            prior.replay(conn)?;
+        }
+        replay::overlay(conn, overlay)?;
+        prior.replay(conn)?;
+        if defer {
             pragma(conn, "PRAGMA defer_foreign_keys = OFF")
                 .map_err(sq("checking foreign keys again"))?;
         }
