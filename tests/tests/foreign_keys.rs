@@ -84,3 +84,66 @@ async fn foreign_keys_are_enforced_and_cascades_replicate() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Through one router, sessions deleting parents race sessions inserting
+/// children that reference them: every write either lands or is refused
+/// with 23503, and no child is ever left without its parent (a check made
+/// on a state that missed the other session's write would leave one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_parent_deletes_and_child_inserts_leave_no_orphan() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE par (id int PRIMARY KEY);
+         CREATE TABLE kid (id int PRIMARY KEY, p int REFERENCES par);
+         INSERT INTO par (id) WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 40) SELECT x FROM s;",
+    )
+    .await?;
+    let mut tasks = Vec::new();
+    for worker in 0..4u32 {
+        let session = cluster.connect(0).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut landed = 0u32;
+            for k in 0..40u32 {
+                let sql = if worker < 2 {
+                    // Deleters walk the parents from both ends.
+                    let id = if worker == 0 { k + 1 } else { 40 - k };
+                    format!("DELETE FROM par WHERE id = {id}")
+                } else {
+                    let id = 1000 * worker + k;
+                    let p = (k * 7 + worker) % 40 + 1;
+                    format!("INSERT INTO kid VALUES ({id}, {p})")
+                };
+                match session.batch_execute(&sql).await {
+                    Ok(()) => landed += 1,
+                    Err(e) if code(&e) == "23503" => {}
+                    Err(e) => return Err(anyhow::anyhow!("{sql}: {e}")),
+                }
+            }
+            Ok::<u32, anyhow::Error>(landed)
+        }));
+    }
+    let mut inserted = 0;
+    for (worker, t) in tasks.into_iter().enumerate() {
+        let landed = t.await??;
+        if worker >= 2 {
+            inserted += landed;
+        }
+    }
+    cluster.replicas_agree().await?;
+    let kids: i64 = c.query_one("SELECT count(*) FROM kid", &[]).await?.get(0);
+    let orphans: i64 = c
+        .query_one(
+            "SELECT count(*) FROM kid WHERE p NOT IN (SELECT id FROM par)",
+            &[],
+        )
+        .await?
+        .get(0);
+    ensure!(orphans == 0, "{orphans} children without a parent");
+    ensure!(
+        kids == i64::from(inserted),
+        "{kids} children, {inserted} inserts acknowledged"
+    );
+    cluster.shutdown().await;
+    Ok(())
+}
