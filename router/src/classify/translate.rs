@@ -77,22 +77,11 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
     let mut changed = false;
     let mut failed = None;
     let _ = visit_expressions_mut(&mut stmt, |e| {
-        match super::interval::rewrite(e) {
-            Ok(true) => {
-                changed = true;
-                return ControlFlow::Continue(());
-            }
-            Ok(false) => {}
-            Err(err) => {
-                failed = Some(err);
-                return ControlFlow::Break(());
-            }
-        }
-        if super::like::rewrite(e) {
-            changed = true;
-            return ControlFlow::Continue(());
-        }
-        match super::catalog_sql::rewrite(e) {
+        // The rewrites kept in their own files, first one that applies.
+        let outside = super::interval::rewrite(e)
+            .map(|done| done || super::like::rewrite(e))
+            .and_then(|done| Ok(done || super::catalog_sql::rewrite(e)?));
+        match outside {
             Ok(true) => {
                 changed = true;
                 return ControlFlow::Continue(());

@@ -78,11 +78,7 @@ impl Session {
             "tributary.node" => self.shared.name.clone(),
             "tributary.replica" => self.shared.replica.name.clone(),
             "tributary.policy_version" => self.shared.replica.policy().0.to_string(),
-            other if crate::functions::server_setting(other).is_some() => {
-                crate::functions::server_setting(other)
-                    .unwrap_or_default()
-                    .to_owned()
-            }
+            other if let Some(v) = crate::functions::server_setting(other) => v.to_owned(),
             _ => {
                 return Err(Error::UnknownSetting {
                     name: name.to_owned(),
