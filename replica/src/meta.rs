@@ -89,6 +89,12 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
         .ctx(path, "enabling WAL mode")?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .ctx(path, "setting synchronous")?;
+    // The bundled SQLite enforces foreign keys by default. A record was
+    // checked (and its cascades captured) by the router that wrote it;
+    // applying it checks nothing again, or a record that raced a write
+    // from another router would be dropped and a cascade run twice.
+    conn.pragma_update(None, "foreign_keys", false)
+        .ctx(path, "turning foreign-key enforcement off for apply")?;
     conn.execute_batch(SCHEMA)
         .ctx(path, "creating bookkeeping tables")?;
     conn.set_prepared_statement_cache_capacity(256);

@@ -51,6 +51,9 @@ pub enum Error {
     CopyTooLarge { limit: usize },
     #[error("COPY from stdin failed: {0}")]
     CopyFailed(String),
+    /// A foreign key broken by a write, in PostgreSQL's words.
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
     #[error("{context}: {source}")]
     Sqlite {
         context: &'static str,
@@ -86,7 +89,7 @@ pub enum Error {
     )]
     Deadlock { session: u64, holder: u64 },
     #[error(
-        "could not obtain a row lock within {waited_ms} ms: the rows are held by the open transaction of session {holder} (router.lock_timeout_ms)"
+        "could not obtain a row lock within {waited_ms} ms: the rows are held by the open transaction of session {holder} (lock_timeout, or router.lock_timeout_ms by default)"
     )]
     LockTimeout { holder: u64, waited_ms: u64 },
     #[error("log append failed: {0}")]
@@ -155,6 +158,7 @@ impl Error {
             Error::CopyTooLarge { .. } => "54000",
             Error::CopyFailed(_) => "57014",
             Error::Sqlite { source, .. } => sqlite_state(source),
+            Error::ForeignKeyViolation { .. } => "23503",
             Error::AckTimeout { .. } => "57014",
             Error::Replica(e) => replica_state(e),
             Error::Config(_) => "F0000",
@@ -178,11 +182,15 @@ impl Error {
     }
 
     pub fn to_error_info(&self) -> ErrorInfo {
-        ErrorInfo::new(
+        let mut info = ErrorInfo::new(
             "ERROR".to_owned(),
             self.sqlstate().to_owned(),
             self.to_string(),
-        )
+        );
+        if let Error::ForeignKeyViolation { detail, .. } = self {
+            info.detail = Some(detail.clone());
+        }
+        info
     }
 }
 

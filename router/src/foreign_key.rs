@@ -7,7 +7,10 @@
 //!
 //! Checks run at the end of each statement: a speculation is always rolled
 //! back, so a check deferred to COMMIT would never run. `DEFERRABLE` and
-//! `INITIALLY DEFERRED` are accepted and dropped.
+//! `INITIALLY DEFERRED` are accepted and dropped. Replicas' connections
+//! turn the bundled SQLite's default enforcement off (`replica::meta`);
+//! within one router, parent rows are locked by the transactions that
+//! reference them (`speculate::references`).
 //!
 //! This file validates `ALTER TABLE … ADD FOREIGN KEY` against the rows
 //! already there (the table rebuild is `rebuild`'s) and takes the deferral

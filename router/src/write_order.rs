@@ -11,7 +11,9 @@
 //!   queueing happens inside a job on the router's one speculation
 //!   connection, so queue order, overlay order and log order are the same.
 //! - *row locks*: a transaction block holds the rows it wrote until COMMIT or
-//!   ROLLBACK, as PostgreSQL does. A statement of another session whose
+//!   ROLLBACK, as PostgreSQL does, and a key-share lock on each parent row
+//!   its foreign keys reference (see `speculate::references` for the
+//!   modes). A statement of another session whose
 //!   changes touch a held row waits for that transaction to end and is then
 //!   speculated again from scratch on the new state (PostgreSQL re-checks
 //!   the row; re-running the whole statement is at least as strong). Waits
@@ -43,17 +45,19 @@ pub enum Replay {
 /// A row, as a lock names it: table and canonical key.
 pub type RowId = (String, String);
 
-/// The rows a set of changes touches.
-pub fn row_ids(changes: &[Change]) -> Vec<RowId> {
-    changes
-        .iter()
-        .map(|c| {
-            // BTreeMap keys: the JSON text is canonical.
-            let key = serde_json::to_string(&c.key).unwrap_or_default();
-            (c.table.clone(), key)
-        })
-        .collect()
+/// How a row is locked, PostgreSQL's row-lock modes in small: a write
+/// conflicts with every other write; a key write (delete, or a change of
+/// a referenced column) also with key shares; a key share (the parent row
+/// of a foreign key written) only with key writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    KeyShare,
+    Write,
+    KeyWrite,
 }
+
+/// One row lock a statement needs.
+pub type Lock = (RowId, Mode);
 
 #[derive(Debug)]
 struct Queued {
@@ -64,21 +68,46 @@ struct Queued {
 #[derive(Debug, Default)]
 struct Inner {
     queued: VecDeque<Queued>,
-    locks: HashMap<RowId, u64>,
+    /// Write locks: the holder and its strongest mode.
+    locks: HashMap<RowId, (u64, Mode)>,
     held: HashMap<u64, Vec<RowId>>,
-    /// Per row, the sessions waiting for it, first come first served.
+    /// Key-share locks: the sessions holding each row.
+    shares: HashMap<RowId, Vec<u64>>,
+    shared_by: HashMap<u64, Vec<RowId>>,
+    /// Per row, the sessions waiting to write it, first come first served
+    /// (a key share waits without queueing: shares do not exclude each
+    /// other, so there is nothing to hand over).
     queues: HashMap<RowId, VecDeque<u64>>,
-    /// Per waiting session, the rows it waits for.
-    wanting: HashMap<u64, Vec<RowId>>,
+    /// Per waiting session, the locks it waits for.
+    wanting: HashMap<u64, Vec<Lock>>,
 }
 
 impl Inner {
-    /// The session holding one of `rows`, other than `session`.
-    fn holder(&self, session: u64, rows: &[RowId]) -> Option<u64> {
-        rows.iter()
-            .filter_map(|r| self.locks.get(r))
-            .find(|&&s| s != session)
+    /// The sessions other than `session` whose locks conflict with `want`.
+    fn blockers<'a>(&'a self, session: u64, want: &'a Lock) -> impl Iterator<Item = u64> + 'a {
+        let (row, mode) = want;
+        let writer = self
+            .locks
+            .get(row)
+            .filter(|(h, held)| {
+                *h != session && (*mode != Mode::KeyShare || *held == Mode::KeyWrite)
+            })
+            .map(|(h, _)| *h);
+        let sharers = self
+            .shares
+            .get(row)
+            .filter(|_| *mode == Mode::KeyWrite)
+            .into_iter()
+            .flatten()
             .copied()
+            .filter(move |s| *s != session);
+        writer.into_iter().chain(sharers)
+    }
+
+    /// A session other than `session` holding a lock that conflicts with
+    /// one of `wants`.
+    fn holder(&self, session: u64, wants: &[Lock]) -> Option<u64> {
+        wants.iter().find_map(|w| self.blockers(session, w).next())
     }
 
     /// Whether `session` waits, through a chain of holders, for itself.
@@ -86,13 +115,11 @@ impl Inner {
         let mut stack = vec![session];
         let mut seen = std::collections::HashSet::new();
         while let Some(s) = stack.pop() {
-            let Some(rows) = self.wanting.get(&s) else {
+            let Some(wants) = self.wanting.get(&s) else {
                 continue;
             };
-            for r in rows {
-                if let Some(&h) = self.locks.get(r)
-                    && h != s
-                {
+            for w in wants {
+                for h in self.blockers(s, w) {
                     if h == session {
                         return true;
                     }
@@ -106,8 +133,8 @@ impl Inner {
     }
 
     fn stop_waiting(&mut self, session: u64) {
-        if let Some(rows) = self.wanting.remove(&session) {
-            for r in rows {
+        if let Some(wants) = self.wanting.remove(&session) {
+            for (r, _) in wants {
                 if let Some(q) = self.queues.get_mut(&r) {
                     q.retain(|s| *s != session);
                     if q.is_empty() {
@@ -184,18 +211,33 @@ impl WriteOrder {
         self.inner().queued.clear();
     }
 
-    /// Another session holding one of `rows`, if any.
-    pub fn holder_of(&self, session: u64, rows: &[RowId]) -> Option<u64> {
-        self.inner().holder(session, rows)
+    /// Another session holding a lock that conflicts with `wants`, if any.
+    pub fn holder_of(&self, session: u64, wants: &[Lock]) -> Option<u64> {
+        self.inner().holder(session, wants)
     }
 
-    /// `session` now holds `rows` (call after `holder_of` found none, in
+    /// `session` now holds `wants` (call after `holder_of` found none, in
     /// the same speculation job).
-    pub fn lock(&self, session: u64, rows: Vec<RowId>) {
+    pub fn lock(&self, session: u64, wants: Vec<Lock>) {
         let mut inner = self.inner();
-        for r in rows {
-            if inner.locks.insert(r.clone(), session).is_none() {
-                inner.held.entry(session).or_default().push(r);
+        for (r, mode) in wants {
+            if mode == Mode::KeyShare {
+                if inner.locks.get(&r).is_some_and(|(h, _)| *h == session) {
+                    continue;
+                }
+                let sharers = inner.shares.entry(r.clone()).or_default();
+                if !sharers.contains(&session) {
+                    sharers.push(session);
+                    inner.shared_by.entry(session).or_default().push(r);
+                }
+                continue;
+            }
+            match inner.locks.get_mut(&r) {
+                Some((_, held)) => *held = (*held).max(mode),
+                None => {
+                    inner.locks.insert(r.clone(), (session, mode));
+                    inner.held.entry(session).or_default().push(r);
+                }
             }
         }
     }
@@ -207,14 +249,32 @@ impl WriteOrder {
     pub fn release(&self, session: u64) {
         let mut inner = self.inner();
         inner.stop_waiting(session);
+        let shared = inner.shared_by.remove(&session);
+        for r in shared.iter().flatten() {
+            if let Some(sharers) = inner.shares.get_mut(r) {
+                sharers.retain(|s| *s != session);
+                if sharers.is_empty() {
+                    inner.shares.remove(r);
+                }
+            }
+        }
         let Some(rows) = inner.held.remove(&session) else {
+            if shared.is_some() {
+                drop(inner);
+                self.released.send_modify(|n| *n = n.wrapping_add(1));
+            }
             return;
         };
         for r in rows {
             inner.locks.remove(&r);
             let next = inner.queues.get_mut(&r).and_then(VecDeque::pop_front);
             if let Some(w) = next {
-                inner.locks.insert(r.clone(), w);
+                let mode = inner
+                    .wanting
+                    .get(&w)
+                    .and_then(|wants| wants.iter().find(|(x, _)| *x == r))
+                    .map_or(Mode::Write, |(_, m)| *m);
+                inner.locks.insert(r.clone(), (w, mode));
                 inner.held.entry(w).or_default().push(r.clone());
                 if inner.queues.get(&r).is_some_and(VecDeque::is_empty) {
                     inner.queues.remove(&r);
@@ -225,29 +285,36 @@ impl WriteOrder {
         self.released.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Rows held (for status and tests).
+    /// Rows locked, in any mode (for status and tests).
     pub fn locked_rows(&self) -> usize {
-        self.inner().locks.len()
+        let inner = self.inner();
+        inner.locks.len()
+            + inner
+                .shares
+                .keys()
+                .filter(|r| !inner.locks.contains_key(*r))
+                .count()
     }
 
-    /// Waits until no other session holds any of `rows` (they may be handed
-    /// to this session on the way). Refuses with 40P01 when the wait closes
+    /// Waits until no other session holds a lock conflicting with `wants`
+    /// (rows to write may be handed to this session on the way). Refuses with 40P01 when the wait closes
     /// a cycle of sessions waiting for each other, and with 55P03 after
     /// `timeout` (if any).
     pub async fn wait_for_rows(
         &self,
         session: u64,
-        rows: Vec<RowId>,
+        wants: Vec<Lock>,
         timeout: Option<Duration>,
     ) -> Result<()> {
         let mut rx = self.released.subscribe();
         let first_holder = {
             let mut inner = self.inner();
-            let Some(holder) = inner.holder(session, &rows) else {
+            let Some(holder) = inner.holder(session, &wants) else {
                 return Ok(());
             };
-            for r in &rows {
-                if inner.locks.get(r).is_some_and(|h| *h != session) {
+            for (r, mode) in &wants {
+                if *mode != Mode::KeyShare && inner.locks.get(r).is_some_and(|(h, _)| *h != session)
+                {
                     inner
                         .queues
                         .entry(r.clone())
@@ -255,7 +322,7 @@ impl WriteOrder {
                         .push_back(session);
                 }
             }
-            inner.wanting.insert(session, rows.clone());
+            inner.wanting.insert(session, wants.clone());
             holder
         };
         // Leaves the queues however the wait ends, a cancelled query
@@ -271,7 +338,7 @@ impl WriteOrder {
             loop {
                 {
                     let inner = self.inner();
-                    match inner.holder(session, &rows) {
+                    match inner.holder(session, &wants) {
                         None => return Ok(()),
                         Some(holder) if inner.in_cycle(session) => {
                             return Err(Error::Deadlock { session, holder });
@@ -297,93 +364,4 @@ impl WriteOrder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hlc(n: u64) -> Hlc {
-        Hlc::new(n, 0)
-    }
-
-    #[test]
-    fn applied_records_leave_the_overlay_in_order() {
-        let o = WriteOrder::default();
-        for n in 1..=3 {
-            o.push(hlc(n), Replay::Ddl(format!("ddl {n}").into()));
-        }
-        assert_eq!(o.unapplied(None).len(), 3);
-        assert_eq!(o.unapplied(Some(hlc(2))).len(), 1);
-        assert_eq!(o.pending(None), 1);
-        o.remove(hlc(3));
-        assert_eq!(o.pending(None), 0);
-    }
-
-    #[test]
-    fn locks_belong_to_one_session_until_released() {
-        let o = WriteOrder::default();
-        let rows = vec![("t".to_owned(), "{\"id\":1}".to_owned())];
-        assert_eq!(o.holder_of(1, &rows), None);
-        o.lock(1, rows.clone());
-        assert_eq!(o.holder_of(1, &rows), None, "own lock");
-        assert_eq!(o.holder_of(2, &rows), Some(1));
-        o.release(1);
-        assert_eq!(o.holder_of(2, &rows), None);
-        assert_eq!(o.locked_rows(), 0);
-    }
-
-    fn row(k: &str) -> Vec<RowId> {
-        vec![("t".to_owned(), k.to_owned())]
-    }
-
-    async fn registered(o: &WriteOrder, session: u64) {
-        for _ in 0..1000 {
-            if o.inner().wanting.contains_key(&session) {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-    }
-
-    #[tokio::test]
-    async fn released_rows_go_to_waiters_first_come_first_served() {
-        let o = Arc::new(WriteOrder::default());
-        o.lock(1, row("1"));
-        let (o2, o3) = (o.clone(), o.clone());
-        let second = tokio::spawn(async move { o2.wait_for_rows(2, row("1"), None).await });
-        registered(&o, 2).await;
-        let third = tokio::spawn(async move { o3.wait_for_rows(3, row("1"), None).await });
-        registered(&o, 3).await;
-        o.release(1);
-        // Session 2 was first: it holds the row now, 3 keeps waiting.
-        assert!(second.await.is_ok_and(|r| r.is_ok()));
-        assert_eq!(o.holder_of(3, &row("1")), Some(2));
-        assert!(!third.is_finished());
-        o.release(2);
-        assert!(third.await.is_ok_and(|r| r.is_ok()));
-        assert_eq!(o.holder_of(4, &row("1")), Some(3));
-        o.release(3);
-        assert_eq!(o.locked_rows(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_cycle_is_a_deadlock_and_a_timeout_is_55p03() {
-        let o = Arc::new(WriteOrder::default());
-        o.lock(1, row("a"));
-        o.lock(2, row("b"));
-        let o2 = o.clone();
-        let first = tokio::spawn(async move {
-            o2.wait_for_rows(1, row("b"), Some(Duration::from_secs(10)))
-                .await
-        });
-        registered(&o, 1).await;
-        let second = o.wait_for_rows(2, row("a"), None).await;
-        assert!(matches!(second, Err(Error::Deadlock { .. })), "{second:?}");
-        // Session 2's transaction is rolled back: 1 gets row b.
-        o.release(2);
-        assert!(first.await.is_ok_and(|r| r.is_ok()));
-        let timed = o
-            .wait_for_rows(3, row("a"), Some(Duration::from_millis(20)))
-            .await;
-        assert!(matches!(timed, Err(Error::LockTimeout { .. })), "{timed:?}");
-        assert!(o.inner().wanting.is_empty() && o.inner().queues.is_empty());
-    }
-}
+mod tests;

@@ -38,6 +38,10 @@ pub enum Kind {
         name: String,
         value: String,
     },
+    /// `SET lock_timeout = …`: a PostgreSQL setting the router honours.
+    SetLockTimeout {
+        value: String,
+    },
     /// Another `SET` (client_encoding, application_name, …): accepted, no effect.
     SetOther,
     /// `SHOW name`.
@@ -449,6 +453,10 @@ fn classify_set(set: &sqlparser::ast::Set) -> Kind {
                 name: rest.to_owned(),
                 value,
             };
+        }
+        if name == "lock_timeout" {
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(",");
+            return Kind::SetLockTimeout { value };
         }
     }
     Kind::SetOther

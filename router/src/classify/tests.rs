@@ -72,6 +72,10 @@ fn kinds() {
         })
     );
     assert_eq!(
+        kind("SET lock_timeout = '2s'").ok(),
+        Some(Kind::SetLockTimeout { value: "2s".into() })
+    );
+    assert_eq!(
         kind("set tributary.max_staleness_ms to 50").ok(),
         Some(Kind::SetTributary {
             name: "max_staleness_ms".into(),

@@ -66,6 +66,9 @@ pub struct Session {
     read: ReadConsistency,
     max_staleness_ms: u64,
     min_offset: Offset,
+    /// How long a write waits for rows another transaction holds (0: for
+    /// as long as it takes), PostgreSQL's `lock_timeout`.
+    lock_timeout_ms: u64,
     /// Log position after this session's latest write.
     last_write: Offset,
     txn: Option<Txn>,
@@ -90,6 +93,7 @@ impl Session {
             read: shared.config.read_consistency,
             max_staleness_ms: shared.config.max_staleness_ms,
             min_offset: 0,
+            lock_timeout_ms: shared.config.lock_timeout_ms,
             // Everything committed before the session began: its writes are
             // speculated on at least that (see `write`).
             floor: shared.log.end(),
@@ -177,6 +181,19 @@ impl Session {
             }
             Kind::SetTributary { name, value } => {
                 self.set(name, value)?;
+                Ok(Outcome::Command {
+                    tag: "SET".into(),
+                    rows: None,
+                })
+            }
+            Kind::SetLockTimeout { value } => {
+                self.lock_timeout_ms =
+                    settings::parse_duration_ms(value).ok_or_else(|| Error::InvalidSetting {
+                        name: "lock_timeout".into(),
+                        value: value.clone(),
+                        allowed: "a duration: milliseconds, or a number with ms, s, min, h or d"
+                            .into(),
+                    })?;
                 Ok(Outcome::Command {
                     tag: "SET".into(),
                     rows: None,

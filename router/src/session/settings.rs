@@ -66,6 +66,9 @@ impl Session {
         if all || is("tributary.min_offset") {
             self.min_offset = 0;
         }
+        if all || is("lock_timeout") {
+            self.lock_timeout_ms = self.shared.config.lock_timeout_ms;
+        }
     }
 
     pub(super) fn show(&self, name: &str) -> Result<String> {
@@ -74,6 +77,7 @@ impl Session {
             "tributary.read_consistency" => self.read.as_str().to_owned(),
             "tributary.max_staleness_ms" => self.max_staleness_ms.to_string(),
             "tributary.min_offset" => self.min_offset.to_string(),
+            "lock_timeout" => show_duration_ms(self.lock_timeout_ms),
             "tributary.offset" => self.last_write.to_string(),
             "tributary.node" => self.shared.name.clone(),
             "tributary.replica" => self.shared.replica.name.clone(),
@@ -86,7 +90,8 @@ impl Session {
                         "{SETTINGS}, tributary.offset, tributary.node, tributary.replica, \
                          tributary.policy_version, server_version, server_version_num, \
                          TimeZone, DateStyle, IntervalStyle, search_path, client_encoding, \
-                         server_encoding, transaction_isolation, standard_conforming_strings"
+                         server_encoding, transaction_isolation, standard_conforming_strings, \
+                         lock_timeout"
                     ),
                 });
             }
@@ -106,5 +111,52 @@ impl Session {
             ReadConsistency::Strong => self.shared.log.end(),
         };
         level.max(self.min_offset)
+    }
+}
+
+/// A PostgreSQL duration setting in milliseconds: a bare number is
+/// milliseconds; `ms`, `s`, `min`, `h` and `d` are units (`'2s'`, `500ms`).
+pub(super) fn parse_duration_ms(value: &str) -> Option<u64> {
+    let v = value.trim().trim_matches('\'').trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" => 1.0,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (number * scale).round();
+    (ms.is_finite() && ms >= 0.0 && ms <= u64::MAX as f64).then_some(ms as u64)
+}
+
+/// A duration in milliseconds as PostgreSQL shows it (`0`, `2s`, `150ms`).
+fn show_duration_ms(ms: u64) -> String {
+    match ms {
+        0 => "0".into(),
+        ms if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_postgresql_reads_them() {
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("'2s'"), Some(2_000));
+        assert_eq!(parse_duration_ms("1.5 min"), Some(90_000));
+        assert_eq!(parse_duration_ms("10 fortnights"), None);
+        assert_eq!(parse_duration_ms("-1"), None);
+        assert_eq!(show_duration_ms(2_000), "2s");
+        assert_eq!(show_duration_ms(150), "150ms");
     }
 }

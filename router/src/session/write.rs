@@ -11,13 +11,13 @@ use super::{Feedback, Outcome, Session, write_outcome};
 use crate::classify::Classified;
 use crate::error::{Error, Result};
 use crate::shared::{Queued, Shared};
-use crate::write_order::{Replay, row_ids};
+use crate::write_order::Replay;
 
 /// What one speculation job produced.
 enum Spec {
     /// The statement's changes touch rows another session holds: wait
     /// until they are free (or handed to this session), speculate again.
-    Blocked(Vec<crate::write_order::RowId>),
+    Blocked(Vec<crate::write_order::Lock>),
     /// The statement ran out of reserved keys: reserve more, run it again.
     NeedKeys(crate::keys::Shortage),
     Done {
@@ -56,12 +56,12 @@ fn speculate_job(
             return Err(e);
         }
     };
-    let rows = row_ids(&out.changes);
-    if shared.order.holder_of(session, &rows).is_some() {
-        return Ok(Spec::Blocked(rows));
+    let locks = std::mem::take(&mut out.locks);
+    if shared.order.holder_of(session, &locks).is_some() {
+        return Ok(Spec::Blocked(locks));
     }
     if in_txn {
-        shared.order.lock(session, rows);
+        shared.order.lock(session, locks);
         return Ok(Spec::Done { out, queued: None });
     }
     if out.changes.is_empty() {
@@ -94,8 +94,8 @@ impl Session {
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
         self.shared.ready_to_write().await?;
-        let lock_timeout = (self.shared.config.lock_timeout_ms > 0)
-            .then(|| std::time::Duration::from_millis(self.shared.config.lock_timeout_ms));
+        let lock_timeout = (self.lock_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.lock_timeout_ms));
         loop {
             let shared = self.shared.clone();
             let (session, in_txn) = (self.id, self.txn.is_some());

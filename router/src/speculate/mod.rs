@@ -16,6 +16,7 @@
 mod block;
 mod capture;
 mod compose;
+mod references;
 mod replay;
 
 use rusqlite::Connection;
@@ -49,6 +50,8 @@ pub struct SpecOutcome {
     pub changeset: Vec<u8>,
     /// This statement's row changes with full images.
     pub changes: Vec<Change>,
+    /// The row locks the changes need (see `references`).
+    pub locks: Vec<crate::write_order::Lock>,
 }
 
 /// Runs `f` inside a transaction that is always rolled back.
@@ -97,9 +100,37 @@ fn has_foreign_keys(conn: &Connection) -> Result<bool> {
     Ok(has)
 }
 
-/// Runs a PRAGMA from the statement cache (a speculation runs two).
-fn pragma(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.raw_execute().map(|_| ())
+fn is_foreign_key_violation(e: &Error) -> bool {
+    matches!(e, Error::Sqlite {
+        source: rusqlite::Error::SqliteFailure(f, Some(msg)),
+        ..
+    } if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("FOREIGN KEY"))
+}
+
+/// Whether replaying `overlay` and `prior` changes the schema.
+fn schema_changes(overlay: &[Replay], prior: &Prior) -> bool {
+    prior.has_ddl() || overlay.iter().any(|r| !matches!(r, Replay::Rows(_)))
+}
+
+/// Runs `f` with foreign-key enforcement off (when `off`), then turns it
+/// back on. Inside a transaction only the connection flag can do this (the
+/// `foreign_keys` pragma is a no-op there); statements prepared after each
+/// flip see the new setting.
+fn without_foreign_keys<R>(
+    conn: &Connection,
+    off: bool,
+    f: impl FnOnce(&Connection) -> Result<R>,
+) -> Result<R> {
+    use rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY;
+    if !off {
+        return f(conn);
+    }
+    conn.set_db_config(SQLITE_DBCONFIG_ENABLE_FKEY, false)
+        .map_err(sq("pausing foreign-key checks"))?;
+    let out = f(conn);
+    conn.set_db_config(SQLITE_DBCONFIG_ENABLE_FKEY, true)
+        .map_err(sq("checking foreign keys again"))?;
+    out
 }
 
 /// Runs `f` on the router's replica plus `overlay` (its queued records the
@@ -114,26 +145,17 @@ pub fn in_block<R>(
 ) -> Result<R> {
     let out = rolled_back(conn, |conn| {
         // What is replayed was checked when it was written (or comes from
-        // the log, where the conflict policy had the last word): foreign
-        // keys are checked for this statement's own changes only.
-        // Only a schema with foreign keys needs the deferral: setting the
-        // pragma expires every prepared statement on the connection.
+        // the log, where the conflict policy had the last word), and its
+        // cascades are in it: it is replayed without foreign keys, as
+        // replicas apply it, and only this statement's own changes are
+        // checked. Only a schema with foreign keys needs the switch:
+        // flipping it expires every prepared statement on the connection.
         let replays = !overlay.is_empty() || !prior.is_empty();
-        let schema_changes = prior.has_ddl()
-            || overlay
-                .iter()
-                .any(|r| !matches!(r, crate::write_order::Replay::Rows(_)));
-        let defer = replays && (schema_changes || has_foreign_keys(conn)?);
-        if defer {
-            pragma(conn, "PRAGMA defer_foreign_keys = ON")
-                .map_err(sq("deferring foreign keys for the replay"))?;
-        }
-        replay::overlay(conn, overlay)?;
-        prior.replay(conn)?;
-        if defer {
-            pragma(conn, "PRAGMA defer_foreign_keys = OFF")
-                .map_err(sq("checking foreign keys again"))?;
-        }
+        let unchecked = replays && (schema_changes(overlay, prior) || has_foreign_keys(conn)?);
+        without_foreign_keys(conn, unchecked, |conn| {
+            replay::overlay(conn, overlay)?;
+            prior.replay(conn)
+        })?;
         f(conn)
     });
     if prior.has_ddl() {
@@ -174,7 +196,14 @@ pub fn speculate_after(
             .map_err(sq("starting change capture"))?;
         // RETURNING rows are the statement's own changes; the log record
         // already bounds their size (max_record_bytes).
-        let (result, affected) = run_statement(conn, sql, params, usize::MAX)?;
+        let (result, affected) = match run_statement(conn, sql, params, usize::MAX) {
+            Ok(out) => out,
+            Err(e) if is_foreign_key_violation(&e) => {
+                drop(session);
+                return Err(references::explain_violation(conn, sql, params).unwrap_or(e));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(check) = plan.null_check.as_deref()
             && affected > 0
         {
@@ -195,6 +224,9 @@ pub fn speculate_after(
             .map_err(sq("capturing row changes"))?;
         drop(session);
         let changes = capture::changes_in(conn, &own)?;
+        let volatile = schema_changes(overlay, prior);
+        let foreign_keys = volatile || has_foreign_keys(conn)?;
+        let locks = references::locks(conn, &changes, foreign_keys, volatile)?;
         let open = prior.open_changeset();
         let changeset = if open.is_empty() {
             own
@@ -206,6 +238,7 @@ pub fn speculate_after(
             affected,
             changeset,
             changes,
+            locks,
         })
     })
 }
@@ -236,9 +269,21 @@ pub fn check_ddl(
     sql: &str,
 ) -> Result<String> {
     let out = in_block(conn, overlay, prior, |conn| {
-        let sql = crate::rebuild::plan(conn, sql)?.unwrap_or_else(|| sql.to_owned());
-        replica::run_ddl(conn, &sql).map_err(sq("checking the DDL statement"))?;
-        Ok(sql)
+        match crate::rebuild::plan(conn, sql)? {
+            // A rebuild drops and re-creates the table: run as replicas run
+            // it, without foreign keys, or dropping a parent would cascade
+            // to (or be refused by) its children's rows.
+            Some(script) => {
+                without_foreign_keys(conn, true, |conn| {
+                    replica::run_ddl(conn, &script).map_err(sq("checking the DDL statement"))
+                })?;
+                Ok(script)
+            }
+            None => {
+                replica::run_ddl(conn, sql).map_err(sq("checking the DDL statement"))?;
+                Ok(sql.to_owned())
+            }
+        }
     });
     // Its schema version may come back with another schema, as above.
     crate::star::forget();
@@ -246,200 +291,4 @@ pub fn check_ddl(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use wal_bus::{Op, Value};
-
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().expect("open");
-        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER); INSERT INTO t VALUES (1, 'a', 10);")
-            .expect("schema");
-        c
-    }
-
-    #[test]
-    fn captures_full_images_and_rolls_back() -> Result<()> {
-        let c = db();
-        let out = speculate_after(
-            &c,
-            &[],
-            &Prior::default(),
-            "UPDATE t SET n = n + $1 WHERE id = $2",
-            &[SqlValue::Integer(5), SqlValue::Integer(1)],
-            None,
-        )?;
-        assert_eq!(out.affected, 1);
-        let changes = out.changes;
-        assert_eq!(changes.len(), 1);
-        let ch = &changes[0];
-        assert_eq!(ch.op, Op::Update);
-        assert_eq!(
-            ch.before.as_ref().and_then(|b| b.get("n")),
-            Some(&Value::Integer(10))
-        );
-        assert_eq!(
-            ch.after.as_ref().and_then(|b| b.get("n")),
-            Some(&Value::Integer(15))
-        );
-        assert_eq!(
-            ch.after.as_ref().and_then(|b| b.get("v")),
-            Some(&Value::Text("a".into()))
-        );
-        let n: i64 = c
-            .query_row("SELECT n FROM t WHERE id = 1", [], |r| r.get(0))
-            .map_err(sq("t"))?;
-        assert_eq!(n, 10, "speculative write was rolled back");
-        Ok(())
-    }
-
-    #[test]
-    fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
-        let c = db();
-        let w1 = speculate_after(
-            &c,
-            &[],
-            &Prior::default(),
-            "INSERT INTO t VALUES (2, 'b', 1)",
-            &[],
-            None,
-        )?;
-        let w2 = speculate_after(
-            &c,
-            &[Replay::Rows(w1.changes.clone().into())],
-            &Prior::default(),
-            "UPDATE t SET n = n + 5 WHERE id IN (1, 2)",
-            &[],
-            None,
-        )?;
-        let w3 = speculate_after(
-            &c,
-            &[
-                Replay::Rows(w1.changes.clone().into()),
-                Replay::Rows(w2.changes.clone().into()),
-            ],
-            &Prior::default(),
-            "DELETE FROM t WHERE id = 1",
-            &[],
-            None,
-        )?;
-        let overlay = [
-            Replay::Rows(w1.changes.into()),
-            Replay::Rows(w2.changes.into()),
-            Replay::Rows(w3.changes.into()),
-        ];
-        let rows = read_in_txn(
-            &c,
-            &overlay,
-            &Prior::default(),
-            "SELECT id, v, n FROM t ORDER BY id",
-            &[],
-            10,
-        )?
-        .0
-        .map(|r| r.rows)
-        .unwrap_or_default();
-        assert_eq!(
-            rows,
-            vec![vec![
-                SqlValue::Integer(2),
-                SqlValue::Text("b".into()),
-                SqlValue::Integer(6)
-            ]]
-        );
-        // Replaying a write the replica already applied changes nothing.
-        c.execute_batch("INSERT INTO t VALUES (2, 'b', 6); DELETE FROM t WHERE id = 1")
-            .map_err(sq("apply"))?;
-        let again = read_in_txn(
-            &c,
-            &overlay,
-            &Prior::default(),
-            "SELECT count(*), sum(n) FROM t",
-            &[],
-            10,
-        )?
-        .0
-        .map(|r| r.rows)
-        .unwrap_or_default();
-        assert_eq!(
-            again,
-            vec![vec![SqlValue::Integer(1), SqlValue::Integer(6)]]
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn transaction_changesets_accumulate_net_changes() -> Result<()> {
-        let c = db();
-        let mut block = Block::default();
-        for sql in [
-            "INSERT INTO t VALUES (2, 'b', 1)",
-            "UPDATE t SET n = 7 WHERE id = 2",
-            "DELETE FROM t WHERE id = 1 RETURNING v",
-        ] {
-            let out = speculate_after(&c, &[], &block.prior(), sql, &[], None)?;
-            if sql.contains("RETURNING") {
-                assert_eq!(out.result.as_ref().map(|r| r.rows.len()), Some(1));
-            }
-            block.add_rows(out.changeset, out.changes);
-        }
-        let changes: Vec<&Change> = block.changes().collect();
-        assert_eq!(changes.len(), 2);
-        let ins = changes.iter().find(|c| c.op == Op::Insert).expect("insert");
-        assert_eq!(
-            ins.after.as_ref().and_then(|r| r.get("n")),
-            Some(&Value::Integer(7))
-        );
-        assert!(changes.iter().any(|c| c.op == Op::Delete));
-        let count: i64 = c
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .map_err(sq("t"))?;
-        assert_eq!(count, 1);
-        Ok(())
-    }
-
-    #[test]
-    fn a_block_mixes_schema_statements_and_rows_in_order() -> Result<()> {
-        let c = db();
-        let mut block = Block::default();
-        let out = speculate_after(&c, &[], &block.prior(), "UPDATE t SET n = 11", &[], None)?;
-        block.add_rows(out.changeset, out.changes);
-        let ddl = "CREATE TABLE u (id INTEGER PRIMARY KEY, w TEXT)";
-        let ddl = check_ddl(&c, &[], &block.prior(), ddl)?;
-        block.add_ddl(&ddl);
-        let out = speculate_after(
-            &c,
-            &[],
-            &block.prior(),
-            "INSERT INTO u VALUES (1, 'x')",
-            &[],
-            None,
-        )?;
-        block.add_rows(out.changeset, out.changes);
-        let out = speculate_after(&c, &[], &block.prior(), "UPDATE u SET w = 'y'", &[], None)?;
-        block.add_rows(out.changeset, out.changes);
-        let rows = read_in_txn(&c, &[], &block.prior(), "SELECT w FROM u", &[], 10)?
-            .0
-            .map(|r| r.rows)
-            .unwrap_or_default();
-        assert_eq!(rows, vec![vec![SqlValue::Text("y".into())]]);
-        let (body, _) = block.into_record();
-        let wal_bus::RecordBody::Block { steps } = body else {
-            panic!("a block with DDL is a block record: {body:?}");
-        };
-        assert_eq!(steps.len(), 3);
-        assert!(matches!(&steps[1], wal_bus::Step::Ddl { sql } if *sql == ddl));
-        assert!(
-            matches!(&steps[2], wal_bus::Step::Rows { changes } if changes.len() == 1
-            && changes[0].op == Op::Insert)
-        );
-        let exists: bool = c
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'u')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(sq("schema"))?;
-        assert!(!exists, "the block's table was rolled back");
-        Ok(())
-    }
-}
+mod tests;
