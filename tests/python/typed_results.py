@@ -57,6 +57,21 @@ try:
     raise AssertionError("numeric(10,2) took 123456789")
 except psycopg.errors.NumericValueOutOfRange:
     pass
+# A numeric SQLite would round (it keeps an integer or a double) is refused,
+# as a parameter in text or binary and as a literal, never stored rounded.
+conn.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, x numeric)")
+for attempt in (
+    lambda: conn.execute("INSERT INTO wide VALUES (1, %s)", (decimal.Decimal("12345678901234567.89"),)),
+    lambda: conn.execute("INSERT INTO wide VALUES (1, %b)", (decimal.Decimal("12345678901234567.89"),)),
+    lambda: conn.execute("INSERT INTO wide VALUES (1, 12345678901234567.89)"),
+):
+    try:
+        attempt()
+        raise AssertionError("a 19-digit numeric was stored")
+    except psycopg.errors.FeatureNotSupported:
+        pass
+conn.execute("INSERT INTO wide VALUES (2, %s)", (decimal.Decimal("1234567890.12345"),))
+assert conn.execute("SELECT x FROM wide").fetchall() == [(decimal.Decimal("1234567890.12345"),)]
 try:
     conn.execute("UPDATE nums SET s = 40000 WHERE id = 1")
     raise AssertionError("a smallint took 40000")

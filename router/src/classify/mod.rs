@@ -403,6 +403,9 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
             ));
         }
     };
+    if matches!(kind, Kind::Read | Kind::Write { .. }) {
+        numbers::check_literals(stmt, &sql)?;
+    }
     if matches!(kind, Kind::Read | Kind::Write { .. })
         && let Some(rewritten) = translate::translate(stmt, &sql)?
     {
@@ -468,6 +471,7 @@ mod copy;
 mod index;
 mod interval;
 mod like;
+mod numbers;
 mod pragma;
 mod srf;
 mod translate;

@@ -86,7 +86,7 @@ pub(crate) fn decode_text(ty: &Type, text: &str) -> R<SqlValue> {
             SqlValue::Integer(in_range(ty, n)?)
         }
         Type::FLOAT4 | Type::FLOAT8 => SqlValue::Real(float(ty, t)?),
-        Type::NUMERIC => SqlValue::Text(numeric_text(t).ok_or_else(|| syntax(ty, text))?),
+        Type::NUMERIC => exact_numeric(numeric_text(t).ok_or_else(|| syntax(ty, text))?)?,
         Type::BOOL => SqlValue::Integer(bool_text(t).ok_or_else(|| syntax(ty, text))?.into()),
         Type::BYTEA => SqlValue::Blob(bytea_text(text).ok_or_else(|| syntax(ty, text))?),
         Type::DATE => SqlValue::Text(date_text(t)?),
@@ -142,9 +142,9 @@ fn decode_binary(ty: &Type, b: &[u8]) -> R<SqlValue> {
         Type::TIMESTAMPTZ => {
             SqlValue::Text(timestamp_micros(i64::from_be_bytes(fixed(ty, b)?), "+00")?)
         }
-        Type::NUMERIC => SqlValue::Text(
+        Type::NUMERIC => exact_numeric(
             numeric_binary(b).ok_or_else(|| refuse("22P02", "invalid binary numeric value"))?,
-        ),
+        )?,
         _ => {
             return Err(refuse(
                 "0A000",
@@ -287,6 +287,58 @@ pub fn numeric_text(t: &str) -> Option<String> {
     } else {
         format!("{sign}{i}.{f}")
     })
+}
+
+/// Whether SQLite keeps the numeric `canonical` (as `numeric_text`
+/// prints it) exactly: a numeric column stores a well-formed number as a
+/// 64-bit integer or a double, so a value that is neither one nor a double
+/// whose shortest form is the value would be rounded. `NaN` and the
+/// infinities stay text.
+pub fn numeric_is_exact(canonical: &str) -> bool {
+    if canonical == "NaN" || canonical.ends_with("Infinity") {
+        return true;
+    }
+    if !canonical.contains('.') && canonical.parse::<i64>().is_ok() {
+        return true;
+    }
+    let Ok(f) = canonical.parse::<f64>() else {
+        return false;
+    };
+    let trimmed = |t: &str| -> String {
+        match t.split_once('.') {
+            Some((i, f)) => {
+                let f = f.trim_end_matches('0');
+                if f.is_empty() {
+                    i.to_owned()
+                } else {
+                    format!("{i}.{f}")
+                }
+            }
+            None => t.to_owned(),
+        }
+    };
+    f.is_finite()
+        && numeric_text(&f.to_string()).is_some_and(|back| trimmed(&back) == trimmed(canonical))
+}
+
+/// The SQLite value of a numeric parameter or cast: its exact decimal
+/// text, or 0A000 when SQLite would round it (see `numeric_is_exact`):
+/// the value is refused, never stored as something else.
+fn exact_numeric(canonical: String) -> R<SqlValue> {
+    if numeric_is_exact(&canonical) {
+        Ok(SqlValue::Text(canonical))
+    } else {
+        Err(refuse("0A000", inexact_numeric(&canonical)))
+    }
+}
+
+/// Why a numeric value is refused (parameters, casts and literals alike).
+pub fn inexact_numeric(value: &str) -> String {
+    format!(
+        "numeric value {value} has more significant digits than Tributary keeps exactly: \
+         SQLite stores a number as a 64-bit integer or a double (15 significant digits, \
+         up to 17 for some values); keep such values in a text column"
+    )
 }
 
 /// PostgreSQL's binary numeric: ndigits, weight, sign, dscale, then

@@ -138,3 +138,57 @@ fn date_and_time_input_ignores_a_zone_as_postgresql_does() {
     assert_eq!(text(Type::DATE, "2024-01-02"), t("2024-01-02"));
     assert_eq!(text(Type::TIMESTAMP, "2024-01-02 03:04:05 nope"), None);
 }
+
+#[test]
+fn numerics_sqlite_would_round_are_refused() {
+    use super::numeric_is_exact;
+    for ok in [
+        "0",
+        "12.340",
+        "-0.0015",
+        "9223372036854775807",
+        "0.30000000000000004",
+        "NaN",
+    ] {
+        assert!(numeric_is_exact(ok), "{ok}");
+    }
+    for bad in [
+        "12345678901234567.89",
+        "99999999999999999999",
+        "0.12345678901234567891",
+    ] {
+        assert!(!numeric_is_exact(bad), "{bad}");
+    }
+    let refused = decode(0, &Type::NUMERIC, false, Some(b"12345678901234567.89"));
+    assert!(
+        matches!(refused, Err(ref e) if e.sqlstate() == "0A000"),
+        "{refused:?}"
+    );
+}
+
+proptest::proptest! {
+    /// Up to 15 significant digits a double always holds the decimal, so
+    /// such a numeric is never refused; and every double's own shortest
+    /// form is accepted.
+    #[test]
+    fn fifteen_digits_are_always_exact(digits in 0u64..1_000_000_000_000_000, scale in 0usize..20, neg: bool) {
+        let mut t = digits.to_string();
+        if scale > 0 {
+            if t.len() <= scale {
+                t = format!("{}{t}", "0".repeat(scale + 1 - t.len()));
+            }
+            t.insert(t.len() - scale, '.');
+        }
+        if neg {
+            t.insert(0, '-');
+        }
+        let canonical = numeric_text(&t).unwrap_or_default();
+        proptest::prop_assert!(super::numeric_is_exact(&canonical), "{canonical}");
+    }
+
+    #[test]
+    fn a_doubles_shortest_form_is_exact(f in proptest::num::f64::NORMAL) {
+        let canonical = numeric_text(&f.to_string()).unwrap_or_default();
+        proptest::prop_assert!(super::numeric_is_exact(&canonical), "{canonical}");
+    }
+}

@@ -229,6 +229,9 @@ fn numeric_in_column(
             ),
         ));
     }
+    if !crate::params::numeric_is_exact(&rounded) {
+        return Err(("0A000", crate::params::inexact_numeric(&rounded)));
+    }
     *v = match rounded.parse::<i64>() {
         Ok(i) if scale == 0 => Value::Integer(i),
         _ => match rounded.parse::<f64>() {
