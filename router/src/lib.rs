@@ -23,6 +23,8 @@ pub mod conn;
 pub mod copy_format;
 pub mod db;
 mod describe;
+mod drop_constraint;
+mod drop_table;
 pub mod error;
 pub mod exec;
 mod foreign_key;

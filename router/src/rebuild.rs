@@ -53,13 +53,22 @@ enum Added {
     ForeignKey(Box<ForeignKeyConstraint>),
     /// `ALTER COLUMN` operations (see `alter_column`).
     Columns(Vec<(Ident, sqlparser::ast::AlterColumnOperation)>),
+    /// `DROP CONSTRAINT [IF EXISTS] name` (see `drop_constraint`).
+    DropConstraint {
+        name: String,
+        if_exists: bool,
+    },
 }
 
 /// `ALTER TABLE t ADD [CONSTRAINT c] PRIMARY KEY (cols)` or `… FOREIGN KEY
 /// …` as its only operation: the table and what it adds.
 fn added_constraint(sql: &str) -> Option<(String, Added)> {
     let upper = sql.to_ascii_uppercase();
-    if !upper.contains("PRIMARY") && !upper.contains("FOREIGN") && !upper.contains("ALTER COLUMN") {
+    if !upper.contains("PRIMARY")
+        && !upper.contains("FOREIGN")
+        && !upper.contains("ALTER COLUMN")
+        && !upper.contains("DROP CONSTRAINT")
+    {
         return None;
     }
     let stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -79,6 +88,21 @@ fn added_constraint(sql: &str) -> Option<(String, Added)> {
     if !columns.is_empty() && columns.len() == alter.operations.len() {
         let table = alter.name.0.last()?.as_ident()?.value.clone();
         return Some((table, Added::Columns(columns)));
+    }
+    if let [
+        AlterTableOperation::DropConstraint {
+            if_exists, name, ..
+        },
+    ] = alter.operations.as_slice()
+    {
+        let table = alter.name.0.last()?.as_ident()?.value.clone();
+        return Some((
+            table,
+            Added::DropConstraint {
+                name: name.value.clone(),
+                if_exists: *if_exists,
+            },
+        ));
     }
     let [AlterTableOperation::AddConstraint { constraint, .. }] = alter.operations.as_slice()
     else {
@@ -155,6 +179,13 @@ pub fn plan(conn: &Connection, sql: &str) -> Result<Option<String>> {
         }
         Added::Columns(ops) => {
             crate::alter_column::apply(conn, &mut ct, &info, &table, &ops)?;
+            true
+        }
+        Added::DropConstraint { name, if_exists } => {
+            if !crate::drop_constraint::apply(conn, &mut ct, &table, &name, if_exists)? {
+                // IF EXISTS, and it does not: nothing to do, as in PostgreSQL.
+                return Ok(Some("SELECT 1;".into()));
+            }
             true
         }
     };

@@ -292,3 +292,46 @@ async fn a_cross_router_race_loses_no_acknowledged_write() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// `ALTER TABLE … DROP CONSTRAINT` by the name given or the one the catalog
+/// shows; a table or unique constraint a foreign key references is not
+/// dropped from under it (2BP01), as PostgreSQL refuses without CASCADE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constraints_drop_by_name_and_referenced_objects_stay() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE p (id int PRIMARY KEY, code text UNIQUE, n int CHECK (n > 0));
+         CREATE TABLE k (id int PRIMARY KEY, p int REFERENCES p, c text,
+             CONSTRAINT k_c_fk FOREIGN KEY (c) REFERENCES p (code));
+         INSERT INTO p VALUES (1, 'a', 1);
+         INSERT INTO k VALUES (1, 1, 'a');",
+    )
+    .await?;
+    for (sql, state) in [
+        ("DROP TABLE p", "2BP01"),
+        ("ALTER TABLE p DROP CONSTRAINT p_code_key", "2BP01"),
+        ("ALTER TABLE p DROP CONSTRAINT p_pkey", "0A000"),
+        ("ALTER TABLE p DROP CONSTRAINT nope", "42704"),
+        ("INSERT INTO k VALUES (2, 99, 'a')", "23503"),
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        ensure!(code(&err) == state, "{sql}: {err}");
+    }
+    c.batch_execute(
+        "ALTER TABLE p DROP CONSTRAINT IF EXISTS nope;
+         ALTER TABLE k DROP CONSTRAINT k_p_fkey;
+         INSERT INTO k VALUES (2, 99, 'a');
+         ALTER TABLE k DROP CONSTRAINT k_c_fk;
+         ALTER TABLE p DROP CONSTRAINT p_code_key;
+         ALTER TABLE p DROP CONSTRAINT p_n_check;
+         INSERT INTO p VALUES (2, 'a', -1);
+         DROP TABLE p;",
+    )
+    .await?;
+    cluster.replicas_agree().await?;
+    let kids: i64 = c.query_one("SELECT count(*) FROM k", &[]).await?.get(0);
+    ensure!(kids == 2, "{kids}");
+    cluster.shutdown().await;
+    Ok(())
+}

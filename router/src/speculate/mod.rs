@@ -280,6 +280,7 @@ pub fn check_ddl(
                 Ok(script)
             }
             None => {
+                crate::drop_table::check(conn, sql)?;
                 replica::run_ddl(conn, sql).map_err(sq("checking the DDL statement"))?;
                 Ok(sql.to_owned())
             }
