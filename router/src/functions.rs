@@ -98,6 +98,8 @@ pub fn server_setting(name: &str) -> Option<&'static str> {
         "default_table_access_method" => "heap",
         "max_index_keys" => "32",
         "block_size" => "8192",
+        // asyncpg's type introspection asks; there is no JIT.
+        "jit" => "off",
         _ => return None,
     })
 }
@@ -120,6 +122,7 @@ pub const SERVER_SETTINGS: &[&str] = &[
     "default_table_access_method",
     "max_index_keys",
     "block_size",
+    "jit",
 ];
 
 /// The database's name, whatever the client connected to: one cluster is

@@ -30,6 +30,16 @@ const { Client } = require('pg');
   const w = await c.query('SELECT a, b, c FROM nw');
   assert.deepStrictEqual(w.rows[0], { a: 2147483647, b: -32768, c: '9007199254740993' });
   await assert.rejects(c.query('INSERT INTO nw VALUES (2, 2147483648, 0, 0)'), (e) => e.code === '22003');
+  // Arrays: a JS array goes in as a PostgreSQL array and comes back as one;
+  // `= ANY($1)` takes an array parameter.
+  await c.query('CREATE TABLE na (id int PRIMARY KEY, tags text[], nums integer[])');
+  await c.query('INSERT INTO na VALUES ($1, $2, $3), (2, $4, $5)', [1, ['x', 'y z', null], [1, 2], [], [3]]);
+  const arr = await c.query('SELECT id, tags, nums FROM na WHERE id = ANY($1) ORDER BY id', [[1, 2, 9]]);
+  assert.deepStrictEqual(arr.rows, [
+    { id: 1, tags: ['x', 'y z', null], nums: [1, 2] },
+    { id: 2, tags: [], nums: [3] },
+  ]);
+  await assert.rejects(c.query('INSERT INTO na VALUES (3, $1, $2)', [[], ['x']]), (e) => e.code === '22P02');
   const n = await c.query('SELECT count(*) AS n FROM np');
   assert.strictEqual(Number(n.rows[0].n), 1, 'the savepoint undid its row');
   await c.end();

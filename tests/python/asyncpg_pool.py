@@ -52,6 +52,17 @@ async def main():
             "SELECT at, d, u FROM ty WHERE d = $1 AND u = $2", at.date(), u
         )
         assert tuple(row) == (at, at.date(), u), row
+        # Arrays (asyncpg's type introspection runs for them): lists in
+        # and out, binary; `= ANY($1)` and `<> ALL($1::int[])` take a list.
+        await c.execute("CREATE TABLE arr (id integer PRIMARY KEY, tags text[], nums integer[])")
+        await c.execute("INSERT INTO arr VALUES ($1, $2, $3)", 1, ["a", None, "b c"], [1, 2])
+        await c.execute("INSERT INTO arr VALUES ($1, $2, $3)", 2, [], [3])
+        rows = await c.fetch("SELECT id, tags, nums FROM arr WHERE id = ANY($1) ORDER BY id", [1, 2, 5])
+        assert [tuple(r) for r in rows] == [(1, ["a", None, "b c"], [1, 2]), (2, [], [3])], rows
+        rows = await c.fetch("SELECT id FROM arr WHERE id <> ALL($1::int[])", [1])
+        assert [r["id"] for r in rows] == [2], rows
+        rows = await c.fetch("SELECT id FROM arr WHERE $1 = ANY(tags)", "b c")
+        assert [r["id"] for r in rows] == [1], rows
     await pool.close()
     print("ok")
 

@@ -57,6 +57,24 @@ try:
     raise AssertionError("numeric(10,2) took 123456789")
 except psycopg.errors.NumericValueOutOfRange:
     pass
+# Arrays: lists in text and binary, one stored form (a JSON array, so
+# `= ANY(column)` and change events read it), a list parameter for ANY.
+conn.execute("CREATE TABLE arrs (id integer PRIMARY KEY, tags text[], nums integer[], ok boolean[])")
+conn.execute("INSERT INTO arrs VALUES (%s, %s, %s, %s)", (1, ["a", "b c"], [1, 2], [True]))
+conn.execute("INSERT INTO arrs VALUES (%s, %b, %b, %b)", (2, ["x", None], [3], [False, True]))
+conn.execute("INSERT INTO arrs VALUES (3, ARRAY['q'], '{4,5}', '{t}')")
+for binary in (False, True):
+    rows = conn.execute("SELECT id, tags, nums, ok FROM arrs ORDER BY id", binary=binary).fetchall()
+    assert rows == [(1, ["a", "b c"], [1, 2], [True]), (2, ["x", None], [3], [False, True]),
+                    (3, ["q"], [4, 5], [True])], (binary, rows)
+assert conn.execute("SELECT id FROM arrs WHERE id = ANY(%s) ORDER BY id", ([1, 3],)).fetchall() == [(1,), (3,)]
+assert conn.execute("SELECT id FROM arrs WHERE 4 = ANY(nums)").fetchall() == [(3,)]
+assert conn.execute("SELECT id FROM arrs WHERE tags = %s", (["x", None],)).fetchall() == [(2,)]
+try:
+    conn.execute("INSERT INTO arrs (id, nums) VALUES (4, '{1,x}')")
+    raise AssertionError("an int[] took x")
+except psycopg.errors.InvalidTextRepresentation:
+    pass
 # A numeric SQLite would round (it keeps an integer or a double) is refused,
 # as a parameter in text or binary and as a literal, never stored rounded.
 conn.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, x numeric)")

@@ -85,6 +85,51 @@ async fn typed_columns_round_trip() -> Result<()> {
     Ok(())
 }
 
+/// An array column holds one form whatever the client sent: a JSON array
+/// (what change events carry and `= ANY(column)` reads), from PostgreSQL's
+/// array text, `ARRAY[…]` and typed parameters alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrays_are_stored_as_json_arrays() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE ar (id int PRIMARY KEY, tags text[], nums int[]);
+         INSERT INTO ar VALUES (1, '{a,\"b c\",NULL}', '{1, 2}'), (2, ARRAY['d'], ARRAY[3]);",
+    )
+    .await?;
+    c.execute(
+        "INSERT INTO ar VALUES (3, $1, $2)",
+        &[&vec![Some("e"), None], &vec![4i32, 5]],
+    )
+    .await?;
+    cluster.replicas_agree().await?;
+    let dump = tests::dump(&cluster.replica_path(0))?;
+    for stored in [
+        r#"'["a","b c",null]'|'[1,2]'"#,
+        r#"'["d"]'|'[3]'"#,
+        r#"'["e",null]'|'[4,5]'"#,
+    ] {
+        ensure!(dump.contains(stored), "{stored} not in {dump}");
+    }
+    let ids: Vec<i32> = c
+        .query(
+            "SELECT id FROM ar WHERE 4 = ANY(nums) OR 'a' = ANY(tags) ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    ensure!(ids == vec![1, 3], "{ids:?}");
+    let nums: Vec<i32> = c
+        .query_one("SELECT nums FROM ar WHERE id = 3", &[])
+        .await?
+        .try_get(0)?;
+    ensure!(nums == vec![4, 5]);
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// psycopg gets Python date/time, UUID and JSON objects back, in text and
 /// binary format.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

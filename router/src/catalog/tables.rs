@@ -131,6 +131,8 @@ CREATE TABLE pg_catalog.pg_publication (oid INTEGER, pubname TEXT, pubowner INTE
 CREATE TABLE pg_catalog.pg_publication_namespace (oid INTEGER, pnpubid INTEGER, pnnspid INTEGER);
 CREATE TABLE pg_catalog.pg_publication_rel (oid INTEGER, prpubid INTEGER, prrelid INTEGER,
     prqual TEXT, prattrs TEXT);
+CREATE TABLE pg_catalog.pg_range (rngtypid INTEGER, rngsubtype INTEGER, rngmultitypid INTEGER,
+    rngcollation INTEGER, rngsubopc INTEGER, rngcanonical TEXT, rngsubdiff TEXT);
 CREATE TABLE pg_catalog.pg_inherits (inhrelid INTEGER, inhparent INTEGER, inhseqno INTEGER,
     inhdetachpending BOOLEAN);
 CREATE TABLE pg_catalog.pg_proc (oid INTEGER PRIMARY KEY, proname TEXT, pronamespace INTEGER,

@@ -45,11 +45,22 @@ pub(super) fn rewrite(e: &mut Expr) -> Result<bool> {
             right,
             ..
         } if !matches!(right.as_ref(), Expr::Array(_) | Expr::Subquery(_))
-            && !is_array_literal(right)
-            && !matches!(right.as_ref(), Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Placeholder(_))) =>
+            && !is_array_literal(right) =>
         {
             Some(parse(&format!(
                 "{left} IN (SELECT value FROM json_each({}({right})))",
+                crate::catalog::ARRAY
+            ))?)
+        }
+        Expr::AllOp {
+            left,
+            compare_op: sqlparser::ast::BinaryOperator::NotEq,
+            right,
+        } if !matches!(right.as_ref(), Expr::Array(_) | Expr::Subquery(_))
+            && !is_array_literal(right) =>
+        {
+            Some(parse(&format!(
+                "{left} NOT IN (SELECT value FROM json_each({}({right})))",
                 crate::catalog::ARRAY
             ))?)
         }

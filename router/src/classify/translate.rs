@@ -404,10 +404,14 @@ mod tests {
             run("DELETE FROM t WHERE id = ANY(SELECT id FROM u)")?.as_deref(),
             Some("DELETE FROM t WHERE id IN (SELECT id FROM u)")
         );
-        let err = run("SELECT * FROM t WHERE id = ANY($1)")
-            .err()
-            .map(|e| e.sqlstate());
-        assert_eq!(err, Some("0A000"));
+        // An array parameter is read as a JSON (or PostgreSQL) array.
+        assert_eq!(
+            run("SELECT * FROM t WHERE id = ANY($1) AND v <> ALL($2::text[])")?.as_deref(),
+            Some(
+                "SELECT * FROM t WHERE id IN (SELECT value FROM json_each(tributary_array($1))) \
+                 AND v NOT IN (SELECT value FROM json_each(tributary_array($2)))"
+            )
+        );
         let err = run("SELECT * FROM t WHERE id > ANY(ARRAY[1])")
             .err()
             .map(|e| e.sqlstate());

@@ -145,6 +145,15 @@ pub(crate) fn integer_width(t: &sqlparser::ast::DataType) -> Option<sqlparser::a
     match t {
         DataType::Int(_) | DataType::Integer(_) | DataType::Int4(_) => Some(DataType::Int4(None)),
         DataType::SmallInt(_) | DataType::Int2(_) => Some(DataType::Int2(None)),
+        // `integer[]` is int4[] too.
+        DataType::Array(sqlparser::ast::ArrayElemTypeDef::SquareBracket(elem, size)) => {
+            integer_width(elem).map(|e| {
+                DataType::Array(sqlparser::ast::ArrayElemTypeDef::SquareBracket(
+                    Box::new(e),
+                    *size,
+                ))
+            })
+        }
         _ => None,
     }
 }

@@ -79,6 +79,11 @@ pub fn decode(index: usize, ty: &Type, binary: bool, bytes: Option<&[u8]>) -> Re
 }
 
 pub(crate) fn decode_text(ty: &Type, text: &str) -> R<SqlValue> {
+    if let Some(elem) = crate::typing::array_values::element_of(ty) {
+        return crate::typing::array_values::from_text(&elem, text)
+            .map(SqlValue::Text)
+            .map_err(|(state, reason)| refuse(state, reason));
+    }
     let t = text.trim();
     Ok(match *ty {
         Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
@@ -118,6 +123,11 @@ fn utf8(b: &[u8]) -> R<String> {
 }
 
 fn decode_binary(ty: &Type, b: &[u8]) -> R<SqlValue> {
+    if let Some(elem) = crate::typing::array_values::element_of(ty) {
+        return crate::typing::array_values::from_binary(&elem, b)
+            .map(SqlValue::Text)
+            .map_err(|(state, reason)| refuse(state, reason));
+    }
     Ok(match *ty {
         Type::INT2 => SqlValue::Integer(i16::from_be_bytes(fixed(ty, b)?).into()),
         Type::INT4 => SqlValue::Integer(i32::from_be_bytes(fixed(ty, b)?).into()),

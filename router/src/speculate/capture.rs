@@ -164,6 +164,23 @@ fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut R
             }
             continue;
         }
+        if let Some(elem) = crate::typing::array_values::element_of(ty) {
+            let stored = match row.get_mut(column) {
+                Some(Value::Text(text)) => {
+                    crate::typing::array_values::from_text(&elem, text).map(|json| *text = json)
+                }
+                None | Some(Value::Null) => Ok(()),
+                Some(other) => Err(("22P02", format!("malformed array literal: \"{other}\""))),
+            };
+            stored.map_err(|(sqlstate, reason)| Error::InvalidValue {
+                table: info.name.clone(),
+                column: column.clone(),
+                type_name: ty.name().to_owned(),
+                sqlstate,
+                reason,
+            })?;
+            continue;
+        }
         if !crate::typing::stored_as_text(ty) {
             continue;
         }

@@ -112,6 +112,35 @@ pub fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
                     }
                 }
             }
+            // `column = ANY($n)`: $n is an array of the column's type;
+            // `x = ANY($n::int[])` says its type itself.
+            Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+                let (inner, cast) = match right.as_ref() {
+                    Expr::Cast {
+                        expr, data_type, ..
+                    } => (expr.as_ref(), Some(data_type)),
+                    other => (other, None),
+                };
+                if let Some(n) = placeholder_index(inner) {
+                    let elem = match cast {
+                        Some(sqlparser::ast::DataType::Array(
+                            sqlparser::ast::ArrayElemTypeDef::SquareBracket(elem, _),
+                        )) => Some(Hint::Decl(
+                            if elem.to_string().eq_ignore_ascii_case("oid") {
+                                "OID"
+                            } else {
+                                crate::casts::Target::parse(&elem.to_string()).map_or("TEXT", |t| {
+                                    crate::typing::pgtypes::decl_for_type(&t.ty)
+                                })
+                            },
+                        )),
+                        _ => column_of(left).map(Hint::Column),
+                    };
+                    if let Some(elem) = elem {
+                        cols.entry(n).or_insert(Hint::Array(Box::new(elem)));
+                    }
+                }
+            }
             Expr::Between {
                 expr, low, high, ..
             } => {

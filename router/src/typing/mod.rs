@@ -5,6 +5,7 @@
 //! to wire types and encodes rows, `wire.rs` and `numeric.rs` give the
 //! text and binary forms of the types SQLite has no class for.
 
+pub mod array_values;
 mod arrays;
 mod hints;
 mod numeric;

@@ -280,6 +280,11 @@ pub fn decode_params<S: Clone>(portal: &Portal<S>, types: &[Type]) -> Result<Vec
 /// The type a parameter compared with or assigned to a column declared
 /// `decl` gets in ParameterDescription: the column's reported type.
 pub fn param_type_for_decl(decl: &str) -> Type {
+    // `= ANY($1::oid[])` (asyncpg's type introspection): described as
+    // oid[], which drivers bind without looking the type up first.
+    if decl.eq_ignore_ascii_case("OID[]") {
+        return Type::OID_ARRAY;
+    }
     type_for_decl(decl)
 }
 
