@@ -288,10 +288,18 @@ async fn dialect_rewrites() -> Result<()> {
         )
         .await?;
     assert_eq!(names(any), ["Ann's", "bob"]);
+    // An array parameter, typed from the column (int8[] for the rowid key).
+    let any = c
+        .query(
+            "SELECT name FROM p WHERE id = ANY($1) ORDER BY id",
+            &[&vec![2i64, 7]],
+        )
+        .await?;
+    assert_eq!(names(any), ["bob"]);
     let err = c
-        .query("SELECT 1 FROM p WHERE id = ANY($1)", &[&"{1}"])
+        .query("SELECT 1 FROM p WHERE id > ANY($1)", &[&vec![1i64]])
         .await
-        .expect_err("array parameter");
+        .expect_err("another operator");
     assert_eq!(code(&err), "0A000", "{err}");
     c.batch_execute("DROP TABLE p, q").await?;
     let err = c.query("SELECT 1 FROM q", &[]).await.expect_err("dropped");
