@@ -21,9 +21,10 @@ for r in $(seq "$rounds"); do
     psql -qX -h 127.0.0.1 -p 6543 -U bench -d postgres -v ON_ERROR_STOP=1 -f "$shared/schema.sql" >/dev/null
     psql -qX -h 127.0.0.1 -p 6543 -U bench -d postgres -v ON_ERROR_STOP=1 -c \
       "INSERT INTO accounts (id, balance) WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 10000) SELECT x, 0 FROM s" >/dev/null
-    tps=$(pgbench -h 127.0.0.1 -p 6543 -U bench -n -c 8 -j 2 -T "$secs" -M "$proto" -f "$shared/$script.sql" postgres 2>&1 \
-          | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1)
-    echo "$script -M $proto round $r $which ${tps:-failed}"
+    tps=$(pgbench -h 127.0.0.1 -p 6543 -U bench -n -c 8 -j 2 -T "$secs" -M "$proto" -f "$shared/$script.sql" \
+            -l --log-prefix "$d/lat" postgres 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1)
+    lat=$(python3 bench/latency.py "$d"/lat.* | tr '\t' ' ')
+    echo "$script -M $proto round $r $which ${tps:-failed} tps, avg/p99 ms $lat"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$d"
   done

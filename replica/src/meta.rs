@@ -95,6 +95,7 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
     // from another router would be dropped and a cascade run twice.
     conn.pragma_update(None, "foreign_keys", false)
         .ctx(path, "turning foreign-key enforcement off for apply")?;
+    set_mmap(&conn).ctx(path, "mapping the database file")?;
     conn.execute_batch(SCHEMA)
         .ctx(path, "creating bookkeeping tables")?;
     conn.set_prepared_statement_cache_capacity(256);
@@ -189,4 +190,15 @@ pub(crate) fn set_applied_offset(conn: &Connection, offset: Offset) -> rusqlite:
     conn.prepare_cached("UPDATE _tributary_state SET value = ?1 WHERE name = 'applied_offset'")?
         .execute([offset as i64])?;
     Ok(())
+}
+
+/// Bytes of the database file SQLite reads through a memory map instead of
+/// `pread` (one syscall and copy per page otherwise; perf showed the copies
+/// in every read and apply).
+pub const MMAP_BYTES: i64 = 1 << 30;
+
+/// Maps the database file for reads (see [`MMAP_BYTES`]). Writes still go
+/// through the WAL, so durability is unchanged.
+pub fn set_mmap(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row(&format!("PRAGMA mmap_size = {MMAP_BYTES}"), [], |_| Ok(()))
 }

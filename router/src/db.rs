@@ -123,6 +123,7 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(|e| Error::sqlite("setting busy_timeout", e))?;
     conn.set_prepared_statement_cache_capacity(256);
+    replica::set_mmap(&conn).map_err(|e| Error::sqlite("mapping the database file", e))?;
     postgres_semantics(&conn)?;
     Ok(conn)
 }

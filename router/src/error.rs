@@ -51,6 +51,14 @@ pub enum Error {
     CopyTooLarge { limit: usize },
     #[error("COPY from stdin failed: {0}")]
     CopyFailed(String),
+    #[error(
+        "the statement's row changes reach {bytes} bytes after {rows} rows, over the log's max_record_bytes of {limit}: one transaction is one log record; split it into smaller transactions (or raise log.max_record_bytes)"
+    )]
+    TransactionTooLarge {
+        rows: usize,
+        bytes: usize,
+        limit: usize,
+    },
     /// A foreign key broken by a write, in PostgreSQL's words.
     #[error("{message}")]
     ForeignKeyViolation { message: String, detail: String },
@@ -162,6 +170,9 @@ impl Error {
             Error::AckTimeout { .. } => "57014",
             Error::Replica(e) => replica_state(e),
             Error::Config(_) => "F0000",
+            Error::TransactionTooLarge { .. } => "54000",
+            // Program limit exceeded, as PostgreSQL says of oversized values.
+            Error::Log(wal_bus::Error::RecordTooLarge { .. }) => "54000",
             Error::Log(_) => "58030",
             Error::BadParameter { sqlstate, .. } | Error::InvalidValue { sqlstate, .. } => sqlstate,
             Error::SerializationFailure(_) => "40001",

@@ -408,3 +408,48 @@ async fn back_to_back_writes_of_one_session_build_on_each_other() -> Result<()> 
     cluster.shutdown().await;
     Ok(())
 }
+
+/// A transaction is one log record: a statement whose row changes cannot
+/// fit in `log.max_record_bytes` is refused with 54000 while its changes
+/// are being captured (not after building them all), and so is a block
+/// whose statements fit one by one but not together. Nothing of either is
+/// applied; smaller transactions go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_larger_than_one_record_get_54000() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, Some("[log]\nmax_record_bytes = 65536\n")).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute("CREATE TABLE big (id int PRIMARY KEY, v text)")
+        .await?;
+    let rows = |from: u32, to: u32| {
+        format!(
+            "INSERT INTO big WITH RECURSIVE s(x) AS (SELECT {from} UNION ALL SELECT x + 1 FROM s WHERE x < {to}) SELECT x, 'value ' || x FROM s"
+        )
+    };
+    let err = c
+        .batch_execute(&rows(1, 5000))
+        .await
+        .expect_err("too large");
+    let state = err.code().map(|s| s.code().to_owned()).unwrap_or_default();
+    anyhow::ensure!(state == "54000", "{err}");
+    anyhow::ensure!(
+        format!("{err:?}").contains("max_record_bytes of 65536"),
+        "{err:?}"
+    );
+    c.batch_execute("BEGIN").await?;
+    for k in 0..3 {
+        c.batch_execute(&rows(10_000 + k * 300, 10_000 + k * 300 + 299))
+            .await?;
+    }
+    let err = c
+        .batch_execute("COMMIT")
+        .await
+        .expect_err("the block is too large");
+    let state = err.code().map(|s| s.code().to_owned()).unwrap_or_default();
+    anyhow::ensure!(state == "54000", "{err}");
+    c.batch_execute(&rows(20_000, 20_099)).await?;
+    cluster.replicas_agree().await?;
+    let n: i64 = c.query_one("SELECT count(*) FROM big", &[]).await?.get(0);
+    anyhow::ensure!(n == 100, "{n} rows");
+    cluster.shutdown().await;
+    Ok(())
+}

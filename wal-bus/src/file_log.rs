@@ -314,6 +314,10 @@ fn roll(shared: &Shared, base: Offset) -> Result<()> {
 
 #[async_trait]
 impl Log for FileLog {
+    fn max_record_bytes(&self) -> usize {
+        self.shared.max_record
+    }
+
     fn enqueue(&self, payload: Vec<u8>) -> Result<AppendFuture> {
         if payload.len() > self.shared.max_record {
             return Err(Error::RecordTooLarge {

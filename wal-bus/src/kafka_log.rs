@@ -252,6 +252,10 @@ impl Drop for KafkaLog {
 
 #[async_trait]
 impl Log for KafkaLog {
+    fn max_record_bytes(&self) -> usize {
+        self.max_record
+    }
+
     async fn append(&self, payload: Vec<u8>) -> Result<Offset> {
         self.check_size(&payload)?;
         let timeout = Timeout::After(Duration::from_millis(self.config.timeout_ms));

@@ -71,6 +71,11 @@ pub trait Log: Send + Sync + 'static {
     /// A human-readable description (path or broker) for status output.
     fn describe(&self) -> String;
 
+    /// The largest record an append takes (`log.max_record_bytes`).
+    fn max_record_bytes(&self) -> usize {
+        usize::MAX
+    }
+
     /// Identifies this log (and so the cluster built on it): replicas and
     /// snapshots remember it and refuse to mix with another cluster's.
     fn cluster_id(&self) -> String;

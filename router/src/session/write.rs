@@ -46,16 +46,17 @@ fn speculate_job(
     metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
         .record(overlay.len() as f64);
     let keys = insert_or_update.then_some(&shared.keys);
-    let mut out = match crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys)
-    {
-        Ok(out) => out,
-        Err(e) => {
-            if let Some(short) = shared.keys.shortage() {
-                return Ok(Spec::NeedKeys(short));
+    let limit = shared.log.max_record_bytes();
+    let mut out =
+        match crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys, limit) {
+            Ok(out) => out,
+            Err(e) => {
+                if let Some(short) = shared.keys.shortage() {
+                    return Ok(Spec::NeedKeys(short));
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-    };
+        };
     let locks = std::mem::take(&mut out.locks);
     if shared.order.holder_of(session, &locks).is_some() {
         return Ok(Spec::Blocked(locks));

@@ -19,7 +19,16 @@ fn value_of(v: ValueRef<'_>) -> Value {
 
 /// Converts a changeset to row changes. Must run where the changeset's
 /// effects are visible (for the after-images of updates).
-pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Change>> {
+pub(super) fn changes_in(
+    conn: &Connection,
+    changeset: &[u8],
+    max_record_bytes: usize,
+) -> Result<Vec<Change>> {
+    // The record's size, estimated as the changes are built: a statement
+    // whose changes cannot fit in one record stops here, before building
+    // (and then encoding) all of them — the memory a million-row statement
+    // would otherwise take.
+    let mut estimated = 0usize;
     // Per table: its schema, and each column's reported type (what
     // `canonical` checks written values against), worked out once.
     let mut tables: HashMap<String, (replica::TableInfo, Vec<pgwire::api::Type>)> = HashMap::new();
@@ -116,8 +125,42 @@ pub(super) fn changes_in(conn: &Connection, changeset: &[u8]) -> Result<Vec<Chan
             }
             _ => return Err(Error::Internal("unknown change in changeset".into())),
         }
+        if let Some(c) = out.last() {
+            estimated += encoded_estimate(c);
+            if estimated > max_record_bytes {
+                return Err(Error::TransactionTooLarge {
+                    rows: out.len(),
+                    bytes: estimated,
+                    limit: max_record_bytes,
+                });
+            }
+        }
     }
     Ok(out)
+}
+
+/// About what a change takes in the record's JSON (never more than a few
+/// bytes under: names and values quoted, blobs in base64).
+fn encoded_estimate(c: &Change) -> usize {
+    let row = |r: &Row| -> usize {
+        r.iter()
+            .map(|(k, v)| {
+                k.len()
+                    + 4
+                    + match v {
+                        Value::Null => 4,
+                        Value::Integer(_) | Value::Real(_) => 12,
+                        Value::Text(t) => t.len() + 2,
+                        Value::Blob(b) => b.len() * 4 / 3 + 12,
+                    }
+            })
+            .sum::<usize>()
+            + 2
+    };
+    40 + c.table.len()
+        + row(&c.key)
+        + c.before.as_ref().map_or(0, row)
+        + c.after.as_ref().map_or(0, row)
 }
 
 /// A written row's date/time, UUID and JSON values as PostgreSQL stores

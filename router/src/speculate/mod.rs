@@ -177,6 +177,7 @@ pub fn speculate_after(
     sql: &str,
     params: &[SqlValue],
     keys: Option<&crate::keys::Keys>,
+    max_record_bytes: usize,
 ) -> Result<SpecOutcome> {
     in_block(conn, overlay, prior, |conn| {
         let plan = match keys {
@@ -223,7 +224,7 @@ pub fn speculate_after(
             .changeset_strm(&mut own)
             .map_err(sq("capturing row changes"))?;
         drop(session);
-        let changes = capture::changes_in(conn, &own)?;
+        let changes = capture::changes_in(conn, &own, max_record_bytes)?;
         let volatile = schema_changes(overlay, prior);
         let foreign_keys = volatile || has_foreign_keys(conn)?;
         let locks = references::locks(conn, &changes, foreign_keys, volatile)?;

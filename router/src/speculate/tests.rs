@@ -19,6 +19,7 @@ fn captures_full_images_and_rolls_back() -> Result<()> {
         "UPDATE t SET n = n + $1 WHERE id = $2",
         &[SqlValue::Integer(5), SqlValue::Integer(1)],
         None,
+        usize::MAX,
     )?;
     assert_eq!(out.affected, 1);
     let changes = out.changes;
@@ -54,6 +55,7 @@ fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
         "INSERT INTO t VALUES (2, 'b', 1)",
         &[],
         None,
+        usize::MAX,
     )?;
     let w2 = speculate_after(
         &c,
@@ -62,6 +64,7 @@ fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
         "UPDATE t SET n = n + 5 WHERE id IN (1, 2)",
         &[],
         None,
+        usize::MAX,
     )?;
     let w3 = speculate_after(
         &c,
@@ -73,6 +76,7 @@ fn queued_row_changes_replay_like_the_writes_that_made_them() -> Result<()> {
         "DELETE FROM t WHERE id = 1",
         &[],
         None,
+        usize::MAX,
     )?;
     let overlay = [
         Replay::Rows(w1.changes.into()),
@@ -128,7 +132,7 @@ fn transaction_changesets_accumulate_net_changes() -> Result<()> {
         "UPDATE t SET n = 7 WHERE id = 2",
         "DELETE FROM t WHERE id = 1 RETURNING v",
     ] {
-        let out = speculate_after(&c, &[], &block.prior(), sql, &[], None)?;
+        let out = speculate_after(&c, &[], &block.prior(), sql, &[], None, usize::MAX)?;
         if sql.contains("RETURNING") {
             assert_eq!(out.result.as_ref().map(|r| r.rows.len()), Some(1));
         }
@@ -191,6 +195,7 @@ fn a_rebuild_in_a_block_keeps_the_children_and_checks_later_writes() -> Result<(
         "INSERT INTO kid VALUES (11, 2)",
         &[],
         None,
+        usize::MAX,
     );
     assert!(orphan.is_err(), "{orphan:?}");
     let fk: bool = c
@@ -204,7 +209,15 @@ fn a_rebuild_in_a_block_keeps_the_children_and_checks_later_writes() -> Result<(
 fn a_block_mixes_schema_statements_and_rows_in_order() -> Result<()> {
     let c = db();
     let mut block = Block::default();
-    let out = speculate_after(&c, &[], &block.prior(), "UPDATE t SET n = 11", &[], None)?;
+    let out = speculate_after(
+        &c,
+        &[],
+        &block.prior(),
+        "UPDATE t SET n = 11",
+        &[],
+        None,
+        usize::MAX,
+    )?;
     block.add_rows(out.changeset, out.changes);
     let ddl = "CREATE TABLE u (id INTEGER PRIMARY KEY, w TEXT)";
     let ddl = check_ddl(&c, &[], &block.prior(), ddl)?;
@@ -216,9 +229,18 @@ fn a_block_mixes_schema_statements_and_rows_in_order() -> Result<()> {
         "INSERT INTO u VALUES (1, 'x')",
         &[],
         None,
+        usize::MAX,
     )?;
     block.add_rows(out.changeset, out.changes);
-    let out = speculate_after(&c, &[], &block.prior(), "UPDATE u SET w = 'y'", &[], None)?;
+    let out = speculate_after(
+        &c,
+        &[],
+        &block.prior(),
+        "UPDATE u SET w = 'y'",
+        &[],
+        None,
+        usize::MAX,
+    )?;
     block.add_rows(out.changeset, out.changes);
     let rows = read_in_txn(&c, &[], &block.prior(), "SELECT w FROM u", &[], 10)?
         .0
@@ -244,4 +266,25 @@ fn a_block_mixes_schema_statements_and_rows_in_order() -> Result<()> {
         .map_err(sq("schema"))?;
     assert!(!exists, "the block's table was rolled back");
     Ok(())
+}
+
+#[test]
+fn a_statement_too_large_for_one_record_is_refused_early() {
+    let c = db();
+    let out = speculate_after(
+        &c,
+        &[],
+        &Prior::default(),
+        "INSERT INTO t (id, v) WITH RECURSIVE s(x) AS (SELECT 10 UNION ALL SELECT x + 1 FROM s WHERE x < 5000) SELECT x, 'v' FROM s",
+        &[],
+        None,
+        10_000,
+    );
+    match out {
+        Err(Error::TransactionTooLarge { rows, limit, .. }) => {
+            assert!(rows < 5000, "stopped early, at {rows} rows");
+            assert_eq!(limit, 10_000);
+        }
+        other => panic!("expected TransactionTooLarge, got {other:?}"),
+    }
 }
