@@ -227,12 +227,15 @@ pub(crate) fn apply_change(
             Op::Delete => delete_row(ctx, &info, &key, change.before.as_ref())? == 1,
         };
         if done {
-            // Present rows are described by their column stamps; only a
-            // delete leaves a row-level stamp (its tombstone).
-            if change.op == Op::Delete {
-                stamp_row(ctx, &info.name, &pk, true)?;
+            // An insert stamps the row once (its columns read that stamp
+            // until written again); an update stamps the columns it
+            // changed; a delete leaves the row's tombstone.
+            match change.op {
+                Op::Delete => stamp_row(ctx, &info.name, &pk, true)?,
+                Op::Insert => stamp_row(ctx, &info.name, &pk, false)?,
+                Op::Update => {}
             }
-            if change.op != Op::Delete
+            if change.op == Op::Update
                 && let Some(after) = &change.after
             {
                 let changed = after

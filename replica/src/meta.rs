@@ -2,10 +2,15 @@
 //! commit atomically with the data they describe.
 //!
 //! - `_tributary_state`: the applied offset (offset of the next record to apply).
-//! - `_tributary_rows`: delete tombstones: the `(hlc, origin)` of the delete
-//!   that removed a row (consulted only while the row is absent).
-//! - `_tributary_cols`: for each row and column, the `(hlc, origin)` of the
-//!   write that last won, and the CRDT state of counter/set cells.
+//! - `_tributary_rows`: per row, the `(hlc, origin)` of the insert that made
+//!   it (`deleted` 0) or of the delete that removed it (`deleted` 1, a
+//!   tombstone, consulted while the row is absent).
+//! - `_tributary_cols`: for a row's columns written after its insert (or
+//!   by a conflict's resolution), the `(hlc, origin)` of the write that last
+//!   won, and the CRDT state of counter/set cells. A column without an entry
+//!   has its row's insert stamp: an insert writes one metadata row, not one
+//!   per column (replica files from before this keep per-column entries,
+//!   which read the same).
 //! - `_tributary_ids`: key ranges reserved by `ids` records (see `ids`).
 
 use std::path::Path;

@@ -25,18 +25,18 @@ pub(crate) fn load_local(
 ) -> Result<LocalRow> {
     let values = crate::rows::read_row(ctx.conn, info, key.iter().map(Some))
         .ctx(ctx.path, "reading the local row")?;
+    let row_stamp: Option<(String, String, i64)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT hlc, origin, deleted FROM _tributary_rows WHERE tbl = ?1 AND pk = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row([&info.name, pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .ctx(ctx.path, "reading row metadata")?;
     let Some(values) = values else {
-        let tomb: Option<(String, String, i64)> = ctx
-            .conn
-            .prepare_cached(
-                "SELECT hlc, origin, deleted FROM _tributary_rows WHERE tbl = ?1 AND pk = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row([&info.name, pk], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .ctx(ctx.path, "reading row metadata")?;
-        return Ok(match tomb {
+        return Ok(match row_stamp {
             Some((hlc, origin, 1)) => {
                 parse_stamp(&hlc, origin).map_or(LocalRow::Absent, LocalRow::Deleted)
             }
@@ -66,10 +66,15 @@ pub(crate) fn load_local(
             meta.insert(col, (parse_stamp(&hlc, origin), state));
         }
     }
+    // A column never written since the insert has the insert's stamp.
+    let inserted = match row_stamp {
+        Some((hlc, origin, 0)) => parse_stamp(&hlc, origin),
+        _ => None,
+    };
     let mut cells = BTreeMap::new();
     let mut states = BTreeMap::new();
     for (col, value) in info.columns.iter().zip(values) {
-        let (stamp, state) = meta.remove(col).unwrap_or((None, None));
+        let (stamp, state) = meta.remove(col).unwrap_or_else(|| (inserted.clone(), None));
         if let Some(st) = state.and_then(|s| CellState::decode(&s).ok()) {
             states.insert(col.clone(), st);
         }

@@ -152,3 +152,48 @@ async fn foreign_entries_are_skipped_and_newer_versions_stop_the_replica() {
     assert_eq!(state.applied(), 4);
     r.stop().await;
 }
+
+/// An insert stamps its row once, not each column; a conflicting write
+/// later still finds each column's stamp: the insert's, until the column
+/// is written again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_never_written_since_the_insert_carry_its_stamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Arc<dyn Log> =
+        Arc::new(FileLog::open(&dir.path().join("log"), &LogConfig::default()).expect("log"));
+    let acks = Arc::new(AckBoard::default());
+    let db = dir.path().join("r1.db");
+    let ddl = RecordBody::Ddl {
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
+    };
+    log.append(rec("d", "a", 1, ddl)).await.expect("append");
+    let inserts = RecordBody::Txn {
+        changes: vec![ins(3, 300), ins(4, 400)],
+    };
+    log.append(rec("1", "a", 10, inserts))
+        .await
+        .expect("append");
+    // Computed against other before-images (a conflict): an older write
+    // loses to the insert's stamp, a newer one wins.
+    let older = RecordBody::Txn {
+        changes: vec![upd(3, 299, 298)],
+    };
+    log.append(rec("2", "z", 7, older)).await.expect("append");
+    let newer = RecordBody::Txn {
+        changes: vec![upd(4, 399, 444)],
+    };
+    log.append(rec("3", "z", 50, newer)).await.expect("append");
+    let r = start("r1", &db, &log, &acks, None).expect("spawn");
+    wait_applied(&acks, "r1", 4).await;
+    assert_eq!(values(&db), vec![(3, 300), (4, 444)]);
+    let conn = Connection::open(&db).expect("open");
+    let col_stamps: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM _tributary_cols WHERE pk = '[3]'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(col_stamps, 0, "the insert wrote no per-column metadata");
+    r.stop().await;
+}
