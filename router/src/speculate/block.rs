@@ -20,6 +20,8 @@ enum Part {
     Rows {
         changeset: Arc<Vec<u8>>,
         changes: NetChanges,
+        /// `changes` as the next statement replays them.
+        replay: Arc<[Change]>,
     },
     Ddl(Arc<str>),
 }
@@ -33,7 +35,14 @@ pub struct Prior {
 
 #[derive(Debug, Clone)]
 enum PriorPart {
-    Changeset(Arc<Vec<u8>>),
+    /// A run of row changes: replayed as rows through cached statements
+    /// (SQLite's changeset apply re-reads the schema and re-prepares its
+    /// statements on every call); the changeset is what the next
+    /// statement's changes are combined with.
+    Rows {
+        changeset: Arc<Vec<u8>>,
+        changes: Arc<[Change]>,
+    },
     Ddl(Arc<str>),
 }
 
@@ -42,7 +51,7 @@ impl Prior {
     pub(super) fn replay(&self, conn: &Connection) -> Result<()> {
         for part in &self.parts {
             match part {
-                PriorPart::Changeset(c) => super::replay::changeset(conn, c)?,
+                PriorPart::Rows { changes, .. } => super::replay::rows(conn, changes)?,
                 PriorPart::Ddl(sql) => replica::run_ddl(conn, sql)
                     .map_err(sq("replaying the block's schema change"))?,
             }
@@ -54,7 +63,7 @@ impl Prior {
     /// statement), which a new statement's changes are combined with.
     pub(super) fn open_changeset(&self) -> &[u8] {
         match self.parts.last() {
-            Some(PriorPart::Changeset(c)) => c,
+            Some(PriorPart::Rows { changeset, .. }) => changeset,
             _ => &[],
         }
     }
@@ -68,7 +77,7 @@ impl Prior {
     /// Nothing to replay.
     pub fn is_empty(&self) -> bool {
         self.parts.iter().all(|p| match p {
-            PriorPart::Changeset(c) => c.is_empty(),
+            PriorPart::Rows { changes, .. } => changes.is_empty(),
             PriorPart::Ddl(_) => false,
         })
     }
@@ -104,7 +113,12 @@ impl Block {
                 .parts
                 .iter()
                 .map(|p| match p {
-                    Part::Rows { changeset, .. } => PriorPart::Changeset(changeset.clone()),
+                    Part::Rows {
+                        changeset, replay, ..
+                    } => PriorPart::Rows {
+                        changeset: changeset.clone(),
+                        changes: replay.clone(),
+                    },
                     Part::Ddl(sql) => PriorPart::Ddl(sql.clone()),
                 })
                 .collect(),
@@ -117,17 +131,21 @@ impl Block {
         if let Some(Part::Rows {
             changeset: open,
             changes: net,
+            replay,
         }) = self.parts.last_mut()
         {
             *open = Arc::new(changeset);
             net.compose(changes);
+            *replay = net.iter().cloned().collect();
             return;
         }
         let mut net = NetChanges::default();
         net.compose(changes);
+        let replay = net.iter().cloned().collect();
         self.parts.push(Part::Rows {
             changeset: Arc::new(changeset),
             changes: net,
+            replay,
         });
     }
 

@@ -1,8 +1,8 @@
 //! Re-creating, inside a speculation, what the replica file does not hold
 //! yet: the router's overlay (queued records, in log order) and the
-//! session's open transaction (its changeset).
+//! session's open transaction (its net row changes so far), both as rows
+//! through cached statements.
 
-use rusqlite::session::{ConflictAction, ConflictType};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 use wal_bus::{Change, Op, Row, Value};
@@ -11,31 +11,12 @@ use crate::error::Result;
 use crate::exec::sq;
 use crate::write_order::Replay;
 
-/// Applies the open transaction's changeset (replacing on conflict).
-pub(super) fn changeset(conn: &Connection, prior: &[u8]) -> Result<()> {
-    if prior.is_empty() {
-        return Ok(());
-    }
-    let mut input = prior;
-    conn.apply_strm(
-        &mut input,
-        None::<fn(&str) -> bool>,
-        |kind, _item| match kind {
-            ConflictType::SQLITE_CHANGESET_DATA | ConflictType::SQLITE_CHANGESET_CONFLICT => {
-                ConflictAction::SQLITE_CHANGESET_REPLACE
-            }
-            _ => ConflictAction::SQLITE_CHANGESET_OMIT,
-        },
-    )
-    .map_err(sq("replaying the transaction's earlier writes"))
-}
-
 /// Replays the router's overlay: its queued records this replica has not
 /// applied yet, in log order (see `write_order`).
 pub(super) fn overlay(conn: &Connection, queued: &[Replay]) -> Result<()> {
     for r in queued {
         match r {
-            Replay::Rows(changes) => replay_rows(conn, changes)?,
+            Replay::Rows(changes) => rows(conn, changes)?,
             Replay::Ddl(sql) => {
                 replica::run_ddl(conn, sql).map_err(sq("replaying a queued schema change"))?
             }
@@ -49,7 +30,7 @@ pub(super) fn overlay(conn: &Connection, queued: &[Replay]) -> Result<()> {
 /// would: inserts as upserts, updates of the changed columns only (a row
 /// that is gone stays gone), deletes by key. Statements are cached per
 /// table and column set.
-fn replay_rows(conn: &Connection, changes: &[Change]) -> Result<()> {
+pub(super) fn rows(conn: &Connection, changes: &[Change]) -> Result<()> {
     let q = |c: &String| replica::quote_ident(c);
     let run = |sql: &str, params: Vec<SqlValue>| -> Result<()> {
         let mut stmt = conn
