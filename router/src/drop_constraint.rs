@@ -47,6 +47,23 @@ fn named(given: Option<&sqlparser::ast::Ident>, derived: String, wanted: &str) -
     given.map_or(derived.as_str(), |i| i.value.as_str()) == wanted || derived == wanted
 }
 
+/// Whether a constraint stays in the definition, recording what was found:
+/// everything but the constraint named stays, and a primary key stays
+/// too (it is refused, not dropped).
+fn keep(hit: Option<Found>, found: &mut Option<Found>) -> bool {
+    match hit {
+        Some(Found::PrimaryKey) => {
+            *found = Some(Found::PrimaryKey);
+            true
+        }
+        Some(f) => {
+            *found = Some(f);
+            false
+        }
+        None => true,
+    }
+}
+
 /// Takes constraint `name` out of `ct`, the definition of `table`; whether
 /// it was there (`if_exists` turns a missing one into `false` instead of
 /// 42704).
@@ -88,17 +105,7 @@ pub fn apply(
             }
             _ => None,
         };
-        match hit {
-            Some(Found::PrimaryKey) => {
-                found = Some(Found::PrimaryKey);
-                true
-            }
-            Some(f) => {
-                found = Some(f);
-                false
-            }
-            None => true,
-        }
+        keep(hit, &mut found)
     });
     if found.is_none() {
         for col in &mut ct.columns {
@@ -126,17 +133,7 @@ pub fn apply(
                     }
                     _ => None,
                 };
-                match hit {
-                    Some(Found::PrimaryKey) => {
-                        found = Some(Found::PrimaryKey);
-                        true
-                    }
-                    Some(f) => {
-                        found = Some(f);
-                        false
-                    }
-                    None => true,
-                }
+                keep(hit, &mut found)
             });
         }
     }
