@@ -14,7 +14,6 @@ use rusqlite::Connection;
 use sqlparser::ast::{ColumnOption, CreateTable, Expr, IndexColumn, TableConstraint};
 
 use crate::error::{Error, Result};
-use crate::exec::sq;
 
 fn refused(state: &'static str, message: String) -> Error {
     Error::Sqlite {
@@ -164,35 +163,15 @@ pub fn apply(
 
 /// A table with a foreign key to `cols` of `table`, if any.
 fn referencing(conn: &Connection, table: &str, cols: &[String]) -> Result<Option<String>> {
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM main.sqlite_schema WHERE type = 'table' AND upper(sql) LIKE '%REFERENCES%'")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(sq("listing tables with foreign keys"))?;
-    for child in tables {
-        let refs: Vec<(i64, String, Option<String>)> = conn
-            .prepare(
-                "SELECT id, \"table\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
-            )
-            .and_then(|mut s| {
-                s.query_map([&child], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect()
-            })
-            .map_err(sq("reading foreign keys"))?;
-        let mut ids: Vec<i64> = refs.iter().map(|r| r.0).collect();
-        ids.dedup();
-        for id in ids {
-            let to: Vec<&(i64, String, Option<String>)> =
-                refs.iter().filter(|r| r.0 == id).collect();
-            let same = to.first().is_some_and(|r| r.1.eq_ignore_ascii_case(table))
-                && to.len() == cols.len()
-                && to.iter().all(|r| {
-                    r.2.as_deref()
-                        .is_some_and(|t| cols.iter().any(|c| c.eq_ignore_ascii_case(t)))
-                });
-            if same {
-                return Ok(Some(child));
-            }
-        }
-    }
-    Ok(None)
+    Ok(crate::foreign_key::declared(conn)?
+        .into_iter()
+        .find(|fk| {
+            fk.parent.eq_ignore_ascii_case(table)
+                && fk.pairs.len() == cols.len()
+                && fk
+                    .pairs
+                    .iter()
+                    .all(|(_, to)| cols.iter().any(|c| c.eq_ignore_ascii_case(to)))
+        })
+        .map(|fk| fk.child))
 }

@@ -9,7 +9,6 @@ use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 use crate::error::{Error, Result};
-use crate::exec::sq;
 
 /// Checks the tables `sql` drops (one or more `DROP TABLE` statements) are
 /// referenced by no table left standing.
@@ -44,35 +43,24 @@ pub fn check(conn: &Connection, sql: &str) -> Result<()> {
     if dropped.is_empty() {
         return Ok(());
     }
-    let children: Vec<String> = conn
-        .prepare("SELECT name FROM main.sqlite_schema WHERE type = 'table' AND upper(sql) LIKE '%REFERENCES%'")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(sq("listing tables with foreign keys"))?;
-    for child in children {
-        if dropped.contains(&child.to_lowercase()) {
+    for fk in crate::foreign_key::declared(conn)? {
+        if dropped.contains(&fk.child.to_lowercase())
+            || !dropped.contains(&fk.parent.to_lowercase())
+        {
             continue;
         }
-        let refs: Vec<(String, String)> = conn
-            .prepare("SELECT \"table\", \"from\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq")
-            .and_then(|mut s| {
-                s.query_map([&child], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
-            })
-            .map_err(sq("reading foreign keys"))?;
-        if let Some((parent, from)) = refs
-            .iter()
-            .find(|(p, _)| dropped.contains(&p.to_lowercase()))
-        {
-            return Err(Error::Sqlite {
-                context: "dropping a table",
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                    Some(format!(
-                        "SQLSTATE 2BP01: cannot drop table {parent} because other objects depend on it: constraint {child}_{from}_fkey on table {child} depends on table {parent}; drop that constraint (ALTER TABLE {child} DROP CONSTRAINT …) or the table {child} first"
-                    )),
-                ),
-            });
-        }
+        let (child, parent) = (&fk.child, &fk.parent);
+        let from: Vec<&str> = fk.pairs.iter().map(|(f, _)| f.as_str()).collect();
+        return Err(Error::Sqlite {
+            context: "dropping a table",
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(format!(
+                    "SQLSTATE 2BP01: cannot drop table {parent} because other objects depend on it: constraint {child}_{}_fkey on table {child} depends on table {parent}; drop that constraint (ALTER TABLE {child} DROP CONSTRAINT …) or the table {child} first",
+                    from.join("_")
+                )),
+            ),
+        });
     }
     Ok(())
 }

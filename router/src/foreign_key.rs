@@ -192,3 +192,91 @@ fn unique_indexes(conn: &Connection, table: &str) -> Result<Vec<Vec<String>>> {
         })
         .collect()
 }
+
+/// One foreign key as the schema declares it.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// The table holding the reference.
+    pub child: String,
+    /// The referenced table, as the schema spells it (as written in the
+    /// REFERENCES clause when no such table exists).
+    pub parent: String,
+    /// The referenced table's primary key (empty when it does not exist).
+    pub parent_pk: Vec<String>,
+    /// Child columns and the parent columns they reference, in order (the
+    /// parent's key where the clause names none).
+    pub pairs: Vec<(String, String)>,
+}
+
+/// Every foreign key of the main schema (what lock planning, DROP TABLE and
+/// DROP CONSTRAINT check against).
+pub fn declared(conn: &Connection) -> Result<Vec<Declared>> {
+    let children: Vec<String> = conn
+        .prepare_cached(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+                 AND upper(sql) LIKE '%REFERENCES%'",
+        )
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(sq("listing tables with foreign keys"))?;
+    let mut out = Vec::new();
+    for child in children {
+        // (id, parent, from, to): `to` is NULL for the parent's key.
+        type FkRow = (i64, String, String, Option<String>);
+        let rows: Vec<FkRow> = conn
+            .prepare_cached(
+                "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)
+                     ORDER BY id, seq",
+            )
+            .and_then(|mut s| {
+                s.query_map([&child], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect()
+            })
+            .map_err(sq("reading foreign keys"))?;
+        let mut start = 0;
+        while start < rows.len() {
+            let id = rows[start].0;
+            let end = rows[start..]
+                .iter()
+                .position(|r| r.0 != id)
+                .map_or(rows.len(), |n| start + n);
+            let group = &rows[start..end];
+            start = end;
+            let written = group[0].1.clone();
+            let parent: Option<String> = conn
+                .prepare_cached(
+                    "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+                         AND name = ?1 COLLATE NOCASE",
+                )
+                .and_then(|mut s| s.query_row([&written], |r| r.get(0)).optional())
+                .map_err(sq("reading a referenced table"))?;
+            let parent_pk = match &parent {
+                Some(p) => replica::table_info(conn, p)
+                    .map_err(sq("reading a referenced table"))?
+                    .map(|i| i.pk)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let pairs = if group.iter().all(|r| r.3.is_none()) {
+                group
+                    .iter()
+                    .map(|r| r.2.clone())
+                    .zip(parent_pk.iter().cloned())
+                    .collect()
+            } else {
+                group
+                    .iter()
+                    .map(|r| (r.2.clone(), r.3.clone().unwrap_or_default()))
+                    .collect()
+            };
+            out.push(Declared {
+                child: child.clone(),
+                parent: parent.unwrap_or(written),
+                parent_pk,
+                pairs,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -67,37 +67,10 @@ fn rolled_back<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -
     Ok(out)
 }
 
-thread_local! {
-    /// Per thread: the file and schema version `HAS_FK` was worked out for.
-    static HAS_FK: std::cell::RefCell<Option<(String, i64, bool)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Whether any table of the replica declares a foreign key (or the block
-/// replayed may add one), cached per schema version.
+/// Whether any table of the replica declares a foreign key (the graph is
+/// cached per schema version; see `references`).
 fn has_foreign_keys(conn: &Connection) -> Result<bool> {
-    let version: i64 = conn
-        .prepare_cached("PRAGMA main.schema_version")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(sq("reading the schema version"))?;
-    let path = conn.path().unwrap_or("").to_owned();
-    if let Some(known) = HAS_FK.with(|h| {
-        h.borrow()
-            .as_ref()
-            .filter(|(p, v, _)| *p == path && *v == version)
-            .map(|(_, _, has)| *has)
-    }) {
-        return Ok(known);
-    }
-    let has: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema
-                 WHERE type = 'table' AND upper(sql) LIKE '%REFERENCES%')",
-        )
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(sq("looking for foreign keys"))?;
-    HAS_FK.with(|h| *h.borrow_mut() = Some((path, version, has)));
-    Ok(has)
+    Ok(!references::graph(conn, false)?.is_empty())
 }
 
 fn is_foreign_key_violation(e: &Error) -> bool {

@@ -18,22 +18,33 @@ use crate::error::Result;
 use crate::exec::sq;
 use crate::write_order::{Lock, Mode};
 
-/// One foreign key of a child table.
+/// One foreign key of a child table, ready for lock planning.
 #[derive(Debug, Clone)]
 struct ForeignKey {
     /// The parent table, as the schema spells it.
     parent: String,
     /// Child columns and the parent columns they reference, in order.
     pairs: Vec<(String, String)>,
+    /// The query finding the referenced parent row's primary key.
+    lookup: String,
+    /// The parent's primary-key columns, in the query's order.
+    parent_pk: Vec<String>,
 }
 
 /// Every foreign key of the schema, by child table and by referenced table.
 #[derive(Debug, Default)]
-struct Graph {
+pub(super) struct Graph {
     /// Lowercase child table name → its foreign keys.
     children: HashMap<String, Vec<ForeignKey>>,
     /// Lowercase parent table name → the columns some foreign key references.
     referenced: HashMap<String, Vec<String>>,
+}
+
+impl Graph {
+    /// Whether the schema has any foreign key.
+    pub(super) fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
 }
 
 thread_local! {
@@ -43,82 +54,48 @@ thread_local! {
 }
 
 fn read_graph(conn: &Connection) -> Result<Graph> {
+    let q = replica::quote_ident;
     let mut graph = Graph::default();
-    let tables: Vec<String> = conn
-        .prepare_cached(
-            "SELECT name FROM main.sqlite_schema WHERE type = 'table'
-                 AND upper(sql) LIKE '%REFERENCES%'",
-        )
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(sq("listing tables with foreign keys"))?;
-    for child in tables {
-        // (id, seq, parent, from, to): `to` is NULL for the parent's key.
-        type FkRow = (i64, i64, String, String, Option<String>);
-        let rows: Vec<FkRow> = conn
-            .prepare_cached(
-                "SELECT id, seq, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)
-                     ORDER BY id, seq",
-            )
-            .and_then(|mut s| {
-                s.query_map([&child], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect()
-            })
-            .map_err(sq("reading foreign keys"))?;
-        // (id, parent, (from, to) pairs)
-        type Declared = (i64, String, Vec<(String, Option<String>)>);
-        let mut by_id: Vec<Declared> = Vec::new();
-        for (id, _, parent, from, to) in rows {
-            match by_id.last_mut() {
-                Some((last, _, pairs)) if *last == id => pairs.push((from, to)),
-                _ => by_id.push((id, parent, vec![(from, to)])),
+    for fk in crate::foreign_key::declared(conn)? {
+        if fk.parent_pk.is_empty() {
+            // A dangling REFERENCES: SQLite refuses writes to the child.
+            continue;
+        }
+        let referenced = graph
+            .referenced
+            .entry(fk.parent.to_lowercase())
+            .or_default();
+        for (_, p) in &fk.pairs {
+            if !referenced.iter().any(|c| c.eq_ignore_ascii_case(p)) {
+                referenced.push(p.clone());
             }
         }
-        for (_, parent, pairs) in by_id {
-            let Some(info) =
-                replica::table_info(conn, &parent).map_err(sq("reading a referenced table"))?
-            else {
-                // A dangling REFERENCES: SQLite refuses writes to the child.
-                continue;
-            };
-            let parent_name: String = conn
-                .prepare_cached(
-                    "SELECT name FROM main.sqlite_schema WHERE type = 'table'
-                         AND name = ?1 COLLATE NOCASE",
-                )
-                .and_then(|mut s| s.query_row([&parent], |r| r.get(0)))
-                .map_err(sq("reading a referenced table"))?;
-            let pairs: Vec<(String, String)> = if pairs.iter().all(|(_, to)| to.is_none()) {
-                pairs
-                    .into_iter()
-                    .map(|(f, _)| f)
-                    .zip(info.pk.iter().cloned())
-                    .collect()
-            } else {
-                pairs
-                    .into_iter()
-                    .map(|(f, t)| (f, t.unwrap_or_default()))
-                    .collect()
-            };
-            let referenced = graph
-                .referenced
-                .entry(parent_name.to_lowercase())
-                .or_default();
-            for (_, p) in &pairs {
-                if !referenced.iter().any(|c| c.eq_ignore_ascii_case(p)) {
-                    referenced.push(p.clone());
-                }
-            }
-            graph
-                .children
-                .entry(child.to_lowercase())
-                .or_default()
-                .push(ForeignKey {
-                    parent: parent_name,
-                    pairs,
-                });
-        }
+        let filter: Vec<String> = fk
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("{} = ?{}", q(p), i + 1))
+            .collect();
+        let lookup = format!(
+            "SELECT {} FROM {} WHERE {} LIMIT 1",
+            fk.parent_pk
+                .iter()
+                .map(|c| q(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            q(&fk.parent),
+            filter.join(" AND ")
+        );
+        graph
+            .children
+            .entry(fk.child.to_lowercase())
+            .or_default()
+            .push(ForeignKey {
+                parent: fk.parent,
+                pairs: fk.pairs,
+                lookup,
+                parent_pk: fk.parent_pk,
+            });
     }
     Ok(graph)
 }
@@ -126,7 +103,7 @@ fn read_graph(conn: &Connection) -> Result<Graph> {
 /// The schema's foreign keys, cached per schema version unless `volatile`
 /// (a replayed block changed the schema: its version number may come back
 /// with another schema).
-fn graph(conn: &Connection, volatile: bool) -> Result<std::rc::Rc<Graph>> {
+pub(super) fn graph(conn: &Connection, volatile: bool) -> Result<std::rc::Rc<Graph>> {
     if volatile {
         return Ok(std::rc::Rc::new(read_graph(conn)?));
     }
@@ -249,28 +226,10 @@ fn parent_key(
     fk: &ForeignKey,
     values: &[&wal_bus::Value],
 ) -> Result<Option<Row>> {
-    let q = replica::quote_ident;
-    let Some(info) =
-        replica::table_info(conn, &fk.parent).map_err(sq("reading a referenced table"))?
-    else {
-        return Ok(None);
-    };
-    let filter: Vec<String> = fk
-        .pairs
-        .iter()
-        .enumerate()
-        .map(|(i, (_, p))| format!("{} = ?{}", q(p), i + 1))
-        .collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} LIMIT 1",
-        info.pk.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
-        q(&fk.parent),
-        filter.join(" AND ")
-    );
     let params: Vec<rusqlite::types::Value> =
         values.iter().map(|v| replica::to_sql_value(v)).collect();
     let mut stmt = conn
-        .prepare_cached(&sql)
+        .prepare_cached(&fk.lookup)
         .map_err(sq("looking up a referenced row"))?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(params))
@@ -279,7 +238,7 @@ fn parent_key(
         return Ok(None);
     };
     let mut key = Row::new();
-    for (i, c) in info.pk.iter().enumerate() {
+    for (i, c) in fk.parent_pk.iter().enumerate() {
         let v = row.get_ref(i).map_err(sq("looking up a referenced row"))?;
         key.insert(c.clone(), replica::from_value_ref(v));
     }
