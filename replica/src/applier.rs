@@ -10,22 +10,28 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use wal_bus::now_ms;
 
-use resolver::{Policy, Stamp};
+use resolver::Policy;
 use rusqlite::Connection;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record, RecordBody, Step};
+use wal_bus::{AckBoard, Hlc, HlcClock, Log, LogEntry, Offset, Record};
 
-use crate::apply::{ChangeCtx, ChangeResult, SchemaCache, apply_change, is_deterministic};
-use crate::conflicts::record_conflict;
+use crate::apply::SchemaCache;
 use crate::error::{Error, Result, SqliteContext};
 use crate::gate::WriteGate;
 use crate::meta::{
     applied_offset, bump_skipped, cluster_id, open_connection, set_applied_offset, set_cluster_id,
-    skipped_count, store_policy, stored_policy,
+    skipped_count, stored_policy,
 };
 use crate::snapshot::Prepared;
 pub use crate::state::ReplicaState;
+
+mod records;
+
+/// Records at least this large whose type is `txn` are applied change by
+/// change as they are parsed, not decoded whole first: a decoded change
+/// takes several times its JSON size, on every replica at once.
+const STREAMED_RECORD_BYTES: usize = 1 << 20;
 
 /// Apply transactions between passive checkpoints of the replica's WAL.
 const COMMITS_PER_CHECKPOINT: u32 = 256;
@@ -332,6 +338,13 @@ impl Applier {
 
     fn apply_entries(&mut self, batch: &[LogEntry]) -> Result<()> {
         for entry in batch {
+            if entry.payload.len() >= STREAMED_RECORD_BYTES
+                && let Ok(Some(head)) = wal_bus::txn_head(&entry.payload)
+            {
+                self.note_origin(&head);
+                self.apply_record(entry.offset, &head, Some(&entry.payload))?;
+                continue;
+            }
             let record = match Record::decode(&entry.payload) {
                 Ok(r) => r,
                 // A newer format must not be misapplied: stop and say so.
@@ -352,148 +365,23 @@ impl Applier {
                     continue;
                 }
             };
-            if let Some(clock) = &self.clock {
-                clock.observe(record.hlc);
-            }
-            let newest = self
-                .batch_origins
-                .entry(record.origin.clone())
-                .or_insert(record.hlc);
-            *newest = (*newest).max(record.hlc);
-            self.last_ts_ms = record.ts_ms;
-            self.apply_record(entry.offset, &record)?;
+            self.note_origin(&record);
+            self.apply_record(entry.offset, &record, None)?;
         }
         Ok(())
     }
 
-    /// Applies a transaction's changes; conflicts are recorded, and a
-    /// first-writer-wins rejection rolls the whole record back.
-    fn apply_txn(
-        &mut self,
-        offset: Offset,
-        record: &Record,
-        changes: &[wal_bus::Change],
-    ) -> Result<Applied> {
-        let stamp = Stamp::new(record.hlc, record.origin.clone());
-        let ctx = ChangeCtx {
-            conn: &self.conn,
-            path: &self.path,
-            offset,
-            txn_id: &record.id,
-            stamp: &stamp,
-            replica: &self.name,
-            policy: &self.policy,
-            policy_version: self.policy_version,
-        };
-        let mut conflicts = Vec::new();
-        for change in changes {
-            match apply_change(&ctx, &mut self.cache, change)? {
-                ChangeResult::Clean => {}
-                ChangeResult::Conflict(c) => conflicts.push(c),
-                ChangeResult::Reject(c) => {
-                    self.conn
-                        .execute_batch("ROLLBACK TO record")
-                        .ctx(&self.path, "rolling back a rejected transaction")?;
-                    let reason = if c.resolution.strategy == resolver::COUNTER_OVERFLOW {
-                        format!(
-                            "transaction {} was rejected: counter column {} of {} key {} would leave the range of a 64-bit integer ({})",
-                            record.id,
-                            c.resolution.columns.join(", "),
-                            c.table,
-                            c.key,
-                            crate::OUT_OF_RANGE
-                        )
-                    } else {
-                        format!(
-                            "transaction {} conflicts on {} key {} ({}) and was rejected by first-writer-wins",
-                            record.id, c.table, c.key, c.kind
-                        )
-                    };
-                    record_conflict(&ctx, &c)?;
-                    self.rejections.push((offset, reason));
-                    return Ok(Applied::Rejected);
-                }
-            }
+    /// The node's clock, the batch's newest timestamp per origin and the
+    /// lag metric's origin time learn of a record about to be applied.
+    fn note_origin(&mut self, record: &Record) {
+        if let Some(clock) = &self.clock {
+            clock.observe(record.hlc);
         }
-        for c in &conflicts {
-            record_conflict(&ctx, c)?;
-        }
-        Ok(Applied::Done)
-    }
-
-    /// A `block` record: schema statements and row changes in order; a
-    /// rejected run of changes rejects the whole block (already rolled
-    /// back to the record's savepoint).
-    fn apply_block(&mut self, offset: Offset, record: &Record, steps: &[Step]) -> Result<()> {
-        for step in steps {
-            match step {
-                Step::Ddl { sql } => {
-                    self.cache.clear();
-                    crate::ddl::run_ddl(&self.conn, sql)
-                        .ctx(&self.path, "applying a schema statement of a block")?;
-                }
-                Step::Rows { changes } => {
-                    if self.apply_txn(offset, record, changes)? == Applied::Rejected {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies one record atomically (a savepoint), or skips it whole when it
-    /// fails for a reason every replica shares (see `is_deterministic`).
-    fn apply_record(&mut self, offset: Offset, record: &Record) -> Result<()> {
-        self.conn
-            .execute_batch("SAVEPOINT record")
-            .ctx(&self.path, "opening a record savepoint")?;
-        let result = match &record.body {
-            RecordBody::Txn { changes } => self.apply_txn(offset, record, changes).map(|_| ()),
-            RecordBody::Block { steps } => {
-                let applied = self.apply_block(offset, record, steps);
-                self.cache.clear();
-                applied
-            }
-            RecordBody::Ddl { sql } => {
-                self.cache.clear();
-                crate::ddl::run_ddl(&self.conn, sql).ctx(&self.path, "applying a DDL record")
-            }
-            RecordBody::Ids { table, count } => {
-                crate::ids::reserve(&self.conn, offset, table, &record.origin, *count)
-                    .map(|_| ())
-                    .ctx(&self.path, "reserving generated keys")
-            }
-            RecordBody::Policy { version, policy } => {
-                match Policy::parse(policy, "policy record") {
-                    Ok(p) => {
-                        store_policy(&self.conn, *version, policy)
-                            .ctx(&self.path, "storing the policy")?;
-                        tracing::info!(replica = %self.name, offset, version, "conflict policy switched");
-                        self.policy = Arc::new(p);
-                        self.policy_version = *version;
-                        Ok(())
-                    }
-                    Err(source) => Err(Error::Resolve { offset, source }),
-                }
-            }
-        };
-        match result {
-            Ok(()) => self
-                .conn
-                .execute_batch("RELEASE record")
-                .ctx(&self.path, "releasing a record savepoint"),
-            Err(e) if is_deterministic(&e) => {
-                self.conn
-                    .execute_batch("ROLLBACK TO record; RELEASE record")
-                    .ctx(&self.path, "rolling back a skipped record")?;
-                self.cache.clear();
-                metrics::counter!("tributary_replica_records_skipped_total", "replica" => self.name.clone()).increment(1);
-                tracing::error!(replica = %self.name, offset, id = %record.id, error = %e,
-                    "record skipped: it cannot apply on any replica");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let newest = self
+            .batch_origins
+            .entry(record.origin.clone())
+            .or_insert(record.hlc);
+        *newest = (*newest).max(record.hlc);
+        self.last_ts_ms = record.ts_ms;
     }
 }

@@ -240,7 +240,7 @@ pub(crate) fn apply_change(
             {
                 let changed = after
                     .iter()
-                    .filter(|(c, v)| change.before.as_ref().and_then(|b| b.get(*c)) != Some(*v))
+                    .filter(|(c, v)| change.before.as_ref().and_then(|b| b.get(c)) != Some(*v))
                     .map(|(c, _)| c);
                 stamp_cols(ctx, &info.name, &pk, changed, &BTreeMap::new())?;
             }

@@ -254,7 +254,7 @@ fn sqlite_state(e: &rusqlite::Error) -> &'static str {
 /// Codes Tributary's own SQLite functions raise, as `SQLSTATE xxxxx: …`.
 const FUNCTION_STATES: &[&str] = &[
     "42P16", "42P01", "42703", "23502", "23505", "42704", "2201B", "22P02", "22003", "22007",
-    "22008", "22021", "42846", "0A000", "23503", "42830", "2BP01",
+    "22008", "22021", "42846", "0A000", "23503", "42830", "2BP01", "22023", "54000",
 ];
 
 fn generic_state(msg: &str) -> &'static str {

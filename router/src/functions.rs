@@ -13,6 +13,7 @@
 //! | `gen_random_uuid()` | a random (v4) UUID, lowercase text |
 //! | `tributary_regex(text, pattern, flags)` | what `~`, `~*`, `!~`, `!~*` become (Rust's regex syntax, close to PostgreSQL's for ordinary patterns; an invalid one is 2201B) |
 //! | `pg_advisory_unlock_all()` | NULL (void): no advisory lock can be held, `pg_advisory_lock` is not provided |
+//! | `repeat`, `lpad`, `rpad`, `left`, `right`, `split_part`, `strpos` | as in PostgreSQL (`text_functions`) |
 //! | `set_config(name, value, is_local)` | `value`; the setting has no effect here, like `SET` of a PostgreSQL parameter; `tributary.*` names are refused (use `SET`) |
 
 use rusqlite::functions::{Context, FunctionFlags};
@@ -133,6 +134,7 @@ pub const DATABASE: &str = "tributary";
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::casts::register(conn)?;
     crate::interval::register(conn)?;
+    crate::text_functions::register(conn)?;
     // Statements with generated keys are described on any connection; only
     // the speculation connection hands keys out (`Keys::arm` replaces this).
     conn.create_scalar_function(

@@ -41,6 +41,7 @@ pub mod shared;
 pub mod speculate;
 mod star;
 pub mod status;
+mod text_functions;
 pub mod typing;
 pub mod write_order;
 

@@ -137,12 +137,24 @@ impl Shared {
         body: RecordBody,
         replay: Option<crate::write_order::Replay>,
     ) -> Result<Queued> {
+        self.enqueue_then(session, body, |_| replay)
+    }
+
+    /// As `enqueue`, with the overlay's replay made from the body once it
+    /// is encoded, so a transaction's rows are not copied (a large one's
+    /// rows are most of the router's memory while it is in flight).
+    pub fn enqueue_then(
+        &self,
+        session: u64,
+        body: RecordBody,
+        replay: impl FnOnce(RecordBody) -> Option<crate::write_order::Replay>,
+    ) -> Result<Queued> {
         let hlc = self.clock.now()?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{session:x}-{seq}", self.name);
         let record = Record::new(id, &self.name, hlc, body);
         let durable = self.log.enqueue(record.encode())?;
-        if let Some(replay) = replay {
+        if let Some(replay) = replay(record.body) {
             self.order.push(hlc, replay);
         }
         Ok(Queued { hlc, durable })

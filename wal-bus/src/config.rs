@@ -96,8 +96,8 @@ impl Default for LogConfig {
         LogConfig {
             backend: Backend::File,
             dir: None,
-            segment_bytes: 64 << 20,
-            max_record_bytes: 16 << 20,
+            segment_bytes: 128 << 20,
+            max_record_bytes: 64 << 20,
             retention_bytes: 0,
             retention_ms: 0,
             kafka: KafkaConfig::default(),

@@ -43,6 +43,8 @@ struct Shared {
     history: EndHistory,
     /// This log's identity (the `CLUSTER_ID` file in its directory).
     cluster_id: String,
+    /// Reads of large records, shared by concurrent readers.
+    large: crate::large_frame::LargeReads,
 }
 
 /// The embedded, single-machine log.
@@ -57,7 +59,7 @@ impl FileLog {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let segments = recover(dir, config.max_record_bytes)?;
-        let cluster_id = load_cluster_id(dir)?;
+        let cluster_id = crate::cluster_id::load_cluster_id(dir)?;
         let end = segments.last().map_or(0, Segment::end);
         let (end_tx, _) = watch::channel(end);
         let shared = Arc::new(Shared {
@@ -67,6 +69,7 @@ impl FileLog {
             max_record: config.max_record_bytes,
             segment_bytes: config.segment_bytes,
             poisoned: AtomicBool::new(false),
+            large: crate::large_frame::LargeReads::default(),
             history: EndHistory::new(end),
             cluster_id,
         });
@@ -82,46 +85,6 @@ impl FileLog {
             appends: tx,
         })
     }
-}
-
-/// The file that names this log; made once, when the log is first opened.
-const CLUSTER_ID_FILE: &str = "CLUSTER_ID";
-
-/// Reads the log's identity, creating it (durably) on first open.
-fn load_cluster_id(dir: &Path) -> Result<String> {
-    let path = dir.join(CLUSTER_ID_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&path, e)),
-    }
-    let id = new_cluster_id();
-    let tmp = dir.join(format!("{CLUSTER_ID_FILE}.tmp"));
-    std::fs::write(&tmp, format!("{id}\n"))
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)?;
-    Ok(id)
-}
-
-/// 128 random bits as hex: two hashers seeded by the OS-random `RandomState`.
-fn new_cluster_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let part = |salt: u128| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(salt);
-        h.finish()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:016x}{:016x}",
-        part(now),
-        part(now ^ u128::from(std::process::id()))
-    )
 }
 
 fn recover(dir: &Path, max_record: usize) -> Result<Vec<Segment>> {
@@ -191,7 +154,12 @@ fn writer_loop(shared: &Shared, mut rx: mpsc::UnboundedReceiver<AppendReq>) {
             continue;
         }
         metrics::histogram!("tributary_log_group_commit_records").record(batch.len() as f64);
-        match write_group(shared, &mut batch, &mut buf) {
+        let written = write_group(shared, &mut batch, &mut buf);
+        // A large record grew the buffer: give the memory back.
+        if buf.capacity() > 4 << 20 {
+            buf = Vec::with_capacity(1 << 20);
+        }
+        match written {
             Ok(first_offset) => {
                 for (i, req) in batch.drain(..).enumerate() {
                     let _ = req.done.send(Ok(first_offset + i as Offset));
@@ -392,11 +360,25 @@ impl Log for FileLog {
         if available == 0 {
             return Ok(Vec::new());
         }
-        // Take as many whole records as fit in max_bytes (at least one).
+        // A large record is read alone (see `large_frame`); otherwise take
+        // as many whole records as fit in max_bytes, stopping before a
+        // large one.
+        let large = |k: usize| {
+            let (s, e) = seg.span(rel + k, rel + k + 1);
+            e - s > crate::large_frame::LARGE_FRAME_BYTES
+        };
+        if large(0) {
+            let (start, _) = seg.span(rel, rel + 1);
+            let entry = self
+                .shared
+                .large
+                .read(seg, from, start, self.shared.max_record)?;
+            return Ok(vec![entry]);
+        }
         let mut count = 1;
         while count < available.min(max_records.max(1)) {
             let (s, e) = seg.span(rel, rel + count + 1);
-            if (e - s) as usize > max_bytes {
+            if (e - s) as usize > max_bytes || large(count) {
                 break;
             }
             count += 1;

@@ -14,17 +14,23 @@
 mod error;
 mod hlc;
 mod record;
+mod row;
+mod stream;
 mod value;
 mod wall;
 
 pub use error::{Error, Result};
 pub use hlc::{Hlc, HlcClock};
-pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Row, Step};
+pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Step};
+pub use row::Row;
+pub use stream::{Stopped, for_each_change, txn_head};
 pub use value::Value;
 pub use wall::{now_ms, sync_dir};
 
 #[cfg(feature = "runtime")]
 mod acks;
+#[cfg(feature = "runtime")]
+mod cluster_id;
 #[cfg(feature = "runtime")]
 mod config;
 #[cfg(feature = "runtime")]
@@ -41,6 +47,8 @@ mod kafka_client;
 mod kafka_log;
 #[cfg(feature = "kafka")]
 mod kafka_tail;
+#[cfg(feature = "runtime")]
+mod large_frame;
 #[cfg(feature = "runtime")]
 mod log;
 #[cfg(feature = "runtime")]

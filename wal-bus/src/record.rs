@@ -3,19 +3,15 @@
 //! (docs/record-format.md); decoding never panics and refuses versions it
 //! does not know.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::hlc::Hlc;
-use crate::value::Value;
 
 /// The record format version this build writes and the newest it reads.
 pub const RECORD_VERSION: u64 = 1;
 
-/// Column name → value. Ordered, so encodings are deterministic.
-pub type Row = BTreeMap<String, Value>;
+pub use crate::row::Row;
 
 /// One log record.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +118,7 @@ struct VersionProbe {
     v: Option<serde_json::Value>,
 }
 
-fn check_version(v: Option<&serde_json::Value>) -> Result<()> {
+pub(crate) fn check_version(v: Option<&serde_json::Value>) -> Result<()> {
     match v {
         Some(serde_json::Value::Number(n)) => match n.as_u64() {
             Some(RECORD_VERSION) => Ok(()),
@@ -218,6 +214,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Value;
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = Value> {
@@ -232,6 +229,7 @@ mod tests {
 
     fn row() -> impl Strategy<Value = Row> {
         proptest::collection::btree_map("[a-z_\"$]{1,8}", value(), 0..5)
+            .prop_map(|m| m.into_iter().collect())
     }
 
     fn change() -> impl Strategy<Value = Change> {

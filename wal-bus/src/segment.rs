@@ -33,27 +33,41 @@ pub(crate) fn decode_frame(
     bytes: &[u8],
     max_record: usize,
 ) -> Result<Option<(&[u8], usize)>, String> {
-    if bytes.len() < HEADER_LEN {
+    let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
-    }
-    let len_bytes = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    let len = u32::from_le_bytes(len_bytes) as usize;
-    let crc = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    };
+    let len = frame_payload_len(header, max_record)?;
+    let Some(payload) = bytes.get(HEADER_LEN..HEADER_LEN + len) else {
+        return Ok(None);
+    };
+    check_payload(header, payload)?;
+    Ok(Some((payload, HEADER_LEN + len)))
+}
+
+/// The payload length a frame header gives, refused past `max_record`.
+pub(crate) fn frame_payload_len(
+    header: &[u8; HEADER_LEN],
+    max_record: usize,
+) -> Result<usize, String> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if len > max_record {
         return Err(format!(
             "frame length {len} exceeds max_record_bytes {max_record}"
         ));
     }
-    let Some(payload) = bytes.get(HEADER_LEN..HEADER_LEN + len) else {
-        return Ok(None);
-    };
-    let actual = crc32c::crc32c_append(crc32c::crc32c(&len_bytes), payload);
+    Ok(len)
+}
+
+/// Checks a payload read apart from its header against the header's checksum.
+pub(crate) fn check_payload(header: &[u8; HEADER_LEN], payload: &[u8]) -> Result<(), String> {
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&header[..4]), payload);
     if actual != crc {
         return Err(format!(
             "checksum mismatch (stored {crc:#010x}, computed {actual:#010x})"
         ));
     }
-    Ok(Some((payload, HEADER_LEN + len)))
+    Ok(())
 }
 
 /// What walking a segment's bytes found.

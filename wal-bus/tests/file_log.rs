@@ -231,3 +231,41 @@ async fn dir_reader_follows_segments_from_an_offset() {
     log.append(b"late".to_vec()).await.expect("append");
     assert_eq!(r.next_entry().expect("next").map(|e| e.offset), Some(100));
 }
+
+/// A record over 1 MiB is read on its own, straight into one buffer that
+/// concurrent readers share; its checksum is still checked.
+#[tokio::test]
+async fn large_records_are_read_alone_shared_and_checked() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = FileLog::open(dir.path(), &LogConfig::default()).expect("open");
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    for p in [b"small".to_vec(), big.clone(), b"after".to_vec()] {
+        log.append(p).await.expect("append");
+    }
+    let a = log.read(1, 10, 64 << 20).await.expect("read");
+    assert_eq!(a.len(), 1, "a large record is read alone");
+    assert_eq!((a[0].offset, &*a[0].payload), (1, &big[..]));
+    let b = log.read(1, 10, 64 << 20).await.expect("read");
+    assert!(Arc::ptr_eq(&a[0].payload, &b[0].payload), "one copy");
+    drop((a, b));
+    // A batch stops before it; the next read starts after it.
+    let first = log.read(0, 10, 64 << 20).await.expect("read");
+    assert_eq!(first.len(), 1);
+    assert_eq!(&*first[0].payload, b"small");
+    let rest = log.read(2, 10, 64 << 20).await.expect("read");
+    assert_eq!((rest.len(), &*rest[0].payload), (1, &b"after"[..]));
+    // Damage one byte of the big payload behind the open log.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(last_segment(dir.path()))
+        .expect("segment");
+    f.seek(SeekFrom::Start(13 + 8 + 1000)).expect("seek");
+    f.write_all(&[big[1000] ^ 0xff]).expect("write");
+    f.sync_all().expect("sync");
+    let err = log.read(1, 10, 64 << 20).await.expect_err("checksum");
+    assert!(
+        matches!(err, wal_bus::Error::Corrupt { offset: 1, .. }),
+        "{err}"
+    );
+}

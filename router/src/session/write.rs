@@ -65,13 +65,19 @@ fn speculate_job(
         shared.order.lock(session, locks);
         return Ok(Spec::Done { out, queued: None });
     }
+    // Only a transaction block keeps these; a large statement's need not
+    // coexist with its record.
+    drop(locks);
+    out.changeset = Vec::new();
     if out.changes.is_empty() {
         return Ok(Spec::Done { out, queued: None });
     }
     crate::policy::check_set_values(&shared.replica.policy().1, &out.changes)?;
     let changes = std::mem::take(&mut out.changes);
-    let replay = Replay::Rows(changes.clone().into());
-    let queued = shared.enqueue(session, RecordBody::Txn { changes }, Some(replay))?;
+    let queued = shared.enqueue_then(session, RecordBody::Txn { changes }, |body| match body {
+        RecordBody::Txn { changes } => Some(Replay::Rows(changes.into())),
+        _ => None,
+    })?;
     Ok(Spec::Done {
         out,
         queued: Some(queued),

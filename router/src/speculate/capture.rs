@@ -63,7 +63,7 @@ pub(super) fn changes_in(
             Action::SQLITE_INSERT | Action::SQLITE_DELETE => {
                 // Inserts carry every new value, deletes every old one.
                 let insert = op.code() == Action::SQLITE_INSERT;
-                let mut row = Row::new();
+                let mut row = Row::with_capacity(ncols);
                 for (i, col) in info.columns.iter().enumerate().take(ncols) {
                     let v = if insert {
                         item.new_value(i)

@@ -78,7 +78,7 @@ pub(super) fn rows(conn: &Connection, changes: &[Change]) -> Result<()> {
                 }
                 let changed: Vec<(&String, &Value)> = after
                     .iter()
-                    .filter(|(k, v)| before.get(*k) != Some(*v))
+                    .filter(|(k, v)| before.get(k) != Some(*v))
                     .collect();
                 if changed.is_empty() {
                     continue;

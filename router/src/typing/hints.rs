@@ -79,6 +79,23 @@ fn placeholder_index(e: &Expr) -> Option<usize> {
     None
 }
 
+/// `Array` of the element type for an array type such as `int[]`.
+fn array_hint(data_type: &sqlparser::ast::DataType) -> Option<Hint> {
+    let sqlparser::ast::DataType::Array(sqlparser::ast::ArrayElemTypeDef::SquareBracket(elem, _)) =
+        data_type
+    else {
+        return None;
+    };
+    Some(Hint::Array(Box::new(Hint::Decl(
+        if elem.to_string().eq_ignore_ascii_case("oid") {
+            "OID"
+        } else {
+            crate::casts::Target::parse(&elem.to_string())
+                .map_or("TEXT", |t| crate::typing::pgtypes::decl_for_type(&t.ty))
+        },
+    ))))
+}
+
 fn column_of(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(i) => Some(i.value.clone()),
@@ -122,23 +139,21 @@ pub fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
                     other => (other, None),
                 };
                 if let Some(n) = placeholder_index(inner) {
-                    let elem = match cast {
-                        Some(sqlparser::ast::DataType::Array(
-                            sqlparser::ast::ArrayElemTypeDef::SquareBracket(elem, _),
-                        )) => Some(Hint::Decl(
-                            if elem.to_string().eq_ignore_ascii_case("oid") {
-                                "OID"
-                            } else {
-                                crate::casts::Target::parse(&elem.to_string()).map_or("TEXT", |t| {
-                                    crate::typing::pgtypes::decl_for_type(&t.ty)
-                                })
-                            },
-                        )),
-                        _ => column_of(left).map(Hint::Column),
+                    let array = match cast.and_then(array_hint) {
+                        Some(array) => Some(array),
+                        None => column_of(left).map(|c| Hint::Array(Box::new(Hint::Column(c)))),
                     };
-                    if let Some(elem) = elem {
-                        cols.entry(n).or_insert(Hint::Array(Box::new(elem)));
+                    if let Some(array) = array {
+                        cols.entry(n).or_insert(array);
                     }
+                }
+            }
+            // `$n::type` says the parameter's type, as in PostgreSQL.
+            Expr::Cast { expr, .. } if placeholder_index(expr).is_some() => {
+                if let (Some(n), Some(h)) =
+                    (placeholder_index(expr), expr_hint(e, &Derived::default()))
+                {
+                    cols.insert(n, h);
                 }
             }
             Expr::Between {
@@ -379,6 +394,7 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
             data_type: sqlparser::ast::DataType::Interval { .. },
             ..
         } => Some(Hint::Decl("INTERVAL")),
+        Expr::Cast { data_type, .. } if array_hint(data_type).is_some() => array_hint(data_type),
         Expr::Cast { data_type, .. } => Some(Hint::Decl(
             crate::casts::Target::parse(&data_type.to_string()).map_or_else(
                 |_| match ColumnType::of(&data_type.to_string()) {
@@ -408,7 +424,10 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
                 }
                 "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
                 | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
-                | "format" => Some(Hint::Decl("TEXT")),
+                | "format" | "repeat" | "lpad" | "rpad" | "left" | "right" | "split_part" => {
+                    Some(Hint::Decl("TEXT"))
+                }
+                "strpos" => Some(Hint::Decl("INT4")),
                 // PostgreSQL sums 2- and 4-byte integers into a bigint.
                 "sum" => column_arg(f).map(Hint::Sum),
                 "min" | "max" | "abs" => first_arg(f)
