@@ -1,0 +1,49 @@
+//! Parameter types from `$n::type` casts and PostgreSQL's string
+//! functions, through tokio-postgres (which binds by the described type).
+
+use anyhow::{Result, ensure};
+use tests::Cluster;
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
+/// `$n::type` gives the parameter its type, as PostgreSQL does, so a
+/// driver binding an `i32` or an integer array to it is understood; and
+/// PostgreSQL's string functions SQLite lacks are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_casts_type_the_parameter_and_string_functions_work() -> Result<()> {
+    use tokio_postgres::types::Type;
+    let cluster = Cluster::in_process(1, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    let stmt = c
+        .prepare("SELECT $1::int + 1, repeat('ab', $2::int), $3::int[], $4::bigint")
+        .await?;
+    ensure!(
+        stmt.params() == [Type::INT4, Type::INT4, Type::INT4_ARRAY, Type::INT8],
+        "{:?}",
+        stmt.params()
+    );
+    let row = c
+        .query_one(&stmt, &[&41i32, &2i32, &vec![1i32, 2], &7i64])
+        .await?;
+    ensure!(row.get::<_, i32>(0) == 42);
+    ensure!(row.get::<_, String>(1) == "abab");
+    ensure!(row.get::<_, Vec<i32>>(2) == vec![1, 2]);
+    let row = c
+        .query_one(
+            "SELECT lpad('7', 3, '0'), rpad('a', 3, '-'), left('hello', -2), right('hello', 2), split_part('a.b.c', '.', -1), strpos('hello', 'll')",
+            &[],
+        )
+        .await?;
+    let texts: Vec<String> = (0..5).map(|i| row.get(i)).collect();
+    ensure!(texts == ["007", "a--", "hel", "lo", "c"], "{texts:?}");
+    ensure!(row.get::<_, i32>(5) == 3);
+    let err = c
+        .query_one("SELECT split_part('a', '.', 0)", &[])
+        .await
+        .expect_err("position zero");
+    ensure!(code(&err) == "22023", "{err}");
+    cluster.shutdown().await;
+    Ok(())
+}
