@@ -6,11 +6,14 @@
 #
 #   A=/tmp/before/target/release/tributary B=target/release/tributary \
 #     bench/ab.sh w_read prepared 3 10      # script, protocol, rounds, seconds
+#   HIST=1 …  also prints each binary's latency histogram over all its rounds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 script=${1:-w_read}; proto=${2:-prepared}; rounds=${3:-3}; secs=${4:-10}
 shared=${SHARED_BENCH:-$(pwd)/../shared/bench}
 : "${A:?set A to the first binary}" "${B:?set B to the second binary}"
+hist=$(mktemp -d)
+mkdir -p "$hist/A" "$hist/B"
 for r in $(seq "$rounds"); do
   for which in A B; do
     bin=${!which}
@@ -26,6 +29,14 @@ for r in $(seq "$rounds"); do
     lat=$(python3 bench/latency.py "$d"/lat.* | tr '\t' ' ')
     echo "$script -M $proto round $r $which ${tps:-failed} tps, avg/p99 ms $lat"
     kill "$pid"; wait "$pid" 2>/dev/null || true
+    for f in "$d"/lat.*; do cp "$f" "$hist/$which/r$r.$(basename "$f")"; done
     rm -rf "$d"
   done
 done
+if [ -n "${HIST:-}" ]; then
+  echo
+  echo "| binary | transactions | < 1 ms | 1–2 | 2–5 | 5–10 | 10–20 | 20–50 | ≥ 50 ms | p50 ms | p99 ms | p99.9 ms |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for which in A B; do python3 bench/latency.py --hist "$which" "$hist/$which"/*; done
+fi
+rm -rf "$hist"

@@ -30,6 +30,22 @@ async fn parameter_casts_type_the_parameter_and_string_functions_work() -> Resul
     ensure!(row.get::<_, i32>(0) == 42);
     ensure!(row.get::<_, String>(1) == "abab");
     ensure!(row.get::<_, Vec<i32>>(2) == vec![1, 2]);
+    // A regclass or interval parameter stays text: its input is a name or
+    // an interval literal (SQLAlchemy's reflection sends `CAST($n AS REGCLASS)`).
+    c.batch_execute("CREATE TABLE named (id int PRIMARY KEY)")
+        .await?;
+    let stmt = c
+        .prepare(
+            "SELECT count(*) FROM pg_class WHERE oid = $1::regclass AND $2::interval IS NOT NULL",
+        )
+        .await?;
+    ensure!(
+        stmt.params() == [Type::TEXT, Type::TEXT],
+        "{:?}",
+        stmt.params()
+    );
+    let n: i64 = c.query_one(&stmt, &[&"named", &"1 day"]).await?.get(0);
+    ensure!(n == 1, "{n}");
     let row = c
         .query_one(
             "SELECT lpad('7', 3, '0'), rpad('a', 3, '-'), left('hello', -2), right('hello', 2), split_part('a.b.c', '.', -1), strpos('hello', 'll')",

@@ -79,6 +79,13 @@ fn placeholder_index(e: &Expr) -> Option<usize> {
     None
 }
 
+/// Casts whose parameter stays text: `x::regclass` and its kin take a name,
+/// intervals are not a parameter type (see docs/types.md).
+fn text_input_cast(data_type: &sqlparser::ast::DataType) -> bool {
+    let name = data_type.to_string().to_ascii_lowercase();
+    name.starts_with("reg") || name.starts_with("interval")
+}
+
 /// `Array` of the element type for an array type such as `int[]`.
 fn array_hint(data_type: &sqlparser::ast::DataType) -> Option<Hint> {
     let sqlparser::ast::DataType::Array(sqlparser::ast::ArrayElemTypeDef::SquareBracket(elem, _)) =
@@ -148,8 +155,12 @@ pub fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
                     }
                 }
             }
-            // `$n::type` says the parameter's type, as in PostgreSQL.
-            Expr::Cast { expr, .. } if placeholder_index(expr).is_some() => {
+            // `$n::type` says the parameter's type, as in PostgreSQL; not
+            // for reg* and interval, which stay text parameters (their text
+            // input is what the cast reads; neither is a parameter type here).
+            Expr::Cast {
+                expr, data_type, ..
+            } if placeholder_index(expr).is_some() && !text_input_cast(data_type) => {
                 if let (Some(n), Some(h)) =
                     (placeholder_index(expr), expr_hint(e, &Derived::default()))
                 {
