@@ -48,7 +48,7 @@ run_case() {
       sleep 0.02
     done
     t2=$(date +%s.%N)
-    all=$(echo "$t2 - $t0" | bc)
+    all=$(printf "%.2f" "$(echo "$t2 - $t0" | bc)")
   fi
   local hwm rows
   hwm=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status")
