@@ -62,9 +62,17 @@ pub fn run_statement(
     crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .map_err(sq("preparing the statement"))?;
+    let filled;
+    let mut stmt = match conn.prepare_cached(sql) {
+        Ok(stmt) => stmt,
+        Err(e) if crate::insert_columns::too_few_values(&e) => {
+            filled = crate::insert_columns::with_columns(conn, sql)
+                .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
+            conn.prepare_cached(&filled)
+                .map_err(sq("preparing the statement"))?
+        }
+        Err(e) => return Err(Error::sqlite("preparing the statement", e)),
+    };
     bind(&mut stmt, params)?;
     let ncols = stmt.column_count();
     if ncols == 0 {
@@ -108,9 +116,17 @@ pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option
     crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
-    let stmt = conn
-        .prepare_cached(sql)
-        .map_err(sq("preparing the statement"))?;
+    let filled;
+    let stmt = match conn.prepare_cached(sql) {
+        Ok(stmt) => stmt,
+        Err(e) if crate::insert_columns::too_few_values(&e) => {
+            filled = crate::insert_columns::with_columns(conn, sql)
+                .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
+            conn.prepare_cached(&filled)
+                .map_err(sq("preparing the statement"))?
+        }
+        Err(e) => return Err(Error::sqlite("preparing the statement", e)),
+    };
     let names = stmt.column_names().map(str::to_owned).collect();
     let types = stmt
         .columns()

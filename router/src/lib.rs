@@ -30,6 +30,7 @@ pub mod exec;
 mod foreign_key;
 mod functions;
 pub mod handler;
+mod insert_columns;
 pub mod interval;
 pub mod keys;
 pub mod params;

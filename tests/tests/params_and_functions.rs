@@ -63,3 +63,42 @@ async fn parameter_casts_type_the_parameter_and_string_functions_work() -> Resul
     cluster.shutdown().await;
     Ok(())
 }
+
+/// `INSERT INTO t VALUES (…)` with fewer values than columns fills the
+/// first ones and defaults the rest, as PostgreSQL does (SQLite refuses),
+/// with the simple and the extended protocol; more values than columns is
+/// still an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_may_omit_trailing_columns() -> Result<()> {
+    let cluster = Cluster::in_process(2, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE d (id int PRIMARY KEY, v text DEFAULT 'dflt', n int);
+         INSERT INTO d VALUES (1);
+         INSERT INTO d SELECT 2, 'two'",
+    )
+    .await?;
+    c.execute("INSERT INTO d VALUES ($1)", &[&3i32]).await?;
+    let rows: Vec<(i32, String, Option<i32>)> = c
+        .query("SELECT id, v, n FROM d ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    ensure!(
+        rows == [
+            (1, "dflt".to_owned(), None),
+            (2, "two".to_owned(), None),
+            (3, "dflt".to_owned(), None)
+        ],
+        "{rows:?}"
+    );
+    ensure!(
+        c.batch_execute("INSERT INTO d VALUES (4, 'x', 1, 9)")
+            .await
+            .is_err()
+    );
+    cluster.replicas_agree().await?;
+    cluster.shutdown().await;
+    Ok(())
+}
