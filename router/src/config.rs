@@ -156,6 +156,13 @@ pub struct RouterConfig {
     pub max_connections: usize,
     /// Rows one statement may return; a larger result is an error (54000).
     pub max_result_rows: usize,
+    /// Statements taking at least this long are logged and kept in the
+    /// `tributary_slow_queries` view; 0 turns the slow-query log off.
+    pub slow_query_ms: u64,
+    /// Whether the slow-query log shows a statement's parameters.
+    pub slow_query_params: bool,
+    /// How many slow queries the view keeps per router (the newest).
+    pub slow_query_keep: usize,
     /// `[router.auth]`: who may connect.
     pub auth: AuthConfig,
 }
@@ -204,6 +211,9 @@ impl Default for RouterConfig {
             enabled: true,
             max_connections: 500,
             max_result_rows: 1_000_000,
+            slow_query_ms: 0,
+            slow_query_params: false,
+            slow_query_keep: 100,
             auth: AuthConfig::default(),
         }
     }
@@ -251,6 +261,9 @@ impl RouterConfig {
         }
         if self.max_result_rows == 0 {
             return Err(bad("router.max_result_rows", "must be at least 1"));
+        }
+        if self.slow_query_keep == 0 {
+            return Err(bad("router.slow_query_keep", "must be at least 1"));
         }
         if self.auth.method == AuthMethod::ScramSha256 {
             if self.auth.users.is_empty() {

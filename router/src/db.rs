@@ -133,6 +133,10 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
 fn postgres_semantics(conn: &Connection) -> Result<()> {
     crate::functions::register(conn).map_err(|e| Error::sqlite("registering functions", e))?;
     crate::catalog::attach(conn)?;
+    // The views a read fills when it names them; here so that describing
+    // a statement over them (extended protocol) finds their columns.
+    crate::status::refresh_status_table(conn, &[])?;
+    crate::slow_query::refresh_view(conn, &[])?;
     conn.pragma_update(None, "case_sensitive_like", true)
         .map_err(|e| Error::sqlite("making LIKE case-sensitive", e))
 }

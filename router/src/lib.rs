@@ -39,6 +39,7 @@ mod rebuild;
 mod serve;
 pub mod session;
 pub mod shared;
+pub mod slow_query;
 pub mod speculate;
 mod star;
 pub mod status;

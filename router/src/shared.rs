@@ -38,6 +38,8 @@ pub struct Shared {
     pub order: crate::write_order::WriteOrder,
     /// Generated-key ranges reserved for this router.
     pub keys: crate::keys::Keys,
+    /// Statements over `router.slow_query_ms`.
+    pub slow: crate::slow_query::SlowLog,
     /// Set when an append failed: the overlay may be missing or holding a
     /// record, so the next write first waits for the replica to reach the
     /// log end (which settles it either way).
@@ -102,7 +104,15 @@ impl Shared {
         )?;
         let startup = crate::auth::Startup::from_config(&config.auth)?;
         let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+        let slow = crate::slow_query::SlowLog::new(
+            config.slow_query_ms,
+            config.slow_query_params,
+            config.slow_query_keep,
+            &name,
+            &replica.name,
+        );
         Ok(Shared {
+            slow,
             startup: Arc::new(startup),
             connections,
             name,

@@ -67,10 +67,15 @@ impl Shared {
 
 /// Whether a query names `tributary_replicas`.
 pub fn needs_status(sql: &str) -> bool {
-    const NAME: &[u8] = b"tributary_replicas";
+    mentions(sql, "tributary_replicas")
+}
+
+/// Whether `sql` contains `name`, ignoring ASCII case (a byte scan: the
+/// views are filled only for statements that name them).
+pub fn mentions(sql: &str, name: &str) -> bool {
     sql.as_bytes()
-        .windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
+        .windows(name.len())
+        .any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 /// Replaces the connection's `tributary_replicas` rows with `rows`, so any

@@ -6,6 +6,7 @@
 mod copy;
 mod prepared;
 mod settings;
+mod slow;
 mod txn;
 mod write;
 
@@ -79,6 +80,8 @@ pub struct Session {
     /// SQL-level prepared statements (`PREPARE`), by name.
     prepared: std::collections::HashMap<String, Classified>,
     block_schema: BlockSchema,
+    /// Where the current statement's time went (the slow-query log).
+    stages: crate::slow_query::Stages,
 }
 
 /// An open block's uncommitted schema, when it has schema statements:
@@ -102,6 +105,7 @@ impl Session {
             copy: None,
             prepared: Default::default(),
             block_schema: Default::default(),
+            stages: Default::default(),
             shared,
         }
     }
@@ -139,7 +143,10 @@ impl Session {
             return Err(Error::TxnAborted);
         }
         let started = std::time::Instant::now();
+        self.stages = Default::default();
+        let kept = self.shared.slow.wants_params().then(|| params.clone());
         let result = self.dispatch(stmt, params, fb).await;
+        self.observe_slow(stmt, kept.as_deref(), started.elapsed(), &result);
         if result.is_err()
             && let Some(txn) = &mut self.txn
             && !matches!(kind, Kind::Commit | Kind::Rollback)
@@ -289,9 +296,12 @@ impl Session {
                 .await??;
             return Ok(rows_outcome(rows, stmt));
         }
+        let waited = std::time::Instant::now();
         self.shared.wait_applied(self.read_target()).await?;
+        self.stages.consistency_wait += waited.elapsed();
         let sql = stmt.sql.clone();
         let status = needs_status(&sql).then(|| self.shared.status());
+        let slow = crate::slow_query::names_view(&sql).then(|| self.shared.slow.snapshot());
         let max_rows = self.shared.config.max_result_rows;
         let (rows, _) = self
             .shared
@@ -299,6 +309,9 @@ impl Session {
             .run(move |c| {
                 if let Some(status) = status {
                     refresh_status_table(c, &status)?;
+                }
+                if let Some(slow) = slow {
+                    crate::slow_query::refresh_view(c, &slow)?;
                 }
                 exec::run_statement(c, &sql, &params, max_rows)
             })
@@ -308,10 +321,15 @@ impl Session {
 
     /// Waits for a queued record to be durable and for the ack mode.
     async fn finish(&mut self, queued: Queued, fb: &mut Feedback) -> Result<()> {
+        let appending = std::time::Instant::now();
         let target = self.shared.durable(queued).await?;
+        self.stages.append += appending.elapsed();
         self.last_write = target;
         fb.offset = Some(target);
-        if let Some(notice) = self.shared.await_acks(target, self.ack).await? {
+        let acking = std::time::Instant::now();
+        let notice = self.shared.await_acks(target, self.ack).await?;
+        self.stages.ack_wait += acking.elapsed();
+        if let Some(notice) = notice {
             fb.notices.push(("NOTICE", notice));
         }
         // First-writer-wins rejects at apply; a replica that applied the

@@ -97,10 +97,12 @@ impl Session {
         // began, or a reconnecting client (say, after a router restart,
         // while the replica catches up) would compute from stale rows and
         // lose updates (found by the crash harness on Kafka).
+        let waited = std::time::Instant::now();
         self.shared
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
         self.shared.ready_to_write().await?;
+        self.stages.consistency_wait += waited.elapsed();
         let lock_timeout = (self.lock_timeout_ms > 0)
             .then(|| std::time::Duration::from_millis(self.lock_timeout_ms));
         loop {
