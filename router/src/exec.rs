@@ -52,6 +52,22 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue]) -> Result<()> {
     Ok(())
 }
 
+/// The cached statement for `sql`; an insert SQLite refuses for supplying
+/// fewer values than columns is retried with the column list PostgreSQL
+/// implies (`insert_columns`).
+fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatement<'c>> {
+    match conn.prepare_cached(sql) {
+        Ok(stmt) => Ok(stmt),
+        Err(e) if crate::insert_columns::too_few_values(&e) => {
+            let filled = crate::insert_columns::with_columns(conn, sql)
+                .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
+            conn.prepare_cached(&filled)
+                .map_err(sq("preparing the statement"))
+        }
+        Err(e) => Err(Error::sqlite("preparing the statement", e)),
+    }
+}
+
 /// Runs one statement, collecting any result rows.
 pub fn run_statement(
     conn: &Connection,
@@ -62,17 +78,7 @@ pub fn run_statement(
     crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
-    let filled;
-    let mut stmt = match conn.prepare_cached(sql) {
-        Ok(stmt) => stmt,
-        Err(e) if crate::insert_columns::too_few_values(&e) => {
-            filled = crate::insert_columns::with_columns(conn, sql)
-                .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
-            conn.prepare_cached(&filled)
-                .map_err(sq("preparing the statement"))?
-        }
-        Err(e) => return Err(Error::sqlite("preparing the statement", e)),
-    };
+    let mut stmt = prepare(conn, sql)?;
     bind(&mut stmt, params)?;
     let ncols = stmt.column_count();
     if ncols == 0 {
@@ -116,17 +122,7 @@ pub fn describe(conn: &Connection, sql: &str) -> Result<(Vec<String>, Vec<Option
     crate::catalog::refresh(conn, sql)?;
     let expanded = crate::star::expand(conn, sql)?;
     let sql = expanded.as_deref().unwrap_or(sql);
-    let filled;
-    let stmt = match conn.prepare_cached(sql) {
-        Ok(stmt) => stmt,
-        Err(e) if crate::insert_columns::too_few_values(&e) => {
-            filled = crate::insert_columns::with_columns(conn, sql)
-                .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
-            conn.prepare_cached(&filled)
-                .map_err(sq("preparing the statement"))?
-        }
-        Err(e) => return Err(Error::sqlite("preparing the statement", e)),
-    };
+    let stmt = prepare(conn, sql)?;
     let names = stmt.column_names().map(str::to_owned).collect();
     let types = stmt
         .columns()
