@@ -119,6 +119,9 @@ pub struct Classified {
     pub projection: Vec<Option<Hint>>,
     /// For a plain SELECT, PostgreSQL's column names where SQLite's differ.
     pub column_names: Option<Vec<Option<String>>>,
+    /// The client's text of this statement when `sql` is a translation of
+    /// it (what the slow-query log shows).
+    pub original: Option<std::sync::Arc<str>>,
 }
 
 pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Error {
@@ -158,6 +161,7 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
                         param_columns: BTreeMap::new(),
                         projection: Vec::new(),
                         column_names: None,
+                        original: None,
                     }]);
                 }
                 return Err(Error::Syntax(pg_err.to_string()));
@@ -168,7 +172,15 @@ pub fn classify(sql: &str, max_bytes: usize) -> Result<Vec<Classified>> {
     statements
         .iter()
         .zip(texts)
-        .map(|(stmt, text)| classify_one(stmt, text))
+        .map(|(stmt, text)| {
+            let original: std::sync::Arc<str> = text.as_str().into();
+            classify_one(stmt, text).map(|mut c| {
+                if *c.sql != *original {
+                    c.original = Some(original);
+                }
+                c
+            })
+        })
         .collect()
 }
 
@@ -251,6 +263,7 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
             param_columns: BTreeMap::new(),
             projection: Vec::new(),
             column_names: None,
+            original: None,
         });
     }
     let kind = match stmt {
@@ -420,6 +433,7 @@ pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classifi
         param_columns,
         projection,
         column_names: crate::typing::column_names_of(stmt),
+        original: None,
     })
 }
 

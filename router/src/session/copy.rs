@@ -184,6 +184,7 @@ impl Session {
                 param_columns: Default::default(),
                 projection: Vec::new(),
                 column_names: None,
+                original: None,
             };
             self.write(&stmt, params, "INSERT", fb).await?;
         }

@@ -28,7 +28,7 @@ impl Session {
         };
         self.shared.slow.observe(Finished {
             session: self.id,
-            sql: &stmt.sql,
+            sql: stmt.original.as_deref().unwrap_or(&stmt.sql),
             params,
             total,
             stages: self.stages,

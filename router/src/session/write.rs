@@ -183,6 +183,7 @@ impl Session {
                 param_columns: Default::default(),
                 projection: Vec::new(),
                 column_names: None,
+                original: None,
             };
             if let Err(e) = self.write(&stmt, Vec::new(), "TRUNCATE TABLE", fb).await {
                 result = Err(e);
