@@ -7,7 +7,7 @@
 # With --tests it also installs what only the test suite needs:
 # docker-compose (to validate docker/compose.yml), kafka-python (the log
 # consumer test), psycopg, asyncpg, SQLAlchemy and node-postgres (driver
-# tests) and the tansu broker (the Kafka backend's tests; building
+# tests), Chromium (the status page test) and the tansu broker (the Kafka backend's tests; building
 # it takes 15-25 minutes once, the binary stays in ~/.cargo/bin).
 set -euo pipefail
 tests=0
@@ -25,6 +25,8 @@ if [ $tests = 1 ]; then
   [ -e /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
   command -v java >/dev/null 2>&1 || need+=(default-jdk-headless)
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+  # Headless Chromium renders the status page in its test (~30 s to install).
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

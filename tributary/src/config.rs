@@ -12,11 +12,12 @@ use router::config::{ReplicationConfig, RouterConfig};
 use serde::{Deserialize, Serialize};
 use wal_bus::LogConfig;
 
-/// `[metrics]`: the Prometheus endpoint.
+/// `[metrics]`: the status page, `/status.json` and the Prometheus endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `HOST:PORT` serving Prometheus text at `/metrics`; off when unset.
+    /// `HOST:PORT` serving the status page at `/`, `/status.json` and
+    /// Prometheus text at `/metrics`; off when unset.
     pub listen: Option<String>,
 }
 

@@ -14,6 +14,7 @@ mod metrics;
 pub mod node;
 mod policy_startup;
 pub mod snapshots;
+pub mod status_page;
 
 pub use config::NodeConfig;
 pub use node::{Layout, Node, NodeHandle, RouterInfo, RouterSpec};

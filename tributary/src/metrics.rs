@@ -1,15 +1,14 @@
-//! The Prometheus endpoint (`[metrics] listen`), installed once per process.
+//! The metrics recorder (`[metrics] listen`), installed once per process;
+//! `status_page` serves what it records.
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Serves every metric at `http://ADDR/metrics`.
-pub fn install(addr: &str) -> anyhow::Result<()> {
-    let addr: SocketAddr = addr.parse().context("metrics.listen")?;
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// Installs the Prometheus recorder and keeps its histograms drained.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
         .set_buckets(&[
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
             2.5, 5.0, 10.0,
@@ -22,8 +21,14 @@ pub fn install(addr: &str) -> anyhow::Result<()> {
             ],
         )
         .context("metrics buckets")?
-        .install()
-        .with_context(|| format!("serving metrics on {addr}"))?;
-    println!("metrics on http://{addr}/metrics");
-    Ok(())
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }

@@ -122,14 +122,31 @@ impl Node {
             "a node needs at least one replica (routers read from and speculate on one)"
         );
         let lock = lock_data_dir(&config)?;
-        if let Some(addr) = &config.metrics.listen {
-            crate::metrics::install(addr)?;
-        }
+        let status_page = match &config.metrics.listen {
+            Some(addr) => Some((
+                crate::status_page::bind(addr).await?,
+                crate::metrics::install()?,
+            )),
+            None => None,
+        };
         let cancel = shutdown.child_token();
         let started = start_parts(&config, &layout, &cancel).await;
         match started {
-            Ok((log, appliers, routers, servers)) => {
+            Ok((log, appliers, (routers, shared), mut servers)) => {
                 let replicas: Vec<_> = appliers.iter().map(|h| h.state.clone()).collect();
+                if let Some((listener, metrics)) = status_page {
+                    let source = crate::status_page::Source {
+                        metrics,
+                        log: log.clone(),
+                        replicas: replicas.clone(),
+                        routers: shared,
+                    };
+                    servers.push(tokio::spawn(crate::status_page::serve(
+                        listener,
+                        source,
+                        cancel.child_token(),
+                    )));
+                }
                 let background = tokio::spawn(crate::snapshots::periodic(
                     config.clone(),
                     log.clone(),
@@ -158,7 +175,7 @@ impl Node {
 type Parts = (
     Arc<dyn Log>,
     Vec<ReplicaHandle>,
-    Vec<RouterInfo>,
+    (Vec<RouterInfo>, Vec<Arc<Shared>>),
     Vec<JoinHandle<()>>,
 );
 
@@ -201,6 +218,7 @@ async fn start_parts(
             crate::policy_startup::apply(file, &log, &clock, &states[0]).await?;
         }
         let mut routers = Vec::new();
+        let mut shareds = Vec::new();
         let mut servers = Vec::new();
         for spec in &layout.routers {
             let replica = states[spec.replica % states.len()].clone();
@@ -219,6 +237,7 @@ async fn start_parts(
             })?;
             let addr = listener.local_addr()?;
             tracing::info!(router = %spec.name, %addr, replica = %replica.name, "router listening");
+            shareds.push(shared.clone());
             servers.push(tokio::spawn(router::serve(
                 listener,
                 shared,
@@ -230,7 +249,7 @@ async fn start_parts(
                 replica: replica.name.clone(),
             });
         }
-        anyhow::Ok((routers, servers))
+        anyhow::Ok(((routers, shareds), servers))
     }
     .await;
     match opened {

@@ -30,7 +30,7 @@ pub struct Args {
     /// Default ack mode: async, semi-sync or sync [config: replication.ack].
     #[arg(long, value_parser = parse_ack)]
     ack: Option<AckMode>,
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics [config: metrics.listen].
+    /// Serve the status page at http://HOST:PORT/, Prometheus metrics at /metrics and status JSON at /status.json [config: metrics.listen].
     #[arg(long)]
     metrics: Option<SocketAddr>,
     /// Conflict-policy file; appended as a new policy version at start-up
