@@ -41,7 +41,8 @@ pub const OUT_OF_RANGE: &str = "SQLSTATE 22003";
 pub use gate::{GateGuard, WriteGate};
 pub use ids::{IdBlock, block_at as id_block_at};
 pub use meta::{
-    INTERNAL_PREFIX, applied_offset, cluster_id, open_connection, set_mmap, stored_policy,
+    INTERNAL_PREFIX, applied_offset, cluster_id, force_policy, open_connection, set_mmap,
+    stored_policy,
 };
 pub use rows::{is_internal_table, key_where, read_row};
 pub use schema::{TableInfo, quote_ident, table_info};

@@ -171,6 +171,15 @@ pub(crate) fn store_policy(conn: &Connection, version: u64, text: &str) -> rusql
     Ok(())
 }
 
+/// Makes `text` the policy in force in the (stopped) replica file at
+/// `path`, keeping its version: `tributary policy dry-run` replays a log
+/// window under a candidate policy this way. Never on a live replica.
+pub fn force_policy(path: &Path, text: &str) -> Result<()> {
+    let conn = open_connection(path)?;
+    let (version, _) = stored_policy(&conn).ctx(path, "reading the stored policy")?;
+    store_policy(&conn, version, text).ctx(path, "storing the candidate policy")
+}
+
 /// Log entries this replica skipped as foreign, kept across restarts.
 pub(crate) fn skipped_count(conn: &Connection) -> rusqlite::Result<u64> {
     let v: Option<i64> = conn

@@ -10,6 +10,8 @@
 pub mod cli;
 pub mod config;
 pub mod debezium;
+pub mod dry_run;
+pub mod dry_run_diff;
 mod metrics;
 pub mod node;
 mod policy_startup;
