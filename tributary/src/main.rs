@@ -53,14 +53,25 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A dry run's replays would log every conflict they resolve: its
+    // report is the output, so by default only warnings go to stderr.
+    let quiet = matches!(
+        &cli.command,
+        Command::Policy {
+            command: cli::policy::Command::DryRun { .. }
+        }
+    );
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            EnvFilter::new(if quiet {
+                "warn"
+            } else {
+                "info,tokio_postgres=warn"
+            })
+        }))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
