@@ -59,7 +59,7 @@ fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatem
     match conn.prepare_cached(sql) {
         Ok(stmt) => Ok(stmt),
         Err(e) if crate::insert_columns::too_few_values(&e) => {
-            let filled = crate::insert_columns::with_columns(conn, sql)
+            let filled = crate::insert_columns::with_columns(conn, sql)?
                 .ok_or_else(|| Error::sqlite("preparing the statement", e))?;
             conn.prepare_cached(&filled)
                 .map_err(sq("preparing the statement"))

@@ -2,14 +2,18 @@
 //!
 //! PostgreSQL fills the first N columns and gives the rest their defaults;
 //! SQLite refuses ("table t has 3 columns but 1 values were supplied").
-//! Only a statement SQLite refused that way is rewritten, with the column
-//! list PostgreSQL implies (the table's first N visible columns), so other
-//! statements pay nothing.
+//! A table with a generated key gets the column list when its insert is
+//! planned (`keys::name_visible_columns`, so the key it leaves out is
+//! generated cluster-wide); for any other table, a statement SQLite refused
+//! that way is rewritten with the same list, so other statements pay
+//! nothing.
 
 use rusqlite::Connection;
-use sqlparser::ast::{Ident, ObjectName, SetExpr, Statement, TableObject};
+use sqlparser::ast::{Statement, TableObject};
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
+
+use crate::error::Result;
 
 /// Whether SQLite refused an insert for supplying too few values.
 pub fn too_few_values(e: &rusqlite::Error) -> bool {
@@ -19,58 +23,31 @@ pub fn too_few_values(e: &rusqlite::Error) -> bool {
 
 /// `sql` with the implied column list, or `None` when it is not an insert
 /// that supplies fewer values than its table has visible columns.
-pub fn with_columns(conn: &Connection, sql: &str) -> Option<String> {
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+pub fn with_columns(conn: &Connection, sql: &str) -> Result<Option<String>> {
+    let Ok(mut stmts) = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .or_else(|_| Parser::parse_sql(&SQLiteDialect {}, sql))
-        .ok()?;
+    else {
+        return Ok(None);
+    };
     let [Statement::Insert(ins)] = stmts.as_mut_slice() else {
-        return None;
+        return Ok(None);
     };
     if !ins.columns.is_empty() {
-        return None;
+        return Ok(None);
     }
     let TableObject::TableName(name) = &ins.table else {
-        return None;
+        return Ok(None);
     };
-    let table = name.0.last()?.as_ident()?.value.clone();
-    let width = match ins.source.as_ref()?.body.as_ref() {
-        SetExpr::Values(v) => v.rows.first()?.len(),
-        SetExpr::Select(s)
-            if !s.projection.iter().any(|i| {
-                !matches!(
-                    i,
-                    sqlparser::ast::SelectItem::UnnamedExpr(_)
-                        | sqlparser::ast::SelectItem::ExprWithAlias { .. }
-                )
-            }) =>
-        {
-            s.projection.len()
-        }
-        _ => return None,
+    let Some(table) = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+    else {
+        return Ok(None);
     };
-    let columns = visible_columns(conn, &table)?;
-    if width == 0 || width >= columns.len() {
-        return None;
-    }
-    ins.columns = columns
-        .into_iter()
-        .take(width)
-        .map(|c| ObjectName::from(vec![Ident::with_quote('"', c)]))
-        .collect();
-    Some(stmts[0].to_string())
-}
-
-fn visible_columns(conn: &Connection, table: &str) -> Option<Vec<String>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-        .ok()?;
-    let cols = stmt
-        .query_map([table], |r| r.get::<_, String>(0))
-        .ok()?
-        .filter_map(|c| c.ok())
-        .filter(|c| !replica::is_hidden_column(c))
-        .collect();
-    Some(cols)
+    crate::keys::name_visible_columns(conn, &table, ins, false)?;
+    Ok((!ins.columns.is_empty()).then(|| stmts[0].to_string()))
 }
 
 #[cfg(test)]
@@ -87,10 +64,14 @@ mod tests {
         let sql = "INSERT INTO d VALUES (1), ($1)";
         let err = conn.prepare(sql).expect_err("SQLite refuses");
         assert!(too_few_values(&err), "{err}");
-        let fixed = with_columns(&conn, sql).expect("rewritten");
+        let fixed = with_columns(&conn, sql)
+            .expect("rewrite")
+            .expect("rewritten");
         assert_eq!(fixed, r#"INSERT INTO d ("id") VALUES (1), ($1)"#);
         assert_eq!(
-            with_columns(&conn, "INSERT INTO d SELECT 3, 'x'").as_deref(),
+            with_columns(&conn, "INSERT INTO d SELECT 3, 'x'")
+                .expect("rewrite")
+                .as_deref(),
             Some(r#"INSERT INTO d ("id", "v") SELECT 3, 'x'"#)
         );
         for unchanged in [
@@ -99,7 +80,11 @@ mod tests {
             "INSERT INTO d SELECT * FROM d",
             "SELECT 1",
         ] {
-            assert_eq!(with_columns(&conn, unchanged), None, "{unchanged}");
+            assert_eq!(
+                with_columns(&conn, unchanged).expect("rewrite"),
+                None,
+                "{unchanged}"
+            );
         }
     }
 }

@@ -269,23 +269,28 @@ fn is_null(e: &Expr) -> bool {
     matches!(e, Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Null))
 }
 
-/// An INSERT without a column list into a table with a hidden key fills
-/// the leading visible columns, as PostgreSQL fills the leading columns:
-/// names them, so the hidden key is not one of them.
-fn name_visible_columns(
+/// An INSERT without a column list fills the leading visible columns, as
+/// PostgreSQL fills the leading columns: names them, when it gives fewer
+/// values than the table has visible columns or `always` (a table with a
+/// hidden key, which must not be one of them). Then a generated key it
+/// leaves out is generated, and SQLite takes fewer values.
+pub(crate) fn name_visible_columns(
     conn: &Connection,
     table: &str,
     insert: &mut sqlparser::ast::Insert,
+    always: bool,
 ) -> Result<()> {
     let Some(source) = insert.source.as_ref() else {
         return Ok(());
     };
     let width = match source.body.as_ref() {
         SetExpr::Values(v) => v.rows.first().map_or(0, |r| r.len()),
-        _ => conn
-            .prepare(&source.to_string())
-            .map_err(|e| Error::sqlite("preparing the INSERT's query", e))?
-            .column_count(),
+        _ => match conn.prepare(&source.to_string()) {
+            Ok(query) => query.column_count(),
+            // Only a hidden key needs the list; otherwise SQLite reports it.
+            Err(_) if !always => return Ok(()),
+            Err(e) => return Err(Error::sqlite("preparing the INSERT's query", e)),
+        },
     };
     let info = replica::table_info(conn, table)
         .map_err(|e| Error::sqlite("reading the table schema", e))?
@@ -304,6 +309,9 @@ fn name_visible_columns(
         return Err(Error::Syntax(
             "INSERT has more expressions than target columns".into(),
         ));
+    }
+    if width == 0 || (width == visible.len() && !always) {
+        return Ok(());
     }
     insert.columns = visible
         .into_iter()
@@ -329,8 +337,8 @@ fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
         return Ok(None);
     };
     let call = parse_expr(&format!("{FUNCTION}('{}')", table.replace('\'', "''")))?;
-    if replica::is_hidden_column(&key) && insert.columns.is_empty() {
-        name_visible_columns(conn, &table, insert)?;
+    if insert.columns.is_empty() {
+        name_visible_columns(conn, &table, insert, replica::is_hidden_column(&key))?;
     }
     let listed = insert.columns.iter().position(|c| {
         c.0.last()
@@ -371,10 +379,6 @@ fn rewrite_insert(conn: &Connection, sql: &str) -> Result<Option<String>> {
                         *e = parse_expr(&format!("coalesce({e}, {call})"))?;
                         changed = true;
                     }
-                } else if insert.columns.is_empty() && row.len() == i {
-                    // `VALUES (...)` giving fewer values than columns.
-                    row.push(call.clone());
-                    changed = true;
                 }
             }
             Ok(changed.then(|| stmts[0].to_string()))
