@@ -86,22 +86,43 @@ pub struct Replayed {
     pub records: u64,
 }
 
-/// Records `start..to` of the node's log.
-async fn read_window(cfg: &NodeConfig, start: Offset, to: Offset) -> anyhow::Result<Vec<LogEntry>> {
-    let mut out = Vec::new();
+/// The records a replay applies, and the log they came from.
+struct Window {
+    entries: Vec<LogEntry>,
+    /// One past the last record (`--to`, or the log's end).
+    end: Offset,
+    cluster: String,
+}
+
+/// Records `start..to` (`to` defaults to the end) of the node's log, in
+/// one pass.
+async fn read_window(
+    cfg: &NodeConfig,
+    start: Offset,
+    to: Option<Offset>,
+) -> anyhow::Result<Window> {
+    let mut entries = Vec::new();
     if cfg.log.backend == Backend::Kafka {
         let cancel = CancellationToken::new();
         let _stop = cancel.clone().drop_guard();
-        let log = open_kafka(cfg, &cancel).await?;
+        let mut log_cfg = cfg.log.clone();
+        log_cfg.kafka.create_topics = false;
+        let log = wal_bus::open_log(&log_cfg, &cfg.log_dir(), &cancel).await?;
+        let (end, cluster) = (to.unwrap_or_else(|| log.end()), log.cluster_id());
         let mut tail = wal_bus::tail(log, start)?;
-        while tail.position() < to {
-            for e in tail.next_batch().await? {
-                if e.offset < to {
-                    out.push(e);
-                }
-            }
+        while tail.position() < end {
+            entries.extend(
+                tail.next_batch()
+                    .await?
+                    .into_iter()
+                    .filter(|e| e.offset < end),
+            );
         }
-        return Ok(out);
+        return Ok(Window {
+            entries,
+            end,
+            cluster,
+        });
     }
     let dir = cfg.log_dir();
     let mut reader = DirReader::open(&dir, start, cfg.log.max_record_bytes)
@@ -112,33 +133,47 @@ async fn read_window(cfg: &NodeConfig, start: Offset, to: Offset) -> anyhow::Res
         reader.position()
     );
     while let Some(e) = reader.next_entry()? {
-        if e.offset >= to {
+        if to.is_some_and(|to| e.offset >= to) {
             break;
         }
-        out.push(e);
+        entries.push(e);
     }
+    let end = start + entries.len() as Offset;
     anyhow::ensure!(
-        out.last().is_none_or(|e| e.offset + 1 == to),
-        "the log ends before offset {to}"
+        to.is_none_or(|to| to == end),
+        "the log ends at offset {end}, before --to"
     );
-    Ok(out)
+    let cluster = std::fs::read_to_string(dir.join("CLUSTER_ID"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    Ok(Window {
+        entries,
+        end,
+        cluster,
+    })
 }
 
 /// Every policy record's text replaced by `candidate`.
 fn with_candidate(entries: &[LogEntry], candidate: &str) -> Vec<LogEntry> {
+    // Only a record naming "policy" can be one: the rest are not decoded.
+    let mentions_policy = |p: &[u8]| p.windows(6).any(|w| w == b"policy");
     entries
         .iter()
-        .map(|e| match Record::decode(&e.payload) {
-            Ok(mut r) if matches!(r.body, RecordBody::Policy { .. }) => {
-                if let RecordBody::Policy { policy, .. } = &mut r.body {
-                    *policy = candidate.to_owned();
-                }
-                LogEntry {
-                    offset: e.offset,
-                    payload: r.encode().into(),
-                }
+        .map(|e| {
+            let Some(mut r) = mentions_policy(&e.payload)
+                .then(|| Record::decode(&e.payload).ok())
+                .flatten()
+            else {
+                return e.clone();
+            };
+            let RecordBody::Policy { policy, .. } = &mut r.body else {
+                return e.clone();
+            };
+            *policy = candidate.to_owned();
+            LogEntry {
+                offset: e.offset,
+                payload: r.encode().into(),
             }
-            _ => e.clone(),
         })
         .collect()
 }
@@ -189,14 +224,9 @@ pub async fn run(
     to: Option<Offset>,
     scratch: &Path,
 ) -> anyhow::Result<Replayed> {
-    let cluster = std::fs::read_to_string(cfg.log_dir().join("CLUSTER_ID"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    let to = match to {
-        Some(t) => t,
-        None => log_end(cfg).await?,
-    };
-    anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    if let Some(to) = to {
+        anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    }
     let snapshot = replica::snapshot::list(&cfg.snapshot_dir())
         .unwrap_or_default()
         .into_iter()
@@ -213,12 +243,23 @@ pub async fn run(
         None => 0,
     };
     replica::force_policy(&cand, candidate)?;
-    let entries = read_window(cfg, start, to).await?;
-    let records = entries.len() as u64;
-    let candidate_entries = with_candidate(&entries, candidate);
+    let window = read_window(cfg, start, to).await?;
+    anyhow::ensure!(
+        from <= window.end,
+        "--from {from} is after the log end {}",
+        window.end
+    );
+    let records = window.entries.len() as u64;
+    let candidate_entries = with_candidate(&window.entries, candidate);
     let (a, b) = tokio::join!(
-        replay("actual", &actual, start, entries, &cluster),
-        replay("candidate", &cand, start, candidate_entries, &cluster)
+        replay("actual", &actual, start, window.entries, &window.cluster),
+        replay(
+            "candidate",
+            &cand,
+            start,
+            candidate_entries,
+            &window.cluster
+        )
     );
     a?;
     b?;
@@ -227,27 +268,7 @@ pub async fn run(
         candidate: cand,
         from,
         replay_start: start,
-        to,
+        to: window.end,
         records,
     })
-}
-
-async fn log_end(cfg: &NodeConfig) -> anyhow::Result<Offset> {
-    if cfg.log.backend == Backend::Kafka {
-        let cancel = CancellationToken::new();
-        let _stop = cancel.clone().drop_guard();
-        return Ok(open_kafka(cfg, &cancel).await?.end());
-    }
-    let dir = cfg.log_dir();
-    let mut reader = DirReader::open(&dir, 0, cfg.log.max_record_bytes)
-        .with_context(|| format!("opening the log in {}", dir.display()))?;
-    while reader.next_entry()?.is_some() {}
-    Ok(reader.position())
-}
-
-/// The node's Kafka log, read-only in spirit: creates no topics.
-async fn open_kafka(cfg: &NodeConfig, cancel: &CancellationToken) -> anyhow::Result<Arc<dyn Log>> {
-    let mut log_cfg = cfg.log.clone();
-    log_cfg.kafka.create_topics = false;
-    Ok(wal_bus::open_log(&log_cfg, &cfg.log_dir(), cancel).await?)
 }

@@ -45,51 +45,19 @@ pub fn compare(actual: &Path, candidate: &Path, from: u64) -> anyhow::Result<Val
         if info.pk.is_empty() {
             continue;
         }
-        let cols = |side: &str| {
-            info.columns
-                .iter()
-                .map(|c| format!("{side}.{}", q(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
+        let each = |cols: &[String], f: &dyn Fn(&str) -> String, sep: &str| {
+            cols.iter().map(|c| f(&q(c))).collect::<Vec<_>>().join(sep)
         };
-        let on = info
-            .pk
-            .iter()
-            .map(|k| format!("a.{0} IS c.{0}", q(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let differ = info
-            .columns
-            .iter()
-            .map(|k| format!("a.{0} IS NOT c.{0}", q(k)))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        let a_key = info
-            .pk
-            .iter()
-            .map(|k| format!("a.{}", q(k)))
-            .collect::<Vec<_>>();
-        let c_key = info
-            .pk
-            .iter()
-            .map(|k| format!("c.{}", q(k)))
-            .collect::<Vec<_>>();
-        let a_present = format!("a.{} IS NOT NULL", q(&info.pk[0]));
-        let c_present = format!("c.{} IS NOT NULL", q(&info.pk[0]));
         let sql = format!(
-            "SELECT {a_present}, {c_present}, {}, {}, {} FROM main.{t} AS a FULL OUTER JOIN cand.{t} AS c ON {on} WHERE ({differ}) ORDER BY {}",
-            a_key.join(", "),
-            cols("a"),
-            cols("c"),
-            c_key
-                .iter()
-                .zip(&a_key)
-                .map(|(c, a)| format!("coalesce({a}, {c})"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "SELECT a.{first} IS NOT NULL, c.{first} IS NOT NULL, {}, {} FROM main.{t} AS a FULL OUTER JOIN cand.{t} AS c ON {} WHERE {} ORDER BY {}",
+            each(&info.columns, &|c| format!("a.{c}"), ", "),
+            each(&info.columns, &|c| format!("c.{c}"), ", "),
+            each(&info.pk, &|c| format!("a.{c} IS c.{c}"), " AND "),
+            each(&info.columns, &|c| format!("a.{c} IS NOT c.{c}"), " OR "),
+            each(&info.pk, &|c| format!("coalesce(a.{c}, c.{c})"), ", "),
+            first = q(&info.pk[0]),
             t = q(t),
         );
-        let nk = info.pk.len();
         let nc = info.columns.len();
         let mut stmt = conn.prepare(&sql)?;
         let mut found = stmt.query([])?;
@@ -102,8 +70,8 @@ pub fn compare(actual: &Path, candidate: &Path, from: u64) -> anyhow::Result<Val
                 }
                 Ok(Value::Object(m))
             };
-            let actual_row = row_of(2 + nk)?;
-            let cand_row = row_of(2 + nk + nc)?;
+            let actual_row = row_of(2)?;
+            let cand_row = row_of(2 + nc)?;
             let key_src = if in_a { &actual_row } else { &cand_row };
             let key: serde_json::Map<String, Value> = info
                 .pk
