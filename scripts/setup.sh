@@ -27,6 +27,8 @@ if [ $tests = 1 ]; then
   command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
   # Headless Chromium renders the status page in its test (~30 s to install).
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # The verify test corrupts a replica file behind Tributary's back with it.
+  command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

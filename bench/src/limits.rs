@@ -52,6 +52,7 @@ fn record(i: i64, rows: usize) -> Record {
         hlc: Hlc::new(i as u64 + 1, 0),
         ts_ms: 0,
         body: RecordBody::Txn { changes },
+        idempotency: None,
     }
 }
 
@@ -115,6 +116,7 @@ async fn apply_rows_per_sec(records: i64, rows: usize) -> Result<f64> {
         origin: "b".into(),
         hlc: Hlc::new(0, 0),
         ts_ms: 0,
+        idempotency: None,
         body: RecordBody::Ddl {
             sql: "CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT)".into(),
         },

@@ -81,6 +81,8 @@ struct Applier {
     commits: u32,
     /// Newest HLC per origin in the batch being applied.
     batch_origins: HashMap<String, Hlc>,
+    /// Idempotency keys remembered since expired ones were last deleted.
+    keys_since_prune: u32,
 }
 
 /// What [`spawn_applier`] needs.
@@ -174,6 +176,8 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
         skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
         write_gate: Arc::new(WriteGate::default()),
         origin_hlc: Mutex::new(HashMap::new()),
+        holds: Mutex::new(crate::hold::Holds::starting_at(applied)),
+        hold_changed: tokio::sync::watch::channel(()).0,
     });
     acks.publish(name, applied);
     tracing::info!(replica = name, path = %path.display(), applied, log_end = end, "replica starting");
@@ -192,6 +196,7 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
         last_ts_ms: 0,
         commits: 0,
         batch_origins: HashMap::new(),
+        keys_since_prune: 0,
     };
     let thread_state = state.clone();
     let thread = std::thread::Builder::new()
@@ -207,17 +212,44 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
                 }
             };
             let mut catch_up = crate::progress::CatchUp::begin(&applier.name, applied, end_of.end());
+            // Entries read but not yet applied because a hold stops short of them.
+            let mut held_back: Vec<LogEntry> = Vec::new();
             loop {
-                let next = rt.block_on(async {
-                    tokio::select! {
-                        _ = cancel.cancelled() => None,
-                        b = sub.next_batch() => Some(b),
-                    }
-                });
+                let mut holds = thread_state.hold_changed.subscribe();
+                let next = if held_back.is_empty() {
+                    rt.block_on(async {
+                        tokio::select! {
+                            _ = cancel.cancelled() => None,
+                            b = sub.next_batch() => Some(b),
+                        }
+                    })
+                } else {
+                    Some(Ok(std::mem::take(&mut held_back)))
+                };
                 let result = match next {
                     None => break,
                     Some(Err(e)) => Err(Error::Log(e)),
-                    Some(Ok(batch)) => applier.apply_batch(&batch),
+                    Some(Ok(mut batch)) => {
+                        let allowed = thread_state.claim(&batch);
+                        if allowed < batch.len() {
+                            held_back = batch.split_off(allowed);
+                        }
+                        if batch.is_empty() {
+                            // Parked: tell hold waiters, then wait for the hold to move.
+                            thread_state.progress.send_replace(());
+                            let moved = rt.block_on(async {
+                                tokio::select! {
+                                    _ = cancel.cancelled() => false,
+                                    _ = holds.changed() => true,
+                                }
+                            });
+                            if !moved {
+                                break;
+                            }
+                            continue;
+                        }
+                        applier.apply_batch(&batch)
+                    }
                 };
                 match result {
                     Ok(new_applied) => {

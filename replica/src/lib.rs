@@ -19,8 +19,11 @@ mod apply;
 mod config;
 mod conflicts;
 mod ddl;
+pub mod digest;
 mod error;
 mod gate;
+mod hold;
+pub mod idempotency;
 mod ids;
 mod meta;
 mod progress;
@@ -39,6 +42,7 @@ pub use error::{Error, Result};
 pub const OUT_OF_RANGE: &str = "SQLSTATE 22003";
 
 pub use gate::{GateGuard, WriteGate};
+pub use hold::ApplyHold;
 pub use ids::{IdBlock, block_at as id_block_at};
 pub use meta::{
     INTERNAL_PREFIX, applied_offset, cluster_id, force_policy, open_connection, set_mmap,

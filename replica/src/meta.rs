@@ -12,6 +12,8 @@
 //!   per column (replica files from before this keep per-column entries,
 //!   which read the same).
 //! - `_tributary_ids`: key ranges reserved by `ids` records (see `ids`).
+//! - `_tributary_idempotency`: idempotency keys of applied transactions
+//!   (see `idempotency`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -69,6 +71,14 @@ CREATE TABLE IF NOT EXISTS _tributary_ids (
     count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS _tributary_ids_by_table ON _tributary_ids (tbl, first);
+CREATE TABLE IF NOT EXISTS _tributary_idempotency (
+    key TEXT PRIMARY KEY,
+    log_offset INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    results TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS _tributary_idempotency_by_expiry ON _tributary_idempotency (expires_ms);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('applied_offset', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_version', 0);
 INSERT OR IGNORE INTO _tributary_state (name, value) VALUES ('policy_text', '');

@@ -37,6 +37,10 @@ pub struct ReplicaState {
     /// records reach the log in HLC order (its router queues them that
     /// way), so "applied" for any of them is `hlc <= this`.
     pub(crate) origin_hlc: Mutex<HashMap<String, Hlc>>,
+    /// Apply holds (see `hold.rs`).
+    pub(crate) holds: Mutex<crate::hold::Holds>,
+    /// Woken whenever a hold is taken, moved or released.
+    pub(crate) hold_changed: tokio::sync::watch::Sender<()>,
 }
 
 impl ReplicaState {

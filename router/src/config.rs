@@ -163,6 +163,9 @@ pub struct RouterConfig {
     pub slow_query_params: bool,
     /// How many slow queries the view keeps per router (the newest).
     pub slow_query_keep: usize,
+    /// How long a transaction's idempotency key is remembered (seconds
+    /// after its commit); a retry within it gets the original outcome.
+    pub idempotency_window_s: u64,
     /// `[router.auth]`: who may connect.
     pub auth: AuthConfig,
 }
@@ -214,6 +217,7 @@ impl Default for RouterConfig {
             slow_query_ms: 0,
             slow_query_params: false,
             slow_query_keep: 100,
+            idempotency_window_s: 86_400,
             auth: AuthConfig::default(),
         }
     }
@@ -264,6 +268,9 @@ impl RouterConfig {
         }
         if self.slow_query_keep == 0 {
             return Err(bad("router.slow_query_keep", "must be at least 1"));
+        }
+        if self.idempotency_window_s == 0 {
+            return Err(bad("router.idempotency_window_s", "must be at least 1"));
         }
         if self.auth.method == AuthMethod::ScramSha256 {
             if self.auth.users.is_empty() {

@@ -135,6 +135,14 @@ pub enum Error {
     },
     #[error("invalid conflict policy: {0}")]
     Policy(#[from] resolver::Error),
+    #[error("{function}: {reason}")]
+    VerifyArgument { function: String, reason: String },
+    /// A verify step out of order, or a replica that cannot be held.
+    #[error("verify: {0}")]
+    Verify(String),
+    /// An idempotency key used in a way that cannot keep its promise.
+    #[error("idempotency key: {0}")]
+    IdempotencyKey(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -184,6 +192,9 @@ impl Error {
             Error::ReadOnlyTable { .. } => "42501",
             Error::InvalidSetValue { .. } => "22P02",
             Error::Policy(_) => "22023",
+            Error::VerifyArgument { .. } => "22023",
+            Error::Verify(_) => "55000",
+            Error::IdempotencyKey(_) => "55000",
             Error::Internal(_) => "XX000",
         }
     }

@@ -45,6 +45,7 @@ mod star;
 pub mod status;
 mod text_functions;
 pub mod typing;
+pub mod verify;
 pub mod write_order;
 
 pub use serve::{SHUTDOWN_GRACE, serve};

@@ -159,10 +159,23 @@ impl Shared {
         body: RecordBody,
         replay: impl FnOnce(RecordBody) -> Option<crate::write_order::Replay>,
     ) -> Result<Queued> {
+        self.enqueue_keyed(session, body, None, replay)
+    }
+
+    /// As `enqueue_then`, the record carrying the transaction's
+    /// idempotency key when it has one.
+    pub fn enqueue_keyed(
+        &self,
+        session: u64,
+        body: RecordBody,
+        idempotency: Option<wal_bus::Idempotency>,
+        replay: impl FnOnce(RecordBody) -> Option<crate::write_order::Replay>,
+    ) -> Result<Queued> {
         let hlc = self.clock.now()?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{session:x}-{seq}", self.name);
-        let record = Record::new(id, &self.name, hlc, body);
+        let mut record = Record::new(id, &self.name, hlc, body);
+        record.idempotency = idempotency;
         let durable = self.log.enqueue(record.encode())?;
         if let Some(replay) = replay(record.body) {
             self.order.push(hlc, replay);

@@ -85,6 +85,7 @@ mod tests {
             origin: "r1".into(),
             hlc: Hlc::new(1, 0),
             ts_ms: 5,
+            idempotency: None,
             body: RecordBody::Txn {
                 changes: vec![
                     Change {

@@ -45,6 +45,10 @@ enum Command {
     /// PostgreSQL stores. The config then holds no password. Example:
     /// `read -rs PW && echo "$PW" | tributary passwd app >> node.toml`
     Passwd(cli::passwd::Args),
+    /// Check that every replica holds the same rows at one log offset,
+    /// through running routers; name the differing keys if not. Exit
+    /// status: 0 identical, 1 divergent, 2 could not verify.
+    Verify(cli::verify::Args),
     /// Check or apply a conflict-policy file.
     Policy {
         #[command(subcommand)]
@@ -82,7 +86,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async {
+    rt.block_on(async {
         match cli.command {
             Command::Up(args) => cli::up::run(args).await,
             Command::Node(args) => cli::node::run(args).await,
@@ -91,13 +95,23 @@ fn main() -> std::process::ExitCode {
             Command::Snapshot(args) => cli::snapshot::run(args).await,
             Command::Passwd(args) => cli::passwd::run(args),
             Command::Policy { command } => cli::policy::run(command).await,
+            Command::Verify(args) => {
+                return match cli::verify::run(args).await {
+                    Ok(true) => std::process::ExitCode::SUCCESS,
+                    Ok(false) => std::process::ExitCode::from(1),
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        std::process::ExitCode::from(2)
+                    }
+                };
+            }
         }
-    });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+        .map_or_else(
+            |e| {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            },
+            |()| std::process::ExitCode::SUCCESS,
+        )
+    })
 }

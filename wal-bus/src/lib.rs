@@ -21,7 +21,9 @@ mod wall;
 
 pub use error::{Error, Result};
 pub use hlc::{Hlc, HlcClock};
-pub use record::{Change, Op, RECORD_VERSION, Record, RecordBody, Step};
+pub use record::{
+    Change, Idempotency, Op, RECORD_VERSION, Record, RecordBody, StatementResult, Step,
+};
 pub use row::Row;
 pub use stream::{Stopped, for_each_change, txn_head};
 pub use value::Value;

@@ -25,6 +25,39 @@ pub struct Record {
     /// Origin wall-clock time in milliseconds since the Unix epoch.
     pub ts_ms: u64,
     pub body: RecordBody,
+    /// Set when the client tagged the transaction with an idempotency key
+    /// (`txn` and `block` records only).
+    pub idempotency: Option<Idempotency>,
+}
+
+/// A transaction's idempotency key: replicas apply the first record in
+/// log order carrying a key and skip later ones with the same key while it
+/// is remembered, and a retry gets `results` back instead of running again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Idempotency {
+    pub key: String,
+    /// How long the key is remembered after this record's `ts_ms`.
+    pub window_ms: u64,
+    /// What each write statement of the transaction answered, in order.
+    #[serde(default)]
+    pub results: Vec<StatementResult>,
+}
+
+/// One write statement's answer, kept for retries: its command tag and
+/// RETURNING rows (unless they were over the size kept).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatementResult {
+    pub tag: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Declared SQLite type of each column (how the router types it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<Option<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<Vec<crate::Value>>,
+    /// The RETURNING rows were too large to keep.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rows_omitted: bool,
 }
 
 /// What a record carries, by `type`. (Decoding goes through `WireIn`.)
@@ -90,6 +123,8 @@ struct WireOut<'a> {
     origin: &'a str,
     hlc: Hlc,
     ts_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency: Option<&'a Idempotency>,
 }
 
 /// Every field any record type has, so one pass of serde_json's struct
@@ -111,6 +146,7 @@ struct WireIn {
     table: Option<String>,
     count: Option<u64>,
     steps: Option<Vec<Step>>,
+    idempotency: Option<Idempotency>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +180,7 @@ impl Record {
             hlc,
             ts_ms: hlc.wall_ms(),
             body,
+            idempotency: None,
         }
     }
     /// JSON bytes of this record, as appended to the log.
@@ -155,6 +192,7 @@ impl Record {
             origin: &self.origin,
             hlc: self.hlc,
             ts_ms: self.ts_ms,
+            idempotency: self.idempotency.as_ref(),
         };
         // Serializing owned, finite-checked values into a Vec cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
@@ -207,6 +245,7 @@ impl Record {
             hlc: wire.hlc,
             ts_ms: wire.ts_ms,
             body,
+            idempotency: wire.idempotency,
         })
     }
 }
@@ -273,7 +312,18 @@ mod tests {
         #[test]
         fn records_round_trip(id in ".*", origin in ".*", wall in any::<u64>(), count in any::<u32>(),
                               ts_ms in any::<u64>(), body in body()) {
-            let rec = Record { id, origin, hlc: Hlc::new(wall, count), ts_ms, body };
+            let idempotency = (count % 3 == 0).then(|| Idempotency {
+                key: format!("k{wall}"),
+                window_ms: ts_ms,
+                results: vec![StatementResult {
+                    tag: "INSERT 0 1".into(),
+                    columns: vec!["id".into()],
+                    types: vec![Some("INTEGER".into()), None],
+                    rows: vec![vec![Value::Integer(count.into())]],
+                    rows_omitted: count % 2 == 0,
+                }],
+            });
+            let rec = Record { id, origin, hlc: Hlc::new(wall, count), ts_ms, body, idempotency };
             let decoded = Record::decode(&rec.encode());
             prop_assert_eq!(decoded.ok(), Some(rec));
         }

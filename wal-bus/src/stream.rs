@@ -27,6 +27,7 @@ struct WireHead {
     origin: String,
     hlc: Hlc,
     ts_ms: u64,
+    idempotency: Option<crate::record::Idempotency>,
 }
 
 /// The header of a `txn` record, as a `Record` with no changes, or `None`
@@ -50,6 +51,7 @@ pub fn txn_head(bytes: &[u8]) -> Result<Option<Record>> {
         body: RecordBody::Txn {
             changes: Vec::new(),
         },
+        idempotency: head.idempotency,
     }))
 }
 

@@ -125,7 +125,7 @@ impl Applier {
     /// A `block` record: schema statements and row changes in order; a
     /// rejected run of changes rejects the whole block (already rolled
     /// back to the record's savepoint).
-    fn apply_block(&mut self, offset: Offset, record: &Record, steps: &[Step]) -> Result<()> {
+    fn apply_block(&mut self, offset: Offset, record: &Record, steps: &[Step]) -> Result<Applied> {
         for step in steps {
             match step {
                 Step::Ddl { sql } => {
@@ -135,12 +135,35 @@ impl Applier {
                 }
                 Step::Rows { changes } => {
                     if self.apply_txn(offset, record, changes)? == Applied::Rejected {
-                        return Ok(());
+                        return Ok(Applied::Rejected);
                     }
                 }
             }
         }
-        Ok(())
+        Ok(Applied::Done)
+    }
+
+    /// Remembers an applied record's idempotency key (inside its savepoint,
+    /// so a record that is skipped after all leaves none).
+    fn remember_key(
+        &mut self,
+        offset: Offset,
+        record: &Record,
+        keyed: Option<&wal_bus::Idempotency>,
+        applied: Applied,
+    ) -> Result<()> {
+        let (Some(idem), Applied::Done) = (keyed, applied) else {
+            return Ok(());
+        };
+        crate::idempotency::remember(&self.conn, offset, &record.origin, record.ts_ms, idem)
+            .and_then(|()| {
+                crate::idempotency::maybe_prune(
+                    &self.conn,
+                    &mut self.keys_since_prune,
+                    record.ts_ms,
+                )
+            })
+            .ctx(&self.path, "remembering an idempotency key")
     }
 
     /// Applies one record atomically (a savepoint), or skips it whole when it
@@ -156,15 +179,34 @@ impl Applier {
         self.conn
             .execute_batch("SAVEPOINT record")
             .ctx(&self.path, "opening a record savepoint")?;
+        let keyed = record.idempotency.as_ref().filter(|_| {
+            matches!(
+                record.body,
+                RecordBody::Txn { .. } | RecordBody::Block { .. }
+            )
+        });
+        if let Some(idem) = keyed
+            && let Some(first) = crate::idempotency::lookup(&self.conn, &idem.key, record.ts_ms)
+                .ctx(&self.path, "looking up an idempotency key")?
+        {
+            metrics::counter!("tributary_replica_idempotent_duplicates_total", "replica" => self.name.clone()).increment(1);
+            tracing::info!(replica = %self.name, offset, id = %record.id, key = %idem.key, first = first.offset,
+                "record skipped: its idempotency key was applied before");
+            return self
+                .conn
+                .execute_batch("RELEASE record")
+                .ctx(&self.path, "releasing a record savepoint");
+        }
         let result = match &record.body {
             RecordBody::Txn { changes } => match payload {
-                Some(bytes) => self.apply_txn_streamed(offset, record, bytes).map(|_| ()),
-                None => self.apply_txn(offset, record, changes).map(|_| ()),
-            },
+                Some(bytes) => self.apply_txn_streamed(offset, record, bytes),
+                None => self.apply_txn(offset, record, changes),
+            }
+            .and_then(|applied| self.remember_key(offset, record, keyed, applied)),
             RecordBody::Block { steps } => {
                 let applied = self.apply_block(offset, record, steps);
                 self.cache.clear();
-                applied
+                applied.and_then(|applied| self.remember_key(offset, record, keyed, applied))
             }
             RecordBody::Ddl { sql } => {
                 self.cache.clear();

@@ -97,6 +97,8 @@ pub enum Kind {
     Truncate {
         tables: Vec<String>,
     },
+    /// A step of `tributary verify` (`SELECT * FROM tributary.verify_…(…)`).
+    Verify(crate::verify::VerifyOp),
     /// `COPY table|(query) TO STDOUT`: a read whose rows go out as COPY data.
     CopyOut {
         query: String,
@@ -255,7 +257,11 @@ pub(crate) fn expr_text(e: &Expr) -> String {
 }
 
 pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
-    if let Some((kind, text)) = utility::classify(stmt)? {
+    let special = match crate::verify::parse(stmt)? {
+        Some(op) => Some((Kind::Verify(op), None)),
+        None => utility::classify(stmt)?,
+    };
+    if let Some((kind, text)) = special {
         return Ok(Classified {
             sql: text.unwrap_or(sql),
             kind,

@@ -4,6 +4,8 @@
 //! row locks, generated keys) in `write.rs`.
 
 mod copy;
+mod idempotent;
+mod outcome;
 mod prepared;
 mod settings;
 mod slow;
@@ -25,40 +27,8 @@ use crate::status::{needs_status, refresh_status_table};
 use crate::write_order::Replay;
 use txn::Txn;
 
-/// What a statement produced, before wire encoding.
-#[derive(Debug)]
-pub enum Outcome {
-    Rows {
-        rows: ResultSet,
-        tag: Option<String>,
-    },
-    Command {
-        tag: String,
-        rows: Option<usize>,
-    },
-    TxnStart,
-    TxnEnd {
-        tag: &'static str,
-    },
-    /// COPY TO STDOUT: rows to send as COPY data.
-    CopyOut {
-        rows: ResultSet,
-        format: crate::copy_format::CopyFormat,
-    },
-    /// COPY FROM STDIN has begun: the client sends this many columns.
-    CopyIn {
-        columns: usize,
-    },
-}
-
-/// What the client is told besides the statement's result, sent before
-/// it: NOTICE/WARNING messages and the new `tributary.offset` parameter.
-#[derive(Debug, Default)]
-pub struct Feedback {
-    pub notices: Vec<(&'static str, String)>,
-    /// New value of the `tributary.offset` parameter after a write.
-    pub offset: Option<Offset>,
-}
+pub use outcome::{Feedback, Outcome};
+use outcome::{rows_outcome, write_outcome};
 
 pub struct Session {
     pub id: u64,
@@ -82,6 +52,10 @@ pub struct Session {
     block_schema: BlockSchema,
     /// Where the current statement's time went (the slow-query log).
     stages: crate::slow_query::Stages,
+    /// A `tributary verify` run's holds and snapshot.
+    verify: crate::verify::VerifyState,
+    /// `SET tributary.idempotency_key`: for the next write transaction.
+    idem_key: Option<String>,
 }
 
 /// An open block's uncommitted schema, when it has schema statements:
@@ -106,6 +80,8 @@ impl Session {
             prepared: Default::default(),
             block_schema: Default::default(),
             stages: Default::default(),
+            verify: Default::default(),
+            idem_key: None,
             shared,
         }
     }
@@ -177,6 +153,10 @@ impl Session {
             Kind::Write { tag } => self.write(stmt, params, tag, fb).await,
             Kind::Ddl { tag } => self.ddl(stmt, tag, fb).await,
             Kind::Begin => Ok(self.begin(fb)),
+            Kind::Verify(op) => Ok(Outcome::Rows {
+                rows: self.verify.run(&self.shared, op.clone()).await?,
+                tag: None,
+            }),
             Kind::Commit => self.commit(fb).await,
             Kind::Rollback => Ok(self.rollback(fb)),
             Kind::SetTributary { name, value } if name == "apply_policy" => {
@@ -454,47 +434,5 @@ impl Session {
             tag: tag.to_owned(),
             rows: None,
         })
-    }
-}
-
-fn rows_outcome(rows: Option<ResultSet>, stmt: &Classified) -> Outcome {
-    match rows {
-        Some(mut rows) => {
-            crate::typing::rename_columns(&mut rows.columns, stmt.column_names.as_deref());
-            // Expressions with a fixed type (a comparison, an interval, a
-            // cast) are typed as in Describe, also without one (the simple
-            // query protocol).
-            for (d, hint) in rows.decl_types.iter_mut().zip(&stmt.projection) {
-                if d.as_deref().is_none_or(str::is_empty)
-                    && let Some(fixed) = hint.as_ref().and_then(crate::typing::Hint::fixed)
-                {
-                    *d = Some(fixed);
-                }
-            }
-            Outcome::Rows { rows, tag: None }
-        }
-        None => Outcome::Command {
-            tag: "SELECT".into(),
-            rows: Some(0),
-        },
-    }
-}
-
-fn write_outcome(tag: &str, result: Option<ResultSet>, affected: usize) -> Outcome {
-    let tag = if tag == "INSERT" {
-        "INSERT 0".to_owned()
-    } else {
-        tag.to_owned()
-    };
-    match result {
-        Some(rows) => Outcome::Rows {
-            rows,
-            tag: Some(tag),
-        },
-        // PostgreSQL's TRUNCATE tag carries no row count.
-        None => Outcome::Command {
-            rows: (tag != "TRUNCATE TABLE").then_some(affected),
-            tag,
-        },
     }
 }

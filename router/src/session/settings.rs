@@ -7,8 +7,7 @@ use super::Session;
 use crate::config::{AckMode, ReadConsistency};
 use crate::error::{Error, Result};
 
-const SETTINGS: &str =
-    "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset";
+const SETTINGS: &str = "tributary.ack, tributary.read_consistency, tributary.max_staleness_ms, tributary.min_offset, tributary.idempotency_key";
 
 impl Session {
     pub(super) fn set(&mut self, name: &str, value: &str) -> Result<()> {
@@ -33,6 +32,20 @@ impl Session {
                 self.min_offset = value
                     .parse()
                     .map_err(|_| invalid("a log offset (whole number)"))?
+            }
+            "idempotency_key" => {
+                let allowed = "a non-empty key of at most 256 bytes, set before the transaction's first write";
+                if value.is_empty() || value.len() > super::idempotent::MAX_KEY_BYTES {
+                    return Err(invalid(allowed));
+                }
+                if self
+                    .txn
+                    .as_ref()
+                    .is_some_and(|t| t.keyed.is_some() || !t.block.is_empty())
+                {
+                    return Err(invalid(allowed));
+                }
+                self.idem_key = Some(value.to_owned());
             }
             _ => {
                 return Err(Error::UnknownSetting {
@@ -66,6 +79,9 @@ impl Session {
         if all || is("tributary.min_offset") {
             self.min_offset = 0;
         }
+        if all || is("tributary.idempotency_key") {
+            self.idem_key = None;
+        }
         if all || is("lock_timeout") {
             self.lock_timeout_ms = self.shared.config.lock_timeout_ms;
         }
@@ -77,6 +93,7 @@ impl Session {
             "tributary.read_consistency" => self.read.as_str().to_owned(),
             "tributary.max_staleness_ms" => self.max_staleness_ms.to_string(),
             "tributary.min_offset" => self.min_offset.to_string(),
+            "tributary.idempotency_key" => self.idem_key.clone().unwrap_or_default(),
             "lock_timeout" => show_duration_ms(self.lock_timeout_ms),
             "tributary.offset" => self.last_write.to_string(),
             "tributary.node" => self.shared.name.clone(),

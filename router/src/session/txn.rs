@@ -15,6 +15,8 @@ pub(super) struct Txn {
     pub(super) failed: bool,
     /// Open savepoints, oldest first: what the block held when each began.
     savepoints: Vec<Savepoint>,
+    /// The block's idempotency key, from its first write on.
+    pub(super) keyed: Option<super::idempotent::KeyedBlock>,
 }
 
 /// The transaction's state when `SAVEPOINT name` ran.
@@ -109,6 +111,8 @@ impl Session {
 
     pub(super) fn rollback(&mut self, fb: &mut Feedback) -> Outcome {
         self.shared.order.release(self.id);
+        // A key is for the next transaction, whichever way it ends.
+        self.idem_key = None;
         let ended = self.txn.take();
         self.show_block_schema();
         if ended.is_none() {
@@ -127,7 +131,19 @@ impl Session {
             return Ok(Outcome::TxnEnd { tag: "COMMIT" });
         };
         self.show_block_schema();
-        if txn.failed || txn.block.is_empty() {
+        self.idem_key = None;
+        let mut txn = txn;
+        let keyed = txn.keyed.take();
+        if let Some(k) = &keyed
+            && !txn.failed
+            && self.commit_replayed(k, fb)
+        {
+            self.shared.order.release(self.id);
+            return Ok(Outcome::TxnEnd { tag: "COMMIT" });
+        }
+        // A keyed block is recorded even when it changed no rows, so its
+        // retry is answered, not run again.
+        if txn.failed || (txn.block.is_empty() && keyed.is_none()) {
             self.shared.order.release(self.id);
             let tag = if txn.failed { "ROLLBACK" } else { "COMMIT" };
             return Ok(Outcome::TxnEnd { tag });
@@ -135,6 +151,8 @@ impl Session {
         let shared = self.shared.clone();
         let session = self.id;
         let had_ddl = txn.block.has_ddl();
+        let key = keyed.as_ref().map(|k| k.key.clone());
+        let idempotency = keyed.map(|k| self.idempotency(k.key, k.results));
         let (body, replay) = txn.block.into_record();
         // Queued and unlocked in one job: a waiter retries on a state that
         // includes this transaction.
@@ -153,13 +171,26 @@ impl Session {
                     }),
                     _ => Ok(()),
                 };
-                let queued = checked.and_then(|()| shared.enqueue(session, body, Some(replay)));
+                let queued = checked.and_then(|()| {
+                    shared.enqueue_keyed(session, body, idempotency, |_| Some(replay))
+                });
                 shared.order.release(session);
                 queued
             })
             .await;
         self.shared.order.release(self.id);
         self.finish(queued??, fb).await?;
+        if let Some(key) = key
+            && let Some(first) = self.settle_key(&key, self.last_write).await?
+        {
+            fb.notices.push((
+                "NOTICE",
+                format!(
+                    "another transaction with idempotency key {key:?} was committed first, at log offset {}: this one was not applied",
+                    first.offset
+                ),
+            ));
+        }
         if had_ddl {
             // Reads on this router must see the new schema.
             self.shared.wait_applied(self.last_write).await?;

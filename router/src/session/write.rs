@@ -41,6 +41,7 @@ fn speculate_job(
     prior: &crate::speculate::Prior,
     sql: &str,
     params: &[SqlValue],
+    keyed: Option<(&str, wal_bus::Idempotency)>,
 ) -> Result<Spec> {
     let overlay = shared.overlay();
     metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
@@ -69,15 +70,30 @@ fn speculate_job(
     // coexist with its record.
     drop(locks);
     out.changeset = Vec::new();
-    if out.changes.is_empty() {
+    // A keyed write is recorded even when it changed no rows, so its
+    // retry is answered, not run again.
+    if out.changes.is_empty() && keyed.is_none() {
         return Ok(Spec::Done { out, queued: None });
     }
     crate::policy::check_set_values(&shared.replica.policy().1, &out.changes)?;
+    let idempotency = keyed.map(|(tag, mut idem)| {
+        idem.results = vec![super::idempotent::statement_result(
+            tag,
+            out.result.as_ref(),
+            out.affected,
+        )];
+        idem
+    });
     let changes = std::mem::take(&mut out.changes);
-    let queued = shared.enqueue_then(session, RecordBody::Txn { changes }, |body| match body {
-        RecordBody::Txn { changes } => Some(Replay::Rows(changes.into())),
-        _ => None,
-    })?;
+    let queued = shared.enqueue_keyed(
+        session,
+        RecordBody::Txn { changes },
+        idempotency,
+        |body| match body {
+            RecordBody::Txn { changes } => Some(Replay::Rows(changes.into())),
+            _ => None,
+        },
+    )?;
     Ok(Spec::Done {
         out,
         queued: Some(queued),
@@ -98,6 +114,21 @@ impl Session {
         // while the replica catches up) would compute from stale rows and
         // lose updates (found by the crash harness on Kafka).
         let waited = std::time::Instant::now();
+        // The idempotency key of an autocommit write is its own; a retry
+        // of one that was applied is answered without running it.
+        let key = if self.txn.is_none() {
+            self.idem_key.take()
+        } else {
+            if let Some(out) = self.keyed_block_write(fb).await? {
+                return Ok(out);
+            }
+            None
+        };
+        if let Some(k) = &key
+            && let Some(first) = self.find_key(k).await?
+        {
+            return Ok(self.replay_autocommit(k, &first, fb));
+        }
         self.shared
             .wait_applied(self.min_offset.max(self.floor))
             .await?;
@@ -117,11 +148,16 @@ impl Session {
             let params = params.clone();
             let insert = tag == "INSERT" || tag == "UPDATE";
             let started = std::time::Instant::now();
+            let idem = key.clone().map(|k| self.idempotency(k, Vec::new()));
+            let tag_owned = tag.to_owned();
             let spec = self
                 .shared
                 .writer
                 .run(move |c| {
-                    speculate_job(&shared, c, session, in_txn, insert, &prior, &sql, &params)
+                    let keyed = idem.map(|i| (tag_owned.as_str(), i));
+                    speculate_job(
+                        &shared, c, session, in_txn, insert, &prior, &sql, &params, keyed,
+                    )
                 })
                 .await;
             // Rows handed to an autocommit write while it waited are held
@@ -150,10 +186,22 @@ impl Session {
                 }
                 Spec::Done { out, queued } => {
                     if let Some(txn) = &mut self.txn {
+                        if let Some(k) = &mut txn.keyed {
+                            k.results.push(super::idempotent::statement_result(
+                                tag,
+                                out.result.as_ref(),
+                                out.affected,
+                            ));
+                        }
                         txn.block.add_rows(out.changeset, out.changes);
                     }
                     if let Some(queued) = queued {
                         self.finish(queued, fb).await?;
+                        if let Some(k) = &key
+                            && let Some(first) = self.settle_key(k, self.last_write).await?
+                        {
+                            return Ok(self.replay_autocommit(k, &first, fb));
+                        }
                     }
                     return Ok(write_outcome(tag, out.result, out.affected));
                 }

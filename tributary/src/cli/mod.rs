@@ -9,6 +9,7 @@ pub mod policy;
 pub mod snapshot;
 pub mod status;
 pub mod up;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
