@@ -26,6 +26,48 @@ fn row_json(row: Option<&Row>) -> Json {
         .unwrap_or(Json::Null)
 }
 
+/// Idempotency keys seen, so a retry that raced its original (a later
+/// record with the same key, which no replica applies) yields no events.
+/// Kept in memory from where the reader started: a reader started between
+/// an original and its retry (appended milliseconds apart) would miss it.
+#[derive(Debug, Default)]
+pub struct Retries {
+    /// Key → record time until which it is remembered.
+    seen: std::collections::HashMap<String, u64>,
+    pruned_at: usize,
+}
+
+impl Retries {
+    /// Whether `record` is a retry replicas skip; remembers its key if not.
+    pub fn skip(&mut self, record: &Record) -> bool {
+        let Some(idem) = &record.idempotency else {
+            return false;
+        };
+        if !matches!(
+            record.body,
+            RecordBody::Txn { .. } | RecordBody::Block { .. }
+        ) {
+            return false;
+        }
+        if self
+            .seen
+            .get(&idem.key)
+            .is_some_and(|until| *until >= record.ts_ms)
+        {
+            return true;
+        }
+        self.seen.insert(
+            idem.key.clone(),
+            record.ts_ms.saturating_add(idem.window_ms),
+        );
+        if self.seen.len() > 2 * self.pruned_at.max(1024) {
+            self.seen.retain(|_, until| *until >= record.ts_ms);
+            self.pruned_at = self.seen.len();
+        }
+        false
+    }
+}
+
 /// The change events of one record: its row changes (a block's in order;
 /// none for ddl, ids and policy records).
 pub fn events(record: &Record, offset: Offset, now_ms: u64) -> Vec<ChangeEvent> {
@@ -73,6 +115,31 @@ pub fn events(record: &Record, offset: Offset, now_ms: u64) -> Vec<ChangeEvent> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raced_retry_yields_no_events_until_its_key_expires() {
+        let keyed = |ts_ms: u64| {
+            let mut r = Record::new(
+                "x".into(),
+                "r1",
+                wal_bus::Hlc::new(ts_ms * 1_000_000, 0),
+                RecordBody::Txn {
+                    changes: Vec::new(),
+                },
+            );
+            r.idempotency = Some(wal_bus::Idempotency {
+                key: "k".into(),
+                window_ms: 1000,
+                results: Vec::new(),
+            });
+            r
+        };
+        let mut retries = Retries::default();
+        assert!(!retries.skip(&keyed(10)));
+        assert!(retries.skip(&keyed(20)));
+        assert!(retries.skip(&keyed(1010)));
+        assert!(!retries.skip(&keyed(1011)));
+    }
     use wal_bus::{Change, Hlc, Value};
 
     #[test]

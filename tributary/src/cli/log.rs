@@ -81,7 +81,13 @@ pub enum Format {
 }
 
 /// Prints one entry; false when stdout is gone (e.g. `| head`).
-fn print(out: &mut impl Write, entry: &LogEntry, format: Format, offsets: bool) -> bool {
+fn print(
+    out: &mut impl Write,
+    entry: &LogEntry,
+    format: Format,
+    offsets: bool,
+    retries: &mut debezium::Retries,
+) -> bool {
     let record = Record::decode(&entry.payload);
     if let Err(e) = &record {
         eprintln!(
@@ -98,6 +104,7 @@ fn print(out: &mut impl Write, entry: &LogEntry, format: Format, offsets: bool) 
                 text.into_owned()
             }]
         }
+        (Format::Debezium, Ok(rec)) if retries.skip(&rec) => Vec::new(),
         (Format::Debezium, Ok(rec)) => debezium::events(&rec, entry.offset, now_ms())
             .into_iter()
             .map(|e| e.envelope.to_string())
@@ -123,6 +130,7 @@ async fn tail(
         let log = wal_bus::open_log(&cfg.log, &cfg.log_dir(), &cancel).await?;
         let end = log.end();
         let mut tail = wal_bus::tail(log, from)?;
+        let mut retries = debezium::Retries::default();
         let stdout = std::io::stdout();
         while follow || tail.position() < end {
             let batch = tail.next_batch().await?;
@@ -131,7 +139,7 @@ async fn tail(
                 if !follow && e.offset >= end {
                     return Ok(());
                 }
-                if !print(&mut out, e, format, offsets) {
+                if !print(&mut out, e, format, offsets, &mut retries) {
                     return Ok(());
                 }
             }
@@ -142,11 +150,12 @@ async fn tail(
     let dir = cfg.log_dir();
     let mut reader = DirReader::open(&dir, from, cfg.log.max_record_bytes)
         .with_context(|| format!("opening the log in {}", dir.display()))?;
+    let mut retries = debezium::Retries::default();
     let stdout = std::io::stdout();
     loop {
         let mut out = stdout.lock();
         while let Some(entry) = reader.next_entry()? {
-            if !print(&mut out, &entry, format, offsets) {
+            if !print(&mut out, &entry, format, offsets, &mut retries) {
                 return Ok(());
             }
         }
@@ -185,6 +194,7 @@ async fn publish(
     let publisher = publisher(&cfg.log.kafka)?;
     let mut tail = wal_bus::tail(log, from)?;
     let mut topics = std::collections::BTreeSet::new();
+    let mut retries = debezium::Retries::default();
     eprintln!("publishing the Debezium view to {prefix}.<table> from offset {from}");
     loop {
         let batch = tail.next_batch().await?;
@@ -196,6 +206,9 @@ async fn publish(
                     continue;
                 }
             };
+            if retries.skip(&rec) {
+                continue;
+            }
             for ev in debezium::events(&rec, entry.offset, now_ms()) {
                 let topic = format!("{prefix}.{}", ev.table);
                 if !topics.contains(&topic) {
