@@ -46,7 +46,7 @@ identical=$(for _ in $(seq "$rounds"); do time_verify 0; done | median)
 sqlite3 -cmd '.timeout 10000' "$work/d/replica2.db" "UPDATE items SET name = 'tampered' WHERE id = $((rows / 2))"
 divergent=$(for _ in $(seq "$rounds"); do time_verify 1; done | median)
 grep -q "differs on replica2" "$work/verify.out"
-size=$(du -m "$work/d/replica1.db" | cut -f1)
+size=$(du -mc "$work/d/replica1.db"* | tail -1 | cut -f1)
 
 echo "| rows | replicas | file size | identical (median of $rounds) | one row differs (median of $rounds) | node RSS before → after |"
 echo "|---|---|---|---|---|---|"
