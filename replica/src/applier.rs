@@ -237,10 +237,18 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
                         if batch.is_empty() {
                             // Parked: tell hold waiters, then wait for the hold to move.
                             thread_state.progress.send_replace(());
+                            let lapse = thread_state.next_lapse();
                             let moved = rt.block_on(async {
+                                let lapsed = async {
+                                    match lapse {
+                                        Some(t) => tokio::time::sleep_until(t.into()).await,
+                                        None => std::future::pending().await,
+                                    }
+                                };
                                 tokio::select! {
                                     _ = cancel.cancelled() => false,
                                     _ = holds.changed() => true,
+                                    _ = lapsed => true,
                                 }
                             });
                             if !moved {

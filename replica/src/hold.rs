@@ -10,18 +10,23 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wal_bus::{LogEntry, Offset};
 
 use crate::applier::ReplicaState;
 use crate::error::{Error, Result};
 
+/// A hold lapses after this long even if its holder never releases it (a
+/// client that hangs between verify's steps must not stop apply for good).
+pub const HOLD_LAPSES_AFTER: Duration = Duration::from_secs(600);
+
 /// The holds on one replica and how far its applier has claimed records.
 #[derive(Debug, Default)]
 pub(crate) struct Holds {
     next_id: u64,
-    by_id: BTreeMap<u64, Offset>,
+    /// Offset and deadline of each hold.
+    by_id: BTreeMap<u64, (Offset, Instant)>,
     /// The applied offset the applier will reach once its current batch
     /// commits (equal to the applied offset while it is idle).
     claimed: Offset,
@@ -39,8 +44,19 @@ impl Holds {
         }
     }
 
+    /// The lowest hold that has not lapsed.
     fn lowest(&self) -> Option<Offset> {
-        self.by_id.values().min().copied()
+        let now = Instant::now();
+        self.by_id
+            .values()
+            .filter(|(_, until)| *until > now)
+            .map(|(at, _)| *at)
+            .min()
+    }
+
+    /// When the next hold lapses.
+    fn next_lapse(&self) -> Option<Instant> {
+        self.by_id.values().map(|(_, until)| *until).min()
     }
 }
 
@@ -51,6 +67,7 @@ pub struct ApplyHold {
     state: Arc<ReplicaState>,
     id: u64,
     at: Offset,
+    lapse: Duration,
 }
 
 impl ReplicaState {
@@ -61,11 +78,16 @@ impl ReplicaState {
     /// Holds the applier at `at`, or where its current batch ends if that
     /// is later; [`ApplyHold::at`] says which.
     pub fn hold(self: &Arc<Self>, at: Offset) -> ApplyHold {
+        self.hold_for(at, HOLD_LAPSES_AFTER)
+    }
+
+    /// As [`Self::hold`], lapsing after `lapse` (renewed by each move).
+    pub fn hold_for(self: &Arc<Self>, at: Offset, lapse: Duration) -> ApplyHold {
         let mut h = self.holds();
         let at = at.max(h.claimed);
         let id = h.next_id;
         h.next_id += 1;
-        h.by_id.insert(id, at);
+        h.by_id.insert(id, (at, Instant::now() + lapse));
         h.parked = false;
         drop(h);
         self.hold_changed.send_replace(());
@@ -73,7 +95,13 @@ impl ReplicaState {
             state: self.clone(),
             id,
             at,
+            lapse,
         }
+    }
+
+    /// When the applier, parked, must look again because a hold lapses.
+    pub(crate) fn next_lapse(&self) -> Option<Instant> {
+        self.holds().next_lapse()
     }
 
     /// How many of `batch`'s entries the applier may apply now; claims them.
@@ -102,7 +130,7 @@ impl ApplyHold {
     pub fn move_to(&mut self, at: Offset) -> Offset {
         let mut h = self.state.holds();
         let at = at.max(h.claimed);
-        h.by_id.insert(self.id, at);
+        h.by_id.insert(self.id, (at, Instant::now() + self.lapse));
         h.parked = false;
         drop(h);
         self.at = at;

@@ -69,3 +69,32 @@ async fn a_hold_stops_apply_at_exactly_its_offset() {
     assert_eq!(id_v_rows(&db).len(), 20);
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_hold_lapses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log: Arc<dyn Log> =
+        Arc::new(FileLog::open(&dir.path().join("log"), &LogConfig::default()).expect("log"));
+    let acks = Arc::new(AckBoard::default());
+    let ddl = RecordBody::Ddl {
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
+    };
+    log.append(rec("d", "a", 1, ddl)).await.expect("append");
+    let db = dir.path().join("r1.db");
+    let r = start("r1", &db, &log, &acks, None).expect("spawn");
+    wait_applied(&acks, "r1", 1).await;
+    // Never released (its holder hangs): apply resumes when it lapses.
+    let hold = r.state().hold_for(1, Duration::from_millis(300));
+    let body = RecordBody::Txn {
+        changes: vec![ins(1, 1)],
+    };
+    log.append(rec("r", "a", 2, body)).await.expect("append");
+    assert_eq!(
+        hold.reached(Duration::from_secs(10)).await.expect("parked"),
+        1
+    );
+    wait_applied(&acks, "r1", 2).await;
+    assert_eq!(id_v_rows(&db), vec![(1, 1)]);
+    drop(hold);
+    r.stop().await;
+}
