@@ -166,6 +166,9 @@ pub struct RouterConfig {
     /// How long a transaction's idempotency key is remembered (seconds
     /// after its commit); a retry within it gets the original outcome.
     pub idempotency_window_s: u64,
+    /// Whether reads go to the least lagged, least busy of the node's
+    /// replicas (never one behind the router's own), or only to its own.
+    pub read_balance: bool,
     /// `[router.auth]`: who may connect.
     pub auth: AuthConfig,
 }
@@ -218,6 +221,7 @@ impl Default for RouterConfig {
             slow_query_params: false,
             slow_query_keep: 100,
             idempotency_window_s: 86_400,
+            read_balance: true,
             auth: AuthConfig::default(),
         }
     }

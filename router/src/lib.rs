@@ -15,6 +15,7 @@
 mod ack_wait;
 mod alter_column;
 pub mod auth;
+pub mod balance;
 pub mod casts;
 mod catalog;
 pub mod classify;

@@ -29,7 +29,10 @@ pub struct Shared {
     pub replication: ReplicationConfig,
     pub config: RouterConfig,
     pub writer: DbPool,
+    /// Reads of the router's own replica (describes, catalog, COPY TO).
     pub readers: DbPool,
+    /// Where a query's read goes among the node's replicas.
+    pub balance: crate::balance::Balancer,
     /// Authentication for new connections (`[router.auth]`).
     pub startup: Arc<crate::auth::Startup>,
     /// One permit per open client connection (`max_connections`).
@@ -102,6 +105,29 @@ impl Shared {
             crate::db::open_reader,
             None,
         )?;
+        let mut targets = Vec::new();
+        let mut home = 0;
+        for r in &all_replicas {
+            let pool = if Arc::ptr_eq(r, &replica) {
+                home = targets.len();
+                readers.clone()
+            } else if config.read_balance {
+                DbPool::start(
+                    &format!("{name}-read-{}", r.name),
+                    &r.path,
+                    config.read_threads,
+                    crate::db::open_reader,
+                    None,
+                )?
+            } else {
+                continue;
+            };
+            targets.push((r.clone(), pool));
+        }
+        if targets.is_empty() {
+            targets.push((replica.clone(), readers.clone()));
+        }
+        let balance = crate::balance::Balancer::new(&name, targets, home, config.read_balance);
         let startup = crate::auth::Startup::from_config(&config.auth)?;
         let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
         let slow = crate::slow_query::SlowLog::new(
@@ -125,6 +151,7 @@ impl Shared {
             config,
             writer,
             readers,
+            balance,
             order: crate::write_order::WriteOrder::default(),
             keys: crate::keys::Keys::default(),
             resync: std::sync::atomic::AtomicBool::new(false),

@@ -61,6 +61,8 @@ pub struct Finished<'a> {
     pub ok: bool,
     pub ack: &'static str,
     pub read: &'static str,
+    /// The replica a read ran on, when not the router's own.
+    pub replica: Option<&'a str>,
 }
 
 /// The router's slow-query settings and ring.
@@ -123,7 +125,9 @@ impl SlowLog {
             ack_wait_ms: ms(s.ack_wait),
             rows: f.rows,
             ok: f.ok,
-            replica: self.replica.clone(),
+            replica: f
+                .replica
+                .map_or_else(|| self.replica.clone(), str::to_owned),
             ack: f.ack,
             read: f.read,
         };
@@ -284,6 +288,7 @@ mod tests {
             ok: true,
             ack: "async",
             read: "strong",
+            replica: None,
         };
         log.observe(finished("SELECT 1", 5, 0));
         log.observe(finished("SELECT 2", 20, 15));

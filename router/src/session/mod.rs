@@ -56,6 +56,8 @@ pub struct Session {
     verify: crate::verify::VerifyState,
     /// `SET tributary.idempotency_key`: for the next write transaction.
     idem_key: Option<String>,
+    /// The replica the last read ran on (the slow-query log shows it).
+    read_replica: Option<String>,
 }
 
 /// An open block's uncommitted schema, when it has schema statements:
@@ -82,6 +84,7 @@ impl Session {
             stages: Default::default(),
             verify: Default::default(),
             idem_key: None,
+            read_replica: None,
             shared,
         }
     }
@@ -277,16 +280,24 @@ impl Session {
             return Ok(rows_outcome(rows, stmt));
         }
         let waited = std::time::Instant::now();
-        self.shared.wait_applied(self.read_target()).await?;
+        let target = self.read_target();
+        let shared = self.shared.clone();
+        let on = match shared.balance.pick(target, &shared.acks.unhealthy()) {
+            Some(on) => on,
+            None => {
+                shared.wait_applied(target).await?;
+                shared.balance.home()
+            }
+        };
         self.stages.consistency_wait += waited.elapsed();
+        self.read_replica = Some(on.state.name.clone());
         let sql = stmt.sql.clone();
         let status = needs_status(&sql).then(|| self.shared.status());
         let slow = crate::slow_query::names_view(&sql).then(|| self.shared.slow.snapshot());
         let max_rows = self.shared.config.max_result_rows;
-        let (rows, _) = self
-            .shared
-            .readers
-            .run(move |c| {
+        let (rows, _) = shared
+            .balance
+            .read(on, move |c| {
                 if let Some(status) = status {
                     refresh_status_table(c, &status)?;
                 }

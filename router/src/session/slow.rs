@@ -36,6 +36,9 @@ impl Session {
             ok: result.is_ok(),
             ack: self.ack.as_str(),
             read: self.read.as_str(),
+            replica: matches!(stmt.kind, crate::classify::Kind::Read)
+                .then_some(self.read_replica.as_deref())
+                .flatten(),
         });
     }
 }
