@@ -291,6 +291,45 @@ mod tests {
     }
 
     #[test]
+    fn composite_text_keys_and_tables_without_a_key_are_compared_by_key() {
+        let make = |v: &str| {
+            let c = Connection::open_in_memory().expect("open");
+            c.execute_batch(&format!(
+                "CREATE TABLE pairs (a TEXT, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
+                 INSERT INTO pairs VALUES ('x', 1, 'p'), ('x', 2, '{v}'), ('y', 1, 'r');
+                 CREATE TABLE loose (v TEXT);
+                 INSERT INTO loose VALUES ('a'), ('b');"
+            ))
+            .expect("schema");
+            c
+        };
+        let (a, b) = (make("q"), make("Q"));
+        assert_eq!(
+            table_digest(&a, "loose").expect("a"),
+            table_digest(&b, "loose").expect("b")
+        );
+        let (da, db_) = (
+            table_digest(&a, "pairs").expect("a"),
+            table_digest(&b, "pairs").expect("b"),
+        );
+        let differing: BTreeSet<u32> = da
+            .buckets
+            .iter()
+            .filter(|(k, v)| db_.buckets.get(k) != Some(v))
+            .map(|(k, _)| *k)
+            .collect();
+        let rows = bucket_rows(&b, "pairs", &differing).expect("rows");
+        let hit: Vec<_> = rows.iter().filter(|r| r.row.contains("\"Q\"")).collect();
+        assert_eq!(hit.len(), 1);
+        assert_eq!(hit[0].key, r#"{"a":"x","b":2}"#);
+        let loose = bucket_rows(&a, "loose", &(0..BUCKETS).collect()).expect("rows");
+        assert!(
+            loose.iter().all(|r| r.key.starts_with(r#"{"rowid":"#)),
+            "{loose:?}"
+        );
+    }
+
+    #[test]
     fn a_missing_row_changes_the_count() {
         let a = db("INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 2);");
         let b = db("INSERT INTO t VALUES (1, 'a', 1);");

@@ -3,22 +3,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{id_v_rows, ins, rec, start, wait_applied};
-use wal_bus::{AckBoard, FileLog, Log, LogConfig, RecordBody};
+use common::{id_v_rows, ins, log_with_t, rec, start, wait_applied};
+use wal_bus::RecordBody;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_stops_apply_at_exactly_its_offset() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log: Arc<dyn Log> =
-        Arc::new(FileLog::open(&dir.path().join("log"), &LogConfig::default()).expect("log"));
-    let acks = Arc::new(AckBoard::default());
-    let ddl = RecordBody::Ddl {
-        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
-    };
-    log.append(rec("d", "a", 1, ddl)).await.expect("append");
+    let (log, acks) = log_with_t(dir.path()).await;
     let db = dir.path().join("r1.db");
     let r = start("r1", &db, &log, &acks, None).expect("spawn");
     wait_applied(&acks, "r1", 1).await;
@@ -73,13 +66,7 @@ async fn a_hold_stops_apply_at_exactly_its_offset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forgotten_hold_lapses() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log: Arc<dyn Log> =
-        Arc::new(FileLog::open(&dir.path().join("log"), &LogConfig::default()).expect("log"));
-    let acks = Arc::new(AckBoard::default());
-    let ddl = RecordBody::Ddl {
-        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
-    };
-    log.append(rec("d", "a", 1, ddl)).await.expect("append");
+    let (log, acks) = log_with_t(dir.path()).await;
     let db = dir.path().join("r1.db");
     let r = start("r1", &db, &log, &acks, None).expect("spawn");
     wait_applied(&acks, "r1", 1).await;

@@ -87,32 +87,30 @@ impl Balancer {
             return (home.state.applied() >= target).then_some(home);
         }
         let floor = target.max(home.state.applied());
-        let eligible: Vec<(&ReadReplica, Offset)> = self
-            .replicas
-            .iter()
-            .map(|r| (r, r.state.applied()))
-            .filter(|(r, applied)| {
-                *applied >= floor
-                    && r.state.stopped().is_none()
-                    && !unhealthy.contains_key(&r.state.name)
-            })
-            .collect();
-        let best = eligible.iter().map(|(_, a)| *a).max()?;
-        let near: Vec<&ReadReplica> = eligible
-            .into_iter()
-            .filter(|(_, a)| a + SLACK_RECORDS >= best)
-            .map(|(r, _)| r)
-            .collect();
-        let fewest = near
-            .iter()
-            .map(|r| r.in_flight.load(Ordering::Relaxed))
-            .min()?;
-        let idle: Vec<&ReadReplica> = near
-            .into_iter()
-            .filter(|r| r.in_flight.load(Ordering::Relaxed) == fewest)
-            .collect();
-        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        idle.get(turn % idle.len().max(1)).copied()
+        // Two passes, no allocation: this runs for every read.
+        let eligible = |r: &ReadReplica| {
+            let applied = r.state.applied();
+            (applied >= floor
+                && r.state.stopped().is_none()
+                && !unhealthy.contains_key(&r.state.name))
+            .then_some(applied)
+        };
+        let best = self.replicas.iter().filter_map(eligible).max()?;
+        let n = self.replicas.len();
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % n;
+        let mut chosen: Option<&ReadReplica> = None;
+        let mut fewest = usize::MAX;
+        for k in 0..n {
+            let r = &self.replicas[(start + k) % n];
+            if eligible(r).is_some_and(|a| a + SLACK_RECORDS >= best) {
+                let busy = r.in_flight.load(Ordering::Relaxed);
+                if busy < fewest {
+                    fewest = busy;
+                    chosen = Some(r);
+                }
+            }
+        }
+        chosen
     }
 
     /// Runs `f` on `on`'s pool, counted as a read in flight there.

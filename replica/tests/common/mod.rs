@@ -94,6 +94,18 @@ pub fn start(
     Ok(Running { handle, cancel })
 }
 
+/// A file log in `dir` whose first record creates `t (id, v)`, and acks.
+pub async fn log_with_t(dir: &Path) -> (Arc<dyn Log>, Arc<AckBoard>) {
+    let log: Arc<dyn Log> = Arc::new(
+        wal_bus::FileLog::open(&dir.join("log"), &wal_bus::LogConfig::default()).expect("log"),
+    );
+    let ddl = RecordBody::Ddl {
+        sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)".into(),
+    };
+    log.append(rec("d", "a", 1, ddl)).await.expect("append");
+    (log, Arc::new(AckBoard::default()))
+}
+
 /// Waits until `name` has published an applied offset of at least `target`.
 pub async fn wait_applied(acks: &AckBoard, name: &str, target: u64) {
     tokio::time::timeout(
