@@ -84,7 +84,9 @@ impl Balancer {
     pub fn pick(&self, target: Offset, unhealthy: &BTreeMap<String, u64>) -> Option<&ReadReplica> {
         let home = self.home();
         if !self.enabled || self.replicas.len() == 1 {
-            return (home.state.applied() >= target).then_some(home);
+            // A stopped replica serves nothing (the wait says why).
+            return (home.state.applied() >= target && home.state.stopped().is_none())
+                .then_some(home);
         }
         let floor = target.max(home.state.applied());
         // Two passes, no allocation: this runs for every read.

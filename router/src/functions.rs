@@ -135,6 +135,8 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::casts::register(conn)?;
     crate::interval::register(conn)?;
     crate::text_functions::register(conn)?;
+    crate::extremes::register(conn)?;
+    crate::date_trunc::register(conn)?;
     // Statements with generated keys are described on any connection; only
     // the speculation connection hands keys out (`Keys::arm` replaces this).
     conn.create_scalar_function(

@@ -73,6 +73,22 @@ pub fn translate_create_table(ct: &sqlparser::ast::CreateTable) -> Result<Option
             changed = true;
         }
     }
+    // SQLite takes an expression default only in parentheses (PostgreSQL's
+    // `DEFAULT now()`); the router evaluates it while speculating and the
+    // record carries the value, so replicas never do.
+    for col in &mut out.columns {
+        for o in &mut col.options {
+            if let ColumnOption::Default(e) = &mut o.option
+                && !matches!(
+                    e,
+                    sqlparser::ast::Expr::Value(_) | sqlparser::ast::Expr::Nested(_)
+                )
+            {
+                *e = sqlparser::ast::Expr::Nested(Box::new(e.clone()));
+                changed = true;
+            }
+        }
+    }
     // Storage hints (`WITH (fillfactor = …)`) mean nothing to SQLite.
     if !matches!(out.table_options, sqlparser::ast::CreateTableOptions::None) {
         out.table_options = sqlparser::ast::CreateTableOptions::None;

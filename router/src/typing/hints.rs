@@ -49,9 +49,13 @@ impl Hint {
 
 /// A call's first argument.
 fn first_arg(f: &sqlparser::ast::Function) -> Option<&Expr> {
+    nth_arg(f, 0)
+}
+
+fn nth_arg(f: &sqlparser::ast::Function, n: usize) -> Option<&Expr> {
     use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
     match &f.args {
-        FunctionArguments::List(list) => match list.args.first()? {
+        FunctionArguments::List(list) => match list.args.get(n)? {
             FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
             _ => None,
         },
@@ -441,7 +445,16 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
                 "strpos" => Some(Hint::Decl("INT4")),
                 // PostgreSQL sums 2- and 4-byte integers into a bigint.
                 "sum" => column_arg(f).map(Hint::Sum),
-                "min" | "max" | "abs" => first_arg(f)
+                // The type of its timestamp argument (text is a timestamp).
+                "date_trunc" => {
+                    nth_arg(f, 1)
+                        .and_then(|a| expr_hint(a, derived))
+                        .map(|h| match h {
+                            Hint::Decl("TEXT") => Hint::Decl("TIMESTAMP"),
+                            h => h,
+                        })
+                }
+                "min" | "max" | "abs" | "greatest" | "least" => first_arg(f)
                     .and_then(|a| expr_hint(a, derived))
                     .or_else(|| column_arg(f).map(Hint::Column)),
                 "bool_and" | "bool_or" | "every" => Some(Hint::Decl("BOOLEAN")),
