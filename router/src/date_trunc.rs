@@ -121,7 +121,15 @@ mod tests {
             date_trunc("month", "2026-02-15").expect("ok").as_deref(),
             Some("2026-02-01 00:00:00")
         );
-        assert!(date_trunc("fortnight", ts).unwrap_err().contains("22023"));
-        assert!(date_trunc("day", "nope").unwrap_err().contains("22007"));
+        assert!(
+            date_trunc("fortnight", ts)
+                .expect_err("unknown unit")
+                .contains("22023")
+        );
+        assert!(
+            date_trunc("day", "nope")
+                .expect_err("bad timestamp")
+                .contains("22007")
+        );
     }
 }
