@@ -397,7 +397,19 @@ pub async fn run_kafka(kills: usize, writers: usize, seed: u64) -> Result<Report
             Ok(dumps.iter().all(|d| *d == dumps[0]).then_some(()))
         }
     })
-    .await?;
+    .await
+    .with_context(|| {
+        // Lag or divergence? The offsets and the nodes' logs say which.
+        let offsets: Vec<String> = paths
+            .iter()
+            .map(|p| format!("{}: {:?}", p.display(), crate::applied_offset(p).ok()))
+            .collect();
+        let logs: Vec<String> = nodes.iter().map(Node::log_tail).collect();
+        format!(
+            "seed {seed}; applied offsets {offsets:?}\n{}",
+            logs.join("\n")
+        )
+    })?;
     check_transfers(transfers, &paths, &mut report).await?;
     check_replicas(&paths, &acked, &mut report)?;
     Ok(report)
