@@ -22,7 +22,7 @@ pub mod classify;
 pub mod config;
 pub mod conn;
 pub mod copy_format;
-mod date_trunc;
+mod date_functions;
 pub mod db;
 mod describe;
 mod drop_constraint;

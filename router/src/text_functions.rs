@@ -1,6 +1,6 @@
 //! PostgreSQL string functions SQLite lacks, as SQLite user functions on
 //! every router connection: `repeat`, `lpad`, `rpad`, `left`, `right`,
-//! `split_part`, `strpos`. Lengths and positions count characters, as in
+//! `split_part`, `strpos`, `md5`. Lengths and positions count characters, as in
 //! PostgreSQL with UTF-8; a NULL argument gives NULL. Functions that build
 //! strings refuse results over 1 GB (54000, PostgreSQL's own limit) instead
 //! of exhausting memory.
@@ -121,6 +121,16 @@ pub fn strpos(s: &str, sub: &str) -> i64 {
 
 /// Registers the functions above on `conn`.
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    // PostgreSQL hashes the text's UTF-8 bytes; lowercase hex.
+    register_fn(conn, "md5", 1, |ctx| {
+        use md5::Digest;
+        Ok(text(ctx, 0)?.map(|s| {
+            md5::Md5::digest(s.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }))
+    })?;
     register_fn(conn, "repeat", 2, |ctx| {
         match (text(ctx, 0)?, int(ctx, 1)?) {
             (Some(s), Some(n)) => repeat(&s, n).map(Some),

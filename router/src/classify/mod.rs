@@ -446,6 +446,7 @@ mod like;
 mod numbers;
 mod pragma;
 mod split;
+mod sql_functions;
 mod srf;
 mod translate;
 mod utility;

@@ -18,6 +18,8 @@
 //! - `x = ANY(ARRAY[…])` / `x = ANY(SELECT …)` as `x IN (…)`, and
 //!   `x <> ALL(…)` as `x NOT IN (…)`; other `ANY`/`ALL` forms (an array
 //!   parameter, another operator) are refused with 0A000;
+//! - `EXTRACT`, `SUBSTRING … FROM … FOR`, `POSITION … IN`, `json_agg`
+//!   (`sql_functions.rs`);
 //! - the catalog spellings of `catalog_sql.rs` (`::regclass`, arrays as
 //!   JSON, `pg_get_expr`, …).
 
@@ -67,6 +69,11 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"trim",
         b"interval",
         b"[",
+        b"extract",
+        b"substring",
+        b"position",
+        b"json_agg",
+        b"jsonb_agg",
     ]
     .iter()
     .any(|n| has(n))
@@ -80,7 +87,8 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         // The rewrites kept in their own files, first one that applies.
         let outside = super::interval::rewrite(e)
             .map(|done| done || super::like::rewrite(e))
-            .and_then(|done| Ok(done || super::catalog_sql::rewrite(e)?));
+            .and_then(|done| Ok(done || super::catalog_sql::rewrite(e)?))
+            .map(|done| done || super::sql_functions::rewrite(e));
         match outside {
             Ok(true) => {
                 changed = true;

@@ -294,6 +294,9 @@ fn pg_name(e: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase()),
+        Expr::Extract { .. } => Some("extract".to_owned()),
+        Expr::Substring { .. } => Some("substring".to_owned()),
+        Expr::Position { .. } => Some("position".to_owned()),
         _ => Some("?column?".to_owned()),
     }
 }
@@ -369,6 +372,8 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
         }
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => column_of(e).map(Hint::Column),
         Expr::Nested(inner) => expr_hint(inner, derived),
+        // PostgreSQL 14+: EXTRACT is numeric (date_part stays double).
+        Expr::Extract { .. } => Some(Hint::Decl("NUMERIC")),
         // Predicates are booleans in PostgreSQL.
         Expr::IsNull(_)
         | Expr::IsNotNull(_)
@@ -433,15 +438,14 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
             match name.as_str() {
                 "count" | "length" | "changes" | "total_changes" | "last_insert_rowid"
                 | "instr" | "unicode" | "random" => Some(Hint::Decl("INTEGER")),
-                "avg" | "total" => Some(Hint::Decl("REAL")),
+                "avg" | "total" | "date_part" => Some(Hint::Decl("REAL")),
                 "now" | "current_timestamp" | "transaction_timestamp" | "statement_timestamp" => {
                     Some(Hint::Decl("TIMESTAMPTZ"))
                 }
                 "lower" | "upper" | "substr" | "trim" | "ltrim" | "rtrim" | "replace"
                 | "group_concat" | "string_agg" | "typeof" | "hex" | "quote" | "printf"
-                | "format" | "repeat" | "lpad" | "rpad" | "left" | "right" | "split_part" => {
-                    Some(Hint::Decl("TEXT"))
-                }
+                | "format" | "repeat" | "lpad" | "rpad" | "left" | "right" | "split_part"
+                | "md5" => Some(Hint::Decl("TEXT")),
                 "strpos" => Some(Hint::Decl("INT4")),
                 // PostgreSQL sums 2- and 4-byte integers into a bigint.
                 "sum" => column_arg(f).map(Hint::Sum),
