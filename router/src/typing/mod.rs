@@ -8,12 +8,14 @@
 pub mod array_values;
 mod arrays;
 mod hints;
+mod names;
 mod numeric;
 pub mod pgtypes;
 mod schema;
 mod wire;
 
-pub use hints::{Hint, column_names_of, params_of, projection_of};
+pub use hints::{Hint, params_of, projection_of};
+pub use names::column_names_of;
 
 /// Renames result columns to PostgreSQL's names where the statement says
 /// so (see [`column_names_of`]); leaves them alone when the counts differ.
