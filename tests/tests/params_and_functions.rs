@@ -139,3 +139,55 @@ async fn fewer_values_inserts_from_two_routers_get_distinct_generated_keys() -> 
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Date functions and special-syntax calls answer as PostgreSQL 15 does
+/// (values checked against it), `DEFAULT now()` works, and arithmetic
+/// SQLite would do on a date's text (`born + 30` is 2020) is refused
+/// instead of storing a number in a date column; a JSON number kept as a
+/// number by SQLite's affinity still reads back as jsonb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_extract_and_defaults_work_and_date_arithmetic_never_stores_a_number() -> Result<()> {
+    let cluster = Cluster::in_process(1, 1, None).await?;
+    let c = cluster.connect(0).await?;
+    c.batch_execute(
+        "CREATE TABLE u (id int PRIMARY KEY, email text, born date, j jsonb,
+                         created timestamptz DEFAULT now(), n int DEFAULT -1);
+         INSERT INTO u (id, email, born, j) VALUES (1, 'ann@x', '1990-05-06', '{\"a\": 1.5}')",
+    )
+    .await?;
+    let row = c
+        .query_one(
+            "SELECT extract(year from born), date_part('dow', born), date_trunc('month', born)::text,
+                    substring(email from 1 for 3), position('@' in email), md5(email),
+                    greatest(1, NULL, 3), least(2, NULL), created IS NOT NULL, n
+             FROM u",
+            &[],
+        )
+        .await?;
+    ensure!(row.columns()[0].name() == "extract" && row.columns()[4].name() == "position");
+    ensure!(row.get::<_, f64>(1) == 0.0, "1990-05-06 was a Sunday");
+    ensure!(row.get::<_, String>(2) == "1990-05-01 00:00:00");
+    ensure!(row.get::<_, String>(3) == "ann" && row.get::<_, i32>(4) == 4);
+    // Python's hashlib.md5(b"ann@x"), as PostgreSQL's md5('ann@x').
+    ensure!(row.get::<_, String>(5) == "90b93bc054d301b414662770c2632295");
+    ensure!(row.get::<_, i64>(6) == 3 && row.get::<_, i64>(7) == 2);
+    ensure!(row.get::<_, bool>(8) && row.get::<_, i32>(9) == -1);
+
+    for bad in [
+        "UPDATE u SET born = born + 30",
+        "INSERT INTO u (id, born) VALUES (2, 20200101)",
+    ] {
+        let e = c.batch_execute(bad).await.err();
+        ensure!(
+            e.as_ref().map(code).as_deref() == Some("42804"),
+            "{bad}: {e:?}"
+        );
+    }
+    c.batch_execute("UPDATE u SET born = born + interval '1 day', j = j->'a'")
+        .await?;
+    let row = c
+        .query_one("SELECT born::text, j::text FROM u", &[])
+        .await?;
+    ensure!(row.get::<_, String>(0) == "1990-05-07" && row.get::<_, String>(1) == "1.5");
+    Ok(())
+}

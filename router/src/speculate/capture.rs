@@ -227,8 +227,33 @@ fn canonical(info: &replica::TableInfo, types: &[pgwire::api::Type], row: &mut R
         if !crate::typing::stored_as_text(ty) {
             continue;
         }
-        let Some(Value::Text(text)) = row.get_mut(column) else {
-            continue;
+        let text = match row.get_mut(column) {
+            Some(Value::Text(text)) => text,
+            // SQLite computed a number or blob for a date/time or UUID
+            // column (`born + 30` is integer arithmetic on the date's
+            // text: 1990-05-06 + 30 = 2020): refused, never stored.
+            Some(v @ (Value::Integer(_) | Value::Real(_) | Value::Blob(_)))
+                if !matches!(*ty, Type::JSON | Type::JSONB) || matches!(v, Value::Blob(_)) =>
+            {
+                let kind = match v {
+                    Value::Integer(_) => "integer",
+                    Value::Real(_) => "real",
+                    _ => "blob",
+                };
+                return Err(Error::InvalidValue {
+                    table: info.name.clone(),
+                    column: column.clone(),
+                    type_name: ty.name().to_owned(),
+                    sqlstate: "42804",
+                    reason: format!(
+                        "the statement computed the {kind} {v} for it; date ± integer is not \
+                         translated here: write `col + interval '30 days'` (or `'…'::date`)"
+                    ),
+                });
+            }
+            // A number is a JSON value (SQLite's affinity may keep it as
+            // one; the read side sends it as JSON text).
+            _ => continue,
         };
         match crate::params::decode_text(ty, text) {
             Ok(rusqlite::types::Value::Text(c)) => *text = c,

@@ -315,6 +315,8 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
         Expr::Nested(inner) => expr_hint(inner, derived),
         // PostgreSQL 14+: EXTRACT is numeric (date_part stays double).
         Expr::Extract { .. } => Some(Hint::Decl("NUMERIC")),
+        Expr::Position { .. } => Some(Hint::Decl("INT4")),
+        Expr::Substring { .. } => Some(Hint::Decl("TEXT")),
         // Predicates are booleans in PostgreSQL.
         Expr::IsNull(_)
         | Expr::IsNotNull(_)

@@ -113,8 +113,19 @@ fn uuid_bytes(text: &str) -> Option<Vec<u8>> {
 /// value of `ty` reads that way (BC dates and times are sent as text only
 /// by PostgreSQL's rules here, so they are refused in binary too).
 pub fn encode(ty: &Type, v: &SqlValue) -> Option<Wire> {
+    // SQLite's NUMERIC affinity of a `jsonb`/`json` column keeps a JSON
+    // number (`j = j->'a'`) as an integer or real: it is that JSON text.
+    let number;
     let stored = match v {
         SqlValue::Text(t) => t.as_str(),
+        SqlValue::Integer(i) if matches!(*ty, Type::JSON | Type::JSONB) => {
+            number = i.to_string();
+            number.as_str()
+        }
+        SqlValue::Real(f) if matches!(*ty, Type::JSON | Type::JSONB) && f.is_finite() => {
+            number = f.to_string();
+            number.as_str()
+        }
         _ => return None,
     };
     let SqlValue::Text(text) = crate::params::decode_text(ty, stored).ok()? else {
