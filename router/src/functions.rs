@@ -137,6 +137,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::text_functions::register(conn)?;
     crate::extremes::register(conn)?;
     crate::date_functions::register(conn)?;
+    crate::json_functions::register(conn)?;
     // Statements with generated keys are described on any connection; only
     // the speculation connection hands keys out (`Keys::arm` replaces this).
     conn.create_scalar_function(

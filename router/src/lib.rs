@@ -35,6 +35,7 @@ mod functions;
 pub mod handler;
 mod insert_columns;
 pub mod interval;
+mod json_functions;
 pub mod keys;
 pub mod params;
 pub mod policy;

@@ -1,9 +1,13 @@
 //! PostgreSQL's special-syntax functions as the calls SQLite (or the
 //! router's functions) take: `EXTRACT(field FROM x)` → `date_part('field',
 //! x)`, `SUBSTRING(x FROM a FOR b)` → `substr(x, a, b)`, `POSITION(a IN b)`
-//! → `instr(b, a)`, and `json_agg`/`jsonb_agg` → `json_group_array`.
+//! → `instr(b, a)`, `json_agg`/`jsonb_agg` → `json_group_array`, and the
+//! jsonb operators `@>`, `<@`, `?`, `?|`, `?&` → the functions of
+//! `json_functions.rs`.
 
-use sqlparser::ast::{Expr, Value};
+use sqlparser::ast::{BinaryOperator, Expr, Value};
+
+use crate::json_functions::{CONTAINS, HAS_ALL, HAS_ANY, HAS_KEY};
 
 use super::translate::call;
 
@@ -11,6 +15,26 @@ use super::translate::call;
 pub(super) fn rewrite(e: &mut Expr) -> bool {
     let take = |b: &mut Box<Expr>| std::mem::replace(b.as_mut(), Expr::value(Value::Null));
     match e {
+        Expr::BinaryOp { left, op, right }
+            if matches!(
+                op,
+                BinaryOperator::AtArrow
+                    | BinaryOperator::ArrowAt
+                    | BinaryOperator::Question
+                    | BinaryOperator::QuestionPipe
+                    | BinaryOperator::QuestionAnd
+            ) =>
+        {
+            let (l, r) = (take(left), take(right));
+            *e = match op {
+                BinaryOperator::AtArrow => call(CONTAINS, vec![l, r]),
+                BinaryOperator::ArrowAt => call(CONTAINS, vec![r, l]),
+                BinaryOperator::Question => call(HAS_KEY, vec![l, r]),
+                BinaryOperator::QuestionPipe => call(HAS_ANY, vec![l, r]),
+                _ => call(HAS_ALL, vec![l, r]),
+            };
+            true
+        }
         Expr::Extract { field, expr, .. } => {
             // `DateTimeField` prints as written (`YEAR`, `EPOCH`, or a
             // custom name); the function takes it lowercase.
@@ -87,5 +111,9 @@ mod tests {
             Some("SELECT json_group_array(name), json_group_array(id) FROM u")
         );
         assert_eq!(run("SELECT substr(email, 1, 2) FROM u"), None);
+        assert_eq!(
+            run("SELECT * FROM u WHERE data @> '{\"k\":5}' AND data ? 'k' AND '{}' <@ data AND data ?| '{a,b}' AND data ?& '{a}'").as_deref(),
+            Some("SELECT * FROM u WHERE tributary_json_contains(data, '{\"k\":5}') AND tributary_json_has_key(data, 'k') AND tributary_json_contains(data, '{}') AND tributary_json_has_any(data, '{a,b}') AND tributary_json_has_all(data, '{a}')")
+        );
     }
 }

@@ -74,6 +74,9 @@ pub(super) fn translate(stmt: &Statement, sql: &str) -> Result<Option<String>> {
         b"position",
         b"json_agg",
         b"jsonb_agg",
+        b"@>",
+        b"<@",
+        b"?",
     ]
     .iter()
     .any(|n| has(n))

@@ -436,9 +436,19 @@ fn expr_hint(e: &Expr, derived: &Derived) -> Option<Hint> {
                     }
                 }
                 // A comparison is a boolean in PostgreSQL.
-                B::Eq | B::NotEq | B::Lt | B::Gt | B::LtEq | B::GtEq | B::And | B::Or => {
-                    Some(Hint::Decl("BOOLEAN"))
-                }
+                B::Eq
+                | B::NotEq
+                | B::Lt
+                | B::Gt
+                | B::LtEq
+                | B::GtEq
+                | B::And
+                | B::Or
+                | B::AtArrow
+                | B::ArrowAt
+                | B::Question
+                | B::QuestionPipe
+                | B::QuestionAnd => Some(Hint::Decl("BOOLEAN")),
                 _ => expr_hint(left, derived).or_else(|| expr_hint(right, derived)),
             }
         }
