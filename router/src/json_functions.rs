@@ -111,10 +111,8 @@ fn set(target: &mut Json, path: &[String], value: Json, create: bool) {
         }
     }
     match at {
-        Json::Object(m) => {
-            if create || m.contains_key(last) {
-                m.insert(last.clone(), value);
-            }
+        Json::Object(m) if create || m.contains_key(last) => {
+            m.insert(last.clone(), value);
         }
         Json::Array(items) => match index(items.len(), last) {
             Some(i) => items[i] = value,
