@@ -155,6 +155,13 @@ async fn dates_extract_and_defaults_work_and_date_arithmetic_never_stores_a_numb
          INSERT INTO u (id, email, born, j) VALUES (1, 'ann@x', '1990-05-06', '{\"a\": 1.5}')",
     )
     .await?;
+    // RETURNING expressions are typed and named as PostgreSQL does.
+    let row = c
+        .query_one("INSERT INTO u (id, email) VALUES (9, 'z') RETURNING id, created IS NOT NULL, email::text", &[])
+        .await?;
+    ensure!(row.get::<_, bool>(1) && row.columns()[1].name() == "?column?");
+    ensure!(row.columns()[2].name() == "email");
+    c.batch_execute("DELETE FROM u WHERE id = 9").await?;
     let row = c
         .query_one(
             "SELECT extract(year from born), date_part('dow', born), date_trunc('month', born)::text,

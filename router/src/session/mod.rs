@@ -5,7 +5,7 @@
 
 mod copy;
 mod idempotent;
-mod outcome;
+pub(super) mod outcome;
 mod prepared;
 mod settings;
 mod slow;

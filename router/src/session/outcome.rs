@@ -42,20 +42,23 @@ pub struct Feedback {
     pub offset: Option<Offset>,
 }
 
+/// Expressions with a fixed type (a comparison, an interval, a cast) are
+/// typed as in Describe, also without one (the simple query protocol).
+pub(super) fn fix_types(rows: &mut ResultSet, stmt: &Classified) {
+    for (d, hint) in rows.decl_types.iter_mut().zip(&stmt.projection) {
+        if d.as_deref().is_none_or(str::is_empty)
+            && let Some(fixed) = hint.as_ref().and_then(crate::typing::Hint::fixed)
+        {
+            *d = Some(fixed);
+        }
+    }
+}
+
 pub(super) fn rows_outcome(rows: Option<ResultSet>, stmt: &Classified) -> Outcome {
     match rows {
         Some(mut rows) => {
             crate::typing::rename_columns(&mut rows.columns, stmt.column_names.as_deref());
-            // Expressions with a fixed type (a comparison, an interval, a
-            // cast) are typed as in Describe, also without one (the simple
-            // query protocol).
-            for (d, hint) in rows.decl_types.iter_mut().zip(&stmt.projection) {
-                if d.as_deref().is_none_or(str::is_empty)
-                    && let Some(fixed) = hint.as_ref().and_then(crate::typing::Hint::fixed)
-                {
-                    *d = Some(fixed);
-                }
-            }
+            fix_types(&mut rows, stmt);
             Outcome::Rows { rows, tag: None }
         }
         None => Outcome::Command {

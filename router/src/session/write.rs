@@ -184,7 +184,14 @@ impl Session {
                     }
                     waited?;
                 }
-                Spec::Done { out, queued } => {
+                Spec::Done { mut out, queued } => {
+                    if let Some(rows) = &mut out.result {
+                        crate::typing::rename_columns(
+                            &mut rows.columns,
+                            stmt.column_names.as_deref(),
+                        );
+                        super::outcome::fix_types(rows, stmt);
+                    }
                     if let Some(txn) = &mut self.txn {
                         if let Some(k) = &mut txn.keyed {
                             k.results.push(super::idempotent::statement_result(

@@ -231,15 +231,36 @@ fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<
     }
 }
 
-/// Type hints for a plain SELECT's result columns.
+/// Type hints for a plain SELECT's result columns, or a write's
+/// RETURNING list (none when it has a `*`: the positions are unknown).
 pub fn projection_of(stmt: &Statement) -> Vec<Option<Hint>> {
-    let Statement::Query(q) = stmt else {
+    use sqlparser::ast::SelectItem;
+    let returning = match stmt {
+        Statement::Insert(i) => i.returning.as_ref(),
+        Statement::Update(u) => u.returning.as_ref(),
+        Statement::Delete(d) => d.returning.as_ref(),
+        Statement::Query(q) => {
+            return match q.body.as_ref() {
+                SetExpr::Select(select) => select_hints(select),
+                _ => Vec::new(),
+            };
+        }
+        _ => None,
+    };
+    let Some(items) = returning else {
         return Vec::new();
     };
-    let SetExpr::Select(select) = q.body.as_ref() else {
-        return Vec::new();
-    };
-    select_hints(select)
+    let none = Derived::new();
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(expr_hint(e, &none))
+            }
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default()
 }
 
 /// Hints of the columns of the derived tables (`FROM (SELECT …) AS t`) a

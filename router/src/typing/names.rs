@@ -8,16 +8,20 @@ use sqlparser::ast::{Expr, SetExpr, Statement};
 /// (`count`, not `count(*)`), another expression `?column?`; plain column
 /// references and aliases keep SQLite's name (`None`). `None` overall when
 /// a `*` makes the positions unknowable.
+/// The same for a write's RETURNING list.
 pub fn column_names_of(stmt: &Statement) -> Option<Vec<Option<String>>> {
     use sqlparser::ast::SelectItem;
-    let Statement::Query(q) = stmt else {
-        return None;
+    let items = match stmt {
+        Statement::Query(q) => match q.body.as_ref() {
+            SetExpr::Select(select) => &select.projection,
+            _ => return None,
+        },
+        Statement::Insert(i) => i.returning.as_ref()?,
+        Statement::Update(u) => u.returning.as_ref()?,
+        Statement::Delete(d) => d.returning.as_ref()?,
+        _ => return None,
     };
-    let SetExpr::Select(select) = q.body.as_ref() else {
-        return None;
-    };
-    select
-        .projection
+    items
         .iter()
         .map(|item| match item {
             SelectItem::UnnamedExpr(e) => Some(pg_name(e)),
