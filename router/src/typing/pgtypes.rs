@@ -136,10 +136,10 @@ fn encode_value(
             None => Err(unrepresentable(v, ty)),
         },
         Type::FLOAT8 => match v {
-            SqlValue::Real(f) => enc.encode_field(f),
-            SqlValue::Integer(i) => enc.encode_field(&(*i as f64)),
+            SqlValue::Real(f) => enc.encode_field(&super::wire::float8(*f)),
+            SqlValue::Integer(i) => enc.encode_field(&super::wire::float8(*i as f64)),
             other => match text_of(other).and_then(|t| t.trim().parse::<f64>().ok()) {
-                Some(f) => enc.encode_field(&f),
+                Some(f) => enc.encode_field(&super::wire::float8(f)),
                 None => Err(unrepresentable(other, ty)),
             },
         },
