@@ -115,8 +115,9 @@ impl Balancer {
         chosen
     }
 
-    /// Runs `f` on `on`'s pool, counted as a read in flight there.
-    pub async fn read<R, F>(&self, on: &ReadReplica, f: F) -> Result<R>
+    /// Runs `f` on `on`'s pool, counted as a read in flight there; on a
+    /// pool thread with `pg_sleep` allowed when `sleeps`.
+    pub async fn read<R, F>(&self, on: &ReadReplica, sleeps: bool, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> R + Send + 'static,
@@ -125,6 +126,10 @@ impl Balancer {
         let _done = InFlight(&on.in_flight);
         metrics::counter!("tributary_router_reads_total", "router" => self.router.clone(), "replica" => on.state.name.clone())
             .increment(1);
-        on.pool.run(f).await
+        if sleeps {
+            on.pool.run_sleeping(f).await
+        } else {
+            on.pool.run(f).await
+        }
     }
 }

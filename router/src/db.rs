@@ -117,6 +117,27 @@ impl DbPool {
     }
 }
 
+impl DbPool {
+    /// As [`DbPool::run`], always on a pool thread and with `pg_sleep`
+    /// allowed (see `sleep.rs`).
+    pub async fn run_sleeping<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = done.send(crate::sleep::allowing(|| f(conn)));
+        });
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal("database thread stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Internal("database thread stopped mid-job".into()))
+    }
+}
+
 /// A connection for reads: the replica file in WAL mode, waiting on locks.
 pub fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| Error::sqlite("opening a read connection", e))?;

@@ -138,6 +138,7 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     crate::extremes::register(conn)?;
     crate::date_functions::register(conn)?;
     crate::json_functions::register(conn)?;
+    crate::sleep::register(conn)?;
     // Statements with generated keys are described on any connection; only
     // the speculation connection hands keys out (`Keys::arm` replaces this).
     conn.create_scalar_function(

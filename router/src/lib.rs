@@ -43,6 +43,7 @@ mod rebuild;
 mod serve;
 pub mod session;
 pub mod shared;
+mod sleep;
 pub mod slow_query;
 pub mod speculate;
 mod star;

@@ -295,9 +295,10 @@ impl Session {
         let status = needs_status(&sql).then(|| self.shared.status());
         let slow = crate::slow_query::names_view(&sql).then(|| self.shared.slow.snapshot());
         let max_rows = self.shared.config.max_result_rows;
+        let sleeps = crate::status::mentions(&sql, "pg_sleep");
         let (rows, _) = shared
             .balance
-            .read(on, move |c| {
+            .read(on, sleeps, move |c| {
                 if let Some(status) = status {
                     refresh_status_table(c, &status)?;
                 }
