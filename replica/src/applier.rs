@@ -69,6 +69,9 @@ struct Applier {
     clock: Option<Arc<HlcClock>>,
     policy: Arc<Policy>,
     policy_version: u64,
+    /// The rows this replica keeps under the placement in force.
+    filter: crate::placement::GroupFilter,
+    placement_version: u64,
     state: Arc<ReplicaState>,
     acks: Arc<AckBoard>,
     /// Rejections of the batch being applied, published after its commit.
@@ -166,6 +169,13 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
             ),
         })?
     });
+    let (placement_version, placement) =
+        crate::placement::stored_placement(&conn).ctx(path, "reading the stored placement")?;
+    let placement = Arc::new(placement);
+    let filter = crate::placement::GroupFilter {
+        group: placement.group_of(name),
+        placement: placement.clone(),
+    };
     let state = Arc::new(ReplicaState {
         name: name.to_owned(),
         path: path.to_path_buf(),
@@ -173,6 +183,7 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
         progress: tokio::sync::watch::channel(()).0,
         stopped: Mutex::new(None),
         policy: Mutex::new((policy_version, policy.clone())),
+        placement: Mutex::new((placement_version, placement)),
         skipped: AtomicU64::new(skipped_count(&conn).ctx(path, "reading the skipped count")?),
         write_gate: Arc::new(WriteGate::default()),
         origin_hlc: Mutex::new(HashMap::new()),
@@ -189,6 +200,8 @@ pub fn spawn_applier(options: ApplierOptions) -> Result<ReplicaHandle> {
         clock,
         policy,
         policy_version,
+        filter,
+        placement_version,
         state: state.clone(),
         acks: acks.clone(),
         rejections: Vec::new(),
@@ -336,9 +349,11 @@ impl Applier {
         self.rejections.clear();
         self.batch_origins.clear();
         let policy_before = (self.policy_version, self.policy.clone());
+        let placement_before = (self.placement_version, self.filter.clone());
         if let Err(e) = self.apply_entries(batch) {
             let _ = self.conn.execute_batch("ROLLBACK");
             (self.policy_version, self.policy) = policy_before;
+            (self.placement_version, self.filter) = placement_before;
             self.cache.clear();
             return Err(e);
         }
@@ -349,10 +364,17 @@ impl Applier {
         if let Err(e) = stored {
             let _ = self.conn.execute_batch("ROLLBACK");
             (self.policy_version, self.policy) = policy_before;
+            (self.placement_version, self.filter) = placement_before;
             return Err(e);
         }
         *self.state.policy.lock().unwrap_or_else(|p| p.into_inner()) =
             (self.policy_version, self.policy.clone());
+        *self
+            .state
+            .placement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) =
+            (self.placement_version, self.filter.placement.clone());
         // Published while the gate is held: a speculation (which holds it)
         // sees these agree with the file it reads.
         {

@@ -26,6 +26,7 @@ mod hold;
 pub mod idempotency;
 mod ids;
 mod meta;
+pub mod placement;
 mod progress;
 mod rows;
 mod schema;

@@ -25,6 +25,8 @@ pub struct ReplicaState {
     pub(crate) stopped: Mutex<Option<String>>,
     /// The conflict policy in force at the applied offset, and its version.
     pub(crate) policy: Mutex<(u64, Arc<Policy>)>,
+    /// The table placement in force at the applied offset, and its version.
+    pub(crate) placement: Mutex<(u64, Arc<wal_bus::Placement>)>,
     /// Log entries skipped because they were not Tributary records.
     pub(crate) skipped: AtomicU64,
     /// Held by whoever writes to the file in this process (the applier, a
@@ -113,6 +115,14 @@ impl ReplicaState {
     /// The policy version in force and the policy.
     pub fn policy(&self) -> (u64, Arc<Policy>) {
         self.policy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The placement version in force and the placement.
+    pub fn placement(&self) -> (u64, Arc<wal_bus::Placement>) {
+        self.placement
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

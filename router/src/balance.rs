@@ -88,11 +88,33 @@ impl Balancer {
             return (home.state.applied() >= target && home.state.stopped().is_none())
                 .then_some(home);
         }
+        self.pick_where(target, unhealthy, |_| true)
+    }
+
+    /// As [`Balancer::pick`], among the replicas named in `names` (one
+    /// shard group's), whether balancing is on or not.
+    pub fn pick_among(
+        &self,
+        target: Offset,
+        unhealthy: &BTreeMap<String, u64>,
+        names: &[String],
+    ) -> Option<&ReadReplica> {
+        self.pick_where(target, unhealthy, |r| names.contains(&r.state.name))
+    }
+
+    fn pick_where(
+        &self,
+        target: Offset,
+        unhealthy: &BTreeMap<String, u64>,
+        allowed: impl Fn(&ReadReplica) -> bool,
+    ) -> Option<&ReadReplica> {
+        let home = self.home();
         let floor = target.max(home.state.applied());
         // Two passes, no allocation: this runs for every read.
         let eligible = |r: &ReadReplica| {
             let applied = r.state.applied();
-            (applied >= floor
+            (allowed(r)
+                && applied >= floor
                 && r.state.stopped().is_none()
                 && !unhealthy.contains_key(&r.state.name))
             .then_some(applied)

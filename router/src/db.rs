@@ -17,12 +17,43 @@ use crate::error::{Error, Result};
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// The write gates a pool's jobs run holding, in the order they are
+/// taken. Every pool takes gates in the node's replica order, so two
+/// routers speculating across shard groups never wait on each other in a
+/// cycle.
+pub type Gates = Arc<dyn Fn() -> Vec<Arc<replica::WriteGate>> + Send + Sync>;
+
+/// A gate set of one gate.
+pub fn one_gate(gate: Arc<replica::WriteGate>) -> Gates {
+    Arc::new(move || vec![gate.clone()])
+}
+
+thread_local! {
+    /// The gates the job running on this thread holds (by address).
+    static HELD: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether the job running on this thread holds `gate` (see [`Gates`]).
+pub fn holds_gate(gate: &Arc<replica::WriteGate>) -> bool {
+    let addr = Arc::as_ptr(gate) as usize;
+    HELD.with(|h| h.borrow().contains(&addr))
+}
+
+/// Runs `f` with `gates` recorded as held by this thread.
+fn with_held<R>(gates: &[Arc<replica::WriteGate>], f: impl FnOnce() -> R) -> R {
+    let addrs: Vec<usize> = gates.iter().map(|g| Arc::as_ptr(g) as usize).collect();
+    HELD.with(|h| *h.borrow_mut() = addrs);
+    let out = f();
+    HELD.with(|h| h.borrow_mut().clear());
+    out
+}
+
 /// A set of connections, each with a thread.
 #[derive(Clone)]
 pub struct DbPool {
     tx: mpsc::Sender<Job>,
     conns: Arc<[Arc<Mutex<Connection>>]>,
-    gate: Option<Arc<replica::WriteGate>>,
+    gate: Option<Gates>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,7 +77,7 @@ impl DbPool {
         path: &Path,
         threads: usize,
         open: fn(&Path) -> Result<Connection>,
-        gate: Option<Arc<replica::WriteGate>>,
+        gate: Option<Gates>,
     ) -> Result<DbPool> {
         let (tx, rx) = mpsc::channel::<Job>(1024);
         let rx = Arc::new(Mutex::new(rx));
@@ -62,8 +93,10 @@ impl DbPool {
                     loop {
                         let job = lock(&rx).blocking_recv();
                         let Some(job) = job else { break };
-                        let _held = gate.as_deref().map(replica::WriteGate::lock);
-                        job(&mut lock(&conn));
+                        let gates = gate.as_deref().map(|g| g()).unwrap_or_default();
+                        let _held: Vec<replica::GateGuard<'_>> =
+                            gates.iter().map(|g| g.lock()).collect();
+                        with_held(&gates, || job(&mut lock(&conn)));
                     }
                 })
                 .map_err(|e| Error::Internal(format!("cannot start {name} thread: {e}")))?;
@@ -81,15 +114,16 @@ impl DbPool {
     where
         F: FnOnce(&mut Connection) -> R,
     {
-        let _held = match &self.gate {
-            Some(gate) => match gate.try_lock() {
-                Some(g) => Some(g),
+        let gates = self.gate.as_deref().map(|g| g()).unwrap_or_default();
+        let mut held = Vec::with_capacity(gates.len());
+        for g in &gates {
+            match g.try_lock() {
+                Some(guard) => held.push(guard),
                 None => return Err(f),
-            },
-            None => None,
-        };
+            }
+        }
         match self.conns.iter().find_map(|c| try_lock(c)) {
-            Some(mut conn) => Ok(f(&mut conn)),
+            Some(mut conn) => Ok(with_held(&gates, || f(&mut conn))),
             None => Err(f),
         }
     }
@@ -158,6 +192,7 @@ fn postgres_semantics(conn: &Connection) -> Result<()> {
     // a statement over them (extended protocol) finds their columns.
     crate::status::refresh_status_table(conn, &[])?;
     crate::slow_query::refresh_view(conn, &[])?;
+    crate::placement::view::refresh(conn, 0, &Default::default())?;
     conn.pragma_update(None, "case_sensitive_like", true)
         .map_err(|e| Error::sqlite("making LIKE case-sensitive", e))
 }

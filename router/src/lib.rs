@@ -38,6 +38,7 @@ pub mod interval;
 mod json_functions;
 pub mod keys;
 pub mod params;
+pub mod placement;
 pub mod policy;
 mod rebuild;
 mod serve;

@@ -43,6 +43,10 @@ pub struct Shared {
     pub keys: crate::keys::Keys,
     /// Statements over `router.slow_query_ms`.
     pub slow: crate::slow_query::SlowLog,
+    /// Under a sharded placement, a speculation connection per replica of
+    /// the node (by index in `all_replicas`), opened when first needed and
+    /// used only inside speculation jobs (see `placement`).
+    pub spec_conns: Vec<std::sync::Mutex<Option<rusqlite::Connection>>>,
     /// Set when an append failed: the overlay may be missing or holding a
     /// record, so the next write first waits for the replica to reach the
     /// log end (which settles it either way).
@@ -96,7 +100,7 @@ impl Shared {
             &replica.path,
             1,
             crate::db::open_writer,
-            Some(replica.write_gate()),
+            Some(crate::placement::speculation_gates(&replica, &all_replicas)),
         )?;
         let readers = DbPool::start(
             &format!("{name}-read"),
@@ -111,7 +115,9 @@ impl Shared {
             let pool = if Arc::ptr_eq(r, &replica) {
                 home = targets.len();
                 readers.clone()
-            } else if config.read_balance {
+            } else {
+                // Other replicas serve balanced reads and, under a sharded
+                // placement, their groups' reads.
                 DbPool::start(
                     &format!("{name}-read-{}", r.name),
                     &r.path,
@@ -119,8 +125,6 @@ impl Shared {
                     crate::db::open_reader,
                     None,
                 )?
-            } else {
-                continue;
             };
             targets.push((r.clone(), pool));
         }
@@ -137,7 +141,9 @@ impl Shared {
             &name,
             &replica.name,
         );
+        let spec_conns = all_replicas.iter().map(|_| Default::default()).collect();
         Ok(Shared {
+            spec_conns,
             slow,
             startup: Arc::new(startup),
             connections,
@@ -213,7 +219,28 @@ impl Shared {
     /// This router's queued records its replica has not applied yet, in log
     /// order (exact while the caller holds the replica's write gate).
     pub fn overlay(&self) -> Vec<crate::write_order::Replay> {
-        self.order.unapplied(self.replica.applied_hlc(&self.name))
+        let applied = self.replica.applied_hlc(&self.name);
+        self.order.prune(self.prune_hlc());
+        self.order.unapplied_after(applied)
+    }
+
+    /// The newest of this router's records that every replica it
+    /// speculates on has applied: the overlay keeps everything after it.
+    /// Under a sharded placement a group's replica may be behind the
+    /// router's own, and its speculation must still replay what it lacks.
+    fn prune_hlc(&self) -> Option<wal_bus::Hlc> {
+        let own = self.replica.applied_hlc(&self.name);
+        let (_, placement) = self.replica.placement();
+        if !placement.is_sharded() {
+            return own;
+        }
+        let groups =
+            crate::placement::group_replicas(&placement, &self.replica, &self.all_replicas);
+        let mut min = own?;
+        for i in groups.into_iter().flatten() {
+            min = min.min(self.all_replicas[i].applied_hlc(&self.name)?);
+        }
+        Some(min)
     }
 
     /// Waits for a queued record to be durable; returns the log position
@@ -248,11 +275,34 @@ impl Shared {
                 return Err(e);
             }
         }
-        if self.order.pending(self.replica.applied_hlc(&self.name)) >= MAX_OVERLAY {
+        self.order.prune(self.prune_hlc());
+        if self
+            .order
+            .pending_after(self.replica.applied_hlc(&self.name))
+            >= MAX_OVERLAY
+        {
             let started = Instant::now();
             self.wait_applied(self.replica.applied() + 1).await?;
             metrics::histogram!("tributary_router_pipeline_wait_seconds", "router" => self.name.clone())
                 .record(started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Under a sharded placement, waits until the replica speculating for
+    /// each group has applied everything before `target` and everything
+    /// this router's replica has (so all of them apply the same placement).
+    pub async fn wait_groups_applied(&self, target: Offset) -> Result<()> {
+        let (_, placement) = self.replica.placement();
+        if !placement.is_sharded() {
+            return Ok(());
+        }
+        let target = target.max(self.replica.applied());
+        let timeout = Duration::from_millis(self.config.read_timeout_ms);
+        let groups =
+            crate::placement::group_replicas(&placement, &self.replica, &self.all_replicas);
+        for i in groups.into_iter().flatten() {
+            self.all_replicas[i].wait_applied(target, timeout).await?;
         }
         Ok(())
     }

@@ -180,6 +180,31 @@ impl WriteOrder {
         inner
     }
 
+    /// Forgets the queued records up to `applied` (every replica that
+    /// speculates for this router has applied them).
+    pub fn prune(&self, applied: Option<Hlc>) {
+        drop(self.pruned(applied));
+    }
+
+    /// The queued records after `applied`, without forgetting any.
+    pub fn unapplied_after(&self, applied: Option<Hlc>) -> Vec<Replay> {
+        self.inner()
+            .queued
+            .iter()
+            .filter(|q| applied.is_none_or(|a| q.hlc > a))
+            .map(|q| q.replay.clone())
+            .collect()
+    }
+
+    /// How many queued records are after `applied`.
+    pub fn pending_after(&self, applied: Option<Hlc>) -> usize {
+        self.inner()
+            .queued
+            .iter()
+            .filter(|q| applied.is_none_or(|a| q.hlc > a))
+            .count()
+    }
+
     /// The queued records not yet applied (see [`WriteOrder::pending`]).
     pub fn unapplied(&self, applied: Option<Hlc>) -> Vec<Replay> {
         self.pruned(applied)

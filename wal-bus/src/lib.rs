@@ -13,6 +13,7 @@
 
 mod error;
 mod hlc;
+mod placement;
 mod record;
 mod row;
 mod stream;
@@ -21,6 +22,7 @@ mod wall;
 
 pub use error::{Error, Result};
 pub use hlc::{Hlc, HlcClock};
+pub use placement::{Method, Placement, TablePlacement};
 pub use record::{
     Change, Idempotency, Op, RECORD_VERSION, Record, RecordBody, StatementResult, Step,
 };

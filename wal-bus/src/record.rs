@@ -77,6 +77,12 @@ pub enum RecordBody {
     /// A transaction block that mixed schema statements and row changes:
     /// its steps in statement order, applied atomically.
     Block { steps: Vec<Step> },
+    /// A new table placement version; every replica switches at this
+    /// offset, keeping only its shard group's rows of sharded tables.
+    Placement {
+        version: u64,
+        placement: crate::Placement,
+    },
 }
 
 /// One step of a `block` record: `{"sql": …}` or `{"changes": […]}`.
@@ -146,6 +152,7 @@ struct WireIn {
     table: Option<String>,
     count: Option<u64>,
     steps: Option<Vec<Step>>,
+    placement: Option<crate::Placement>,
     idempotency: Option<Idempotency>,
 }
 
@@ -232,9 +239,17 @@ impl Record {
             Some("block") => RecordBody::Block {
                 steps: wire.steps.ok_or_else(|| missing("steps", "block"))?,
             },
+            Some("placement") => RecordBody::Placement {
+                version: wire
+                    .version
+                    .ok_or_else(|| missing("version", "placement"))?,
+                placement: wire
+                    .placement
+                    .ok_or_else(|| missing("placement", "placement"))?,
+            },
             Some(other) => {
                 return Err(Error::Decode(format!(
-                    "unknown record type {other:?}; expected txn, ddl, policy, ids or block"
+                    "unknown record type {other:?}; expected txn, ddl, policy, ids, block or placement"
                 )));
             }
             None => return Err(Error::Decode("missing field type".into())),
@@ -305,6 +320,22 @@ mod tests {
                 0..4
             )
             .prop_map(|steps| RecordBody::Block { steps }),
+            (any::<u64>(), 0u32..5, "[a-z]{1,8}", "[a-z]{1,8}", 1u32..64).prop_map(
+                |(version, groups, table, column, shards)| {
+                    let mut placement = crate::Placement {
+                        groups: (0..groups).map(|g| vec![format!("replica{g}")]).collect(),
+                        ..Default::default()
+                    };
+                    placement.tables.insert(
+                        table,
+                        crate::TablePlacement {
+                            column,
+                            method: crate::Method::Hash { shards },
+                        },
+                    );
+                    RecordBody::Placement { version, placement }
+                }
+            ),
         ]
     }
 

@@ -80,17 +80,24 @@ impl Applier {
             policy_version: self.policy_version,
         };
         let cache = &mut self.cache;
+        let filter = &self.filter;
         let mut conflicts = Vec::new();
         let mut rejected = None;
-        feed(&mut |change| match apply_change(&ctx, cache, change)? {
-            ChangeResult::Clean => Ok(Applied::Done),
-            ChangeResult::Conflict(c) => {
-                conflicts.push(c);
-                Ok(Applied::Done)
+        feed(&mut |change| {
+            // Another shard group's row: not kept here (see `placement`).
+            if !filter.keeps(change) {
+                return Ok(Applied::Done);
             }
-            ChangeResult::Reject(c) => {
-                rejected = Some(c);
-                Ok(Applied::Rejected)
+            match apply_change(&ctx, cache, change)? {
+                ChangeResult::Clean => Ok(Applied::Done),
+                ChangeResult::Conflict(c) => {
+                    conflicts.push(c);
+                    Ok(Applied::Done)
+                }
+                ChangeResult::Reject(c) => {
+                    rejected = Some(c);
+                    Ok(Applied::Rejected)
+                }
             }
         })?;
         if let Some(c) = rejected {
@@ -217,6 +224,9 @@ impl Applier {
                     .map(|_| ())
                     .ctx(&self.path, "reserving generated keys")
             }
+            RecordBody::Placement { version, placement } => {
+                self.switch_placement(offset, *version, placement)
+            }
             RecordBody::Policy { version, policy } => {
                 match Policy::parse(policy, "policy record") {
                     Ok(p) => {
@@ -248,5 +258,30 @@ impl Applier {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl Applier {
+    /// A `placement` record: stores it and, from here on, keeps only this
+    /// replica's group's rows of sharded tables, deleting the others now.
+    fn switch_placement(
+        &mut self,
+        offset: Offset,
+        version: u64,
+        placement: &wal_bus::Placement,
+    ) -> Result<()> {
+        let filter = crate::placement::GroupFilter {
+            group: placement.group_of(&self.name),
+            placement: Arc::new(placement.clone()),
+        };
+        crate::placement::store_placement(&self.conn, version, placement)
+            .ctx(&self.path, "storing the placement")?;
+        let purged = crate::placement::purge_foreign_rows(&self.conn, &filter)
+            .ctx(&self.path, "deleting rows of other shard groups")?;
+        tracing::info!(replica = %self.name, offset, version, group = ?filter.group, purged,
+            "table placement switched");
+        self.filter = filter;
+        self.placement_version = version;
+        Ok(())
     }
 }

@@ -98,6 +98,8 @@ pub enum Kind {
     },
     /// A step of `tributary verify` (`SELECT * FROM tributary.verify_…(…)`).
     Verify(crate::verify::VerifyOp),
+    /// `SELECT tributary.distribute(…)` and the other placement functions.
+    Placement(crate::placement::PlacementOp),
     /// `COPY table|(query) TO STDOUT`: a read whose rows go out as COPY data.
     CopyOut {
         query: String,
@@ -211,7 +213,10 @@ pub(crate) fn expr_text(e: &Expr) -> String {
 pub(super) fn classify_one(stmt: &Statement, mut sql: String) -> Result<Classified> {
     let special = match crate::verify::parse(stmt)? {
         Some(op) => Some((Kind::Verify(op), None)),
-        None => utility::classify(stmt)?,
+        None => match crate::placement::ops::parse(stmt)? {
+            Some(op) => Some((Kind::Placement(op), None)),
+            None => utility::classify(stmt)?,
+        },
     };
     if let Some((kind, text)) = special {
         return Ok(Classified {

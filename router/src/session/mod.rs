@@ -8,6 +8,7 @@ mod idempotent;
 pub(super) mod outcome;
 mod prepared;
 mod settings;
+mod sharded;
 mod slow;
 mod txn;
 mod write;
@@ -160,6 +161,7 @@ impl Session {
                 rows: self.verify.run(&self.shared, op.clone()).await?,
                 tag: None,
             }),
+            Kind::Placement(op) => self.placement(op, fb).await,
             Kind::Commit => self.commit(fb).await,
             Kind::Rollback => Ok(self.rollback(fb)),
             Kind::SetTributary { name, value } if name == "apply_policy" => {
@@ -260,6 +262,9 @@ impl Session {
     }
 
     async fn read(&mut self, stmt: &Classified, params: Vec<SqlValue>) -> Result<Outcome> {
+        if let Some(out) = self.sharded_read(stmt, &params).await? {
+            return Ok(out);
+        }
         if let Some(txn) = &self.txn
             && txn.block.started()
         {
@@ -294,6 +299,8 @@ impl Session {
         let sql = stmt.sql.clone();
         let status = needs_status(&sql).then(|| self.shared.status());
         let slow = crate::slow_query::names_view(&sql).then(|| self.shared.slow.snapshot());
+        let placed =
+            crate::placement::view::names_view(&sql).then(|| self.shared.replica.placement());
         let max_rows = self.shared.config.max_result_rows;
         let sleeps = crate::status::mentions(&sql, "pg_sleep");
         let (rows, _) = shared
@@ -304,6 +311,9 @@ impl Session {
                 }
                 if let Some(slow) = slow {
                     crate::slow_query::refresh_view(c, &slow)?;
+                }
+                if let Some((version, placement)) = placed {
+                    crate::placement::view::refresh(c, version, &placement)?;
                 }
                 exec::run_statement(c, &sql, &params, max_rows)
             })
@@ -338,7 +348,7 @@ impl Session {
     }
 
     /// Queues a record that changes no rows (policy) and waits like a write.
-    async fn append_plain(&mut self, body: RecordBody, fb: &mut Feedback) -> Result<()> {
+    pub(super) async fn append_plain(&mut self, body: RecordBody, fb: &mut Feedback) -> Result<()> {
         let shared = self.shared.clone();
         let session = self.id;
         let queued = self

@@ -48,16 +48,21 @@ fn speculate_job(
         .record(overlay.len() as f64);
     let keys = insert_or_update.then_some(&shared.keys);
     let limit = shared.log.max_record_bytes();
-    let mut out =
-        match crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys, limit) {
-            Ok(out) => out,
-            Err(e) => {
-                if let Some(short) = shared.keys.shortage() {
-                    return Ok(Spec::NeedKeys(short));
-                }
-                return Err(e);
+    let (_, placement) = shared.replica.placement();
+    let spec = if placement.is_sharded() {
+        crate::placement::write::speculate(shared, conn, &placement, prior, sql, params, keys)
+    } else {
+        crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys, limit)
+    };
+    let mut out = match spec {
+        Ok(out) => out,
+        Err(e) => {
+            if let Some(short) = shared.keys.shortage() {
+                return Ok(Spec::NeedKeys(short));
             }
-        };
+            return Err(e);
+        }
+    };
     let locks = std::mem::take(&mut out.locks);
     if shared.order.holder_of(session, &locks).is_some() {
         return Ok(Spec::Blocked(locks));
@@ -131,6 +136,9 @@ impl Session {
         }
         self.shared
             .wait_applied(self.min_offset.max(self.floor))
+            .await?;
+        self.shared
+            .wait_groups_applied(self.min_offset.max(self.floor))
             .await?;
         self.shared.ready_to_write().await?;
         self.stages.consistency_wait += waited.elapsed();

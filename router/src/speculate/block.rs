@@ -68,6 +68,25 @@ impl Prior {
         }
     }
 
+    /// The block as one shard group sees it: only the changes `keep`
+    /// accepts. Its changeset is left out (a sharded speculation combines
+    /// nothing; see `sharded`).
+    pub fn filtered(&self, keep: impl Fn(&Change) -> bool) -> Prior {
+        Prior {
+            parts: self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    PriorPart::Rows { changes, .. } => PriorPart::Rows {
+                        changeset: Arc::new(Vec::new()),
+                        changes: changes.iter().filter(|c| keep(c)).cloned().collect(),
+                    },
+                    PriorPart::Ddl(sql) => PriorPart::Ddl(sql.clone()),
+                })
+                .collect(),
+        }
+    }
+
     /// Whether the block changed the schema (caches keyed by the schema
     /// version cannot tell this state from another with the same version).
     pub fn has_ddl(&self) -> bool {

@@ -18,6 +18,7 @@ mod capture;
 mod compose;
 mod references;
 mod replay;
+mod sharded;
 
 use rusqlite::Connection;
 use rusqlite::session::Session;
@@ -30,6 +31,7 @@ use crate::write_order::Replay;
 
 pub use block::{Block, Prior};
 pub use compose::NetChanges;
+pub use sharded::{GroupRun, filter_replays, speculate_sharded};
 
 /// A query finding a row of `table` whose key (`column`, …) is NULL.
 #[derive(Debug, Clone)]
