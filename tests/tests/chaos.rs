@@ -1,6 +1,7 @@
 //! The crash harness, short form (CI): 50 SIGKILLs with storage damage on the
 //! file log, 50 node kills plus broker freezes and broker kills on Kafka
-//! (tansu on its SQLite storage); every acknowledged write present once on
+//! (tansu on its SQLite storage), 20 kills of a sharded `tributary up`
+//! running cross-shard transfers; every acknowledged write present once on
 //! every replica, no partial transaction, identical replicas. Long form: `cargo run -p tests --bin
 //! chaos -- --kills 300` (README "Crash harness").
 
@@ -52,6 +53,18 @@ async fn kafka_nodes_survive_50_kills_broker_freezes_and_broker_kills() -> Resul
     );
     anyhow::ensure!(
         report.broker_kills >= 2 && report.broker_freezes >= 2 && report.transfers_acked > 0,
+        "{report}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_transfers_survive_20_kills() -> Result<()> {
+    let report = chaos::run_sharded(20, seed()).await?;
+    println!("{report}");
+    report.verdict()?;
+    anyhow::ensure!(
+        report.kills >= 20 && report.transfers_acked > 0 && report.transfer_reads > 0,
         "{report}"
     );
     Ok(())

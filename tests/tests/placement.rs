@@ -157,7 +157,7 @@ fn query(rng: &mut Rng) -> String {
     let cid = 1 + rng.below(CUSTOMERS + 5);
     let p = 1 + rng.below(PRODUCTS);
     let (lo, n, off) = (rng.below(1000), 1 + rng.below(15), rng.below(10));
-    match rng.below(14) {
+    match rng.below(16) {
         0 => format!("SELECT * FROM customers WHERE customer_id = {cid}"),
         1 => format!("SELECT * FROM orders WHERE customer_id = {cid} ORDER BY order_id"),
         2 => format!("SELECT customer_id, balance FROM customers WHERE balance BETWEEN {lo} AND {} ORDER BY customer_id", lo + 200),
@@ -171,6 +171,8 @@ fn query(rng: &mut Rng) -> String {
         10 => format!("SELECT max(balance), min(name), count(balance) FROM customers WHERE customer_id IN ({cid}, {}, {})", cid + 1, cid + 7),
         11 => format!("SELECT name, count(*), avg(balance) FROM customers GROUP BY name ORDER BY count(*) DESC, name LIMIT {n}"),
         12 => format!("SELECT c.name, o.qty FROM customers c JOIN orders o ON o.customer_id = c.customer_id WHERE c.customer_id = {cid} ORDER BY o.qty, o.order_id"),
+        13 => format!("SELECT product_id, CAST(sum(qty) AS BIGINT) AS total, coalesce(max(qty), 0) - min(qty) FROM orders GROUP BY product_id HAVING count(*) > {} ORDER BY total DESC, product_id", rng.below(60)),
+        14 => format!("SELECT sum(balance) / count(*), count(*) * 2 FROM customers WHERE balance < {lo}"),
         _ => format!("SELECT customer_id, name FROM customers WHERE name > 'c{}' ORDER BY name, customer_id LIMIT {n} OFFSET {off}", rng.below(40)),
     }
 }
@@ -301,7 +303,8 @@ async fn three_groups_of_two_hold_their_shards_and_answer_like_one_file() -> Res
         "SELECT * FROM orders o JOIN customers c ON o.order_id = c.customer_id",
         "SELECT customer_id, rank() OVER (ORDER BY balance) FROM customers",
         "SELECT * FROM products WHERE id IN (SELECT product_id FROM orders)",
-        "SELECT sum(qty) + 1 FROM orders",
+        "SELECT count(DISTINCT product_id) FROM orders",
+        "SELECT product_id, qty, count(*) FROM orders GROUP BY product_id",
     ] {
         let e = c
             .simple_query(sql)

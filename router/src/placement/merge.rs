@@ -25,19 +25,15 @@ pub struct SortKey {
     pub nulls_first: bool,
 }
 
-/// How one result column of an aggregate query is made from partials.
+/// How one aggregate is made from the groups' partials (positions in the
+/// per-group row).
 #[derive(Debug, Clone)]
 pub enum Out {
-    /// The i-th GROUP BY expression.
-    Key(usize),
     Count(usize),
     Sum(usize),
     Min(usize),
     Max(usize),
-    Avg {
-        sum: usize,
-        count: usize,
-    },
+    Avg { sum: usize, count: usize },
 }
 
 /// How per-group answers merge.
@@ -52,12 +48,11 @@ pub enum Merge {
         limit: Option<u64>,
     },
     Aggregate {
-        /// Leading partial columns that are the group key.
+        /// Leading per-group columns that are the group key.
         keys: usize,
-        outs: Vec<(String, Out)>,
-        order: Vec<SortKey>,
-        offset: u64,
-        limit: Option<u64>,
+        aggs: Vec<Out>,
+        /// Run over `__tributary_merged` (see `rewrite::AggregatePlan`).
+        final_sql: String,
     },
 }
 
@@ -209,10 +204,8 @@ pub fn merge(merge: &Merge, mut parts: Vec<ResultSet>) -> Result<ResultSet> {
         }
         Merge::Aggregate {
             keys,
-            outs,
-            order,
-            offset,
-            limit,
+            aggs,
+            final_sql,
         } => {
             let mut groups: Vec<Vec<SqlValue>> = Vec::new();
             let mut index: HashMap<Vec<HashValue>, usize> = HashMap::new();
@@ -223,33 +216,62 @@ pub fn merge(merge: &Merge, mut parts: Vec<ResultSet>) -> Result<ResultSet> {
                         index.insert(key, groups.len());
                         groups.push(row);
                     }
-                    Some(&i) => combine(&mut groups[i], &row, outs)?,
+                    Some(&i) => combine(&mut groups[i], &row, aggs)?,
                 }
             }
-            let mut rows: Vec<Vec<SqlValue>> = groups
+            let merged: Vec<Vec<SqlValue>> = groups
                 .iter()
-                .map(|g| outs.iter().map(|(_, o)| finish(g, o)).collect())
-                .collect();
-            let out_columns: Vec<String> = outs.iter().map(|(n, _)| n.clone()).collect();
-            let out_types = outs
-                .iter()
-                .map(|(_, o)| match o {
-                    Out::Key(i) => decl_types.get(*i).cloned().flatten(),
-                    _ => None,
+                .map(|g| {
+                    g[..*keys]
+                        .iter()
+                        .cloned()
+                        .chain(aggs.iter().map(|o| finish(g, o)))
+                        .collect()
                 })
                 .collect();
-            let sort_keys = resolve(order, &out_columns)?;
-            if !sort_keys.is_empty() {
-                sort(&mut rows, &sort_keys);
-            }
-            cut(&mut rows, *offset, *limit);
-            Ok(ResultSet {
-                columns: out_columns,
-                decl_types: out_types,
-                rows,
-            })
+            let key_types = decl_types.get(..*keys).unwrap_or_default();
+            finish_query(key_types, aggs.len(), &merged, final_sql)
         }
     }
+}
+
+/// Runs the final query of an aggregate plan over the merged groups, on
+/// an in-memory SQLite connection with the router's functions.
+fn finish_query(
+    key_types: &[Option<String>],
+    aggs: usize,
+    rows: &[Vec<SqlValue>],
+    sql: &str,
+) -> Result<ResultSet> {
+    let sq = |e| Error::sqlite("merging aggregates across shards", e);
+    let conn = rusqlite::Connection::open_in_memory().map_err(sq)?;
+    crate::functions::register(&conn).map_err(sq)?;
+    let mut cols: Vec<String> = key_types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("__k{i} {}", t.as_deref().unwrap_or("")))
+        .collect();
+    cols.extend((0..aggs).map(|i| format!("__a{i}")));
+    conn.execute_batch(&format!(
+        "CREATE TABLE __tributary_merged ({})",
+        cols.join(", ")
+    ))
+    .map_err(sq)?;
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    {
+        let mut ins = conn
+            .prepare(&format!(
+                "INSERT INTO __tributary_merged VALUES ({})",
+                marks.join(", ")
+            ))
+            .map_err(sq)?;
+        for r in rows {
+            ins.execute(rusqlite::params_from_iter(r.iter()))
+                .map_err(sq)?;
+        }
+    }
+    let (rows, _) = crate::exec::run_statement(&conn, sql, &[], usize::MAX)?;
+    rows.ok_or_else(|| Error::Internal("the merge query returned no columns".into()))
 }
 
 /// SQLite's sum of two partial sums: integers stay integers (and
@@ -269,10 +291,9 @@ fn add(a: &SqlValue, b: &SqlValue) -> Result<SqlValue> {
     })
 }
 
-fn combine(acc: &mut [SqlValue], row: &[SqlValue], outs: &[(String, Out)]) -> Result<()> {
-    for (_, o) in outs {
+fn combine(acc: &mut [SqlValue], row: &[SqlValue], aggs: &[Out]) -> Result<()> {
+    for o in aggs {
         match *o {
-            Out::Key(_) => {}
             Out::Count(i) | Out::Sum(i) => acc[i] = add(&acc[i], &row[i])?,
             Out::Avg { sum, count } => {
                 acc[sum] = add(&acc[sum], &row[sum])?;
@@ -306,7 +327,7 @@ fn takes(acc: &SqlValue, new: &SqlValue, wanted: Ordering) -> bool {
 /// A result value from a group's combined partials.
 fn finish(g: &[SqlValue], o: &Out) -> SqlValue {
     match *o {
-        Out::Key(i) | Out::Count(i) | Out::Sum(i) | Out::Min(i) | Out::Max(i) => g[i].clone(),
+        Out::Count(i) | Out::Sum(i) | Out::Min(i) | Out::Max(i) => g[i].clone(),
         Out::Avg { sum, count } => match (&g[sum], &g[count]) {
             (_, SqlValue::Integer(0)) | (SqlValue::Null, _) => SqlValue::Null,
             (SqlValue::Integer(s), SqlValue::Integer(c)) => SqlValue::Real(*s as f64 / *c as f64),
@@ -360,25 +381,21 @@ mod tests {
     }
 
     #[test]
-    fn combines_partial_aggregates_by_key() {
+    fn combines_partial_aggregates_by_key_then_runs_the_final_query() {
         use SqlValue::*;
-        // Partials: key, count, sum, min, sum-for-avg, count-for-avg.
+        // Per group: key, count, sum, min, sum-for-avg, count-for-avg.
         let m = Merge::Aggregate {
             keys: 1,
-            outs: vec![
-                ("k".into(), Out::Key(0)),
-                ("count".into(), Out::Count(1)),
-                ("sum".into(), Out::Sum(2)),
-                ("min".into(), Out::Min(3)),
-                ("avg".into(), Out::Avg { sum: 4, count: 5 }),
+            aggs: vec![
+                Out::Count(1),
+                Out::Sum(2),
+                Out::Min(3),
+                Out::Avg { sum: 4, count: 5 },
             ],
-            order: vec![SortKey {
-                key: KeyRef::Pos(0),
-                desc: true,
-                nulls_first: false,
-            }],
-            offset: 0,
-            limit: None,
+            final_sql:
+                "SELECT __k0 AS k, __a0 AS n, coalesce(__a1, 0) AS s, __a2 AS lo, __a3 AS avg \
+                        FROM __tributary_merged WHERE __a0 > 1 ORDER BY k DESC"
+                    .into(),
         };
         let part = |rows: Vec<Vec<SqlValue>>| ResultSet {
             columns: (0..6).map(|i| format!("c{i}")).collect(),
@@ -401,21 +418,29 @@ mod tests {
                     vec![
                         Integer(2),
                         Integer(3),
-                        Real(1.5),
+                        Null,
                         Integer(-1),
                         Integer(3),
                         Integer(3),
+                    ],
+                    vec![
+                        Integer(3),
+                        Integer(1),
+                        Integer(1),
+                        Integer(1),
+                        Integer(1),
+                        Integer(1),
                     ],
                 ]),
             ],
         )
         .expect("merges");
-        assert_eq!(out.columns, vec!["k", "count", "sum", "min", "avg"]);
+        assert_eq!(out.columns, vec!["k", "n", "s", "lo", "avg"]);
         assert_eq!(out.decl_types[0].as_deref(), Some("INTEGER"));
         assert_eq!(
             out.rows,
             vec![
-                vec![Integer(2), Integer(3), Real(1.5), Integer(-1), Real(1.0)],
+                vec![Integer(2), Integer(3), Integer(0), Integer(-1), Real(1.0)],
                 vec![Integer(1), Integer(3), Integer(10), Integer(4), Real(5.0)],
             ]
         );

@@ -9,7 +9,9 @@
 //! SQLite stores it, and anything it cannot convert for certain (a text
 //! that might be a number, an expression) pins nothing.
 
+mod aligned;
 pub mod merge;
+pub use aligned::hold_aligned;
 pub mod ops;
 mod rewrite;
 pub mod scatter;

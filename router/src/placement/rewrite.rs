@@ -7,14 +7,12 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, OrderByKind, Query, SelectItem,
+    VisitMut, VisitorMut,
 };
 
 use super::merge::{KeyRef, Out, SortKey};
 use super::scatter::refuse;
 use crate::error::{Error, Result};
-
-/// The per-group projection and how each result column is made from it.
-pub type Partials = (Vec<SelectItem>, Vec<(String, Out)>);
 
 const AGGREGATES: &[&str] = &[
     "count",
@@ -94,24 +92,22 @@ pub(super) fn aggregate(e: &Expr) -> Result<Option<(String, Option<Expr>)>> {
     }
 }
 
-/// Refuses aggregates and window functions nested inside an expression.
-pub(super) fn no_nested_aggregates(e: &Expr) -> Result<()> {
-    let mut found = None;
+/// Whether `e` calls an aggregate (refusing window functions and the
+/// aggregates the merge cannot combine).
+pub(super) fn contains_aggregate(e: &Expr) -> Result<bool> {
+    let mut found = Ok(false);
     let _ = sqlparser::ast::visit_expressions(e, |x: &Expr| match aggregate(x) {
         Ok(None) => ControlFlow::Continue(()),
-        Ok(Some((name, _))) => {
-            found = Some(refuse(
-                format!("{name} inside an expression"),
-                "select the aggregate on its own and compute with it in the client",
-            ));
+        Ok(Some(_)) => {
+            found = Ok(true);
             ControlFlow::Break(())
         }
         Err(err) => {
-            found = Some(err);
+            found = Err(err);
             ControlFlow::Break(())
         }
     });
-    found.map_or(Ok(()), Err)
+    found
 }
 
 /// ORDER BY as keys into the merged rows: positions, or names of result
@@ -171,78 +167,228 @@ pub(super) fn sort_keys(q: &Query, select: &sqlparser::ast::Select) -> Result<Ve
     Ok(keys)
 }
 
-/// The per-group projection of an aggregate query (the GROUP BY
-/// expressions, then the partial aggregates) and how each result column
-/// is made from it.
-pub(super) fn partial_projection(
+/// An aggregate query split in two: what each group runs (its GROUP BY
+/// keys, then partial aggregates), how the partials combine, and the
+/// final query the router runs over the combined groups (a table
+/// `__tributary_merged` with columns `__k0…` for the keys and `__a0…` for
+/// the aggregates): the projection, HAVING, ORDER BY, LIMIT and OFFSET
+/// with every aggregate call and grouping expression replaced by its
+/// column. So `CAST(sum(x) AS BIGINT)`, `coalesce(sum(x), 0)`,
+/// `sum(x) / count(*)` and `HAVING count(*) > 1` merge exactly.
+#[derive(Debug)]
+pub struct AggregatePlan {
+    pub projection: Vec<SelectItem>,
+    /// One per distinct aggregate call, by position in the per-group row.
+    pub aggs: Vec<Out>,
+    pub final_sql: String,
+}
+
+/// Replaces aggregate calls and grouping expressions with the merged
+/// table's columns, outermost first.
+struct Columns<'a> {
+    group_by: &'a [String],
+    aggs: &'a [String],
+}
+
+impl VisitorMut for Columns<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let text = e.to_string();
+        if let Some(i) = self.aggs.iter().position(|a| *a == text) {
+            *e = Expr::Identifier(Ident::new(format!("__a{i}")));
+        } else if let Some(j) = self
+            .group_by
+            .iter()
+            .position(|g| g.eq_ignore_ascii_case(&text))
+        {
+            *e = Expr::Identifier(Ident::new(format!("__k{j}")));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A column reference left after the replacement: neither grouped nor
+/// aggregated (aliases of result columns are allowed in ORDER BY).
+fn stray_column(e: &Expr, aliases: &[String]) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(e, |x: &Expr| {
+        let name = match x {
+            Expr::Identifier(i) => Some(i.value.clone()),
+            Expr::CompoundIdentifier(p) => Some(
+                p.iter()
+                    .map(|i| i.value.clone())
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
+            _ => None,
+        };
+        match name {
+            Some(n)
+                if !(n.starts_with("__k")
+                    || n.starts_with("__a")
+                    || aliases.iter().any(|a| a.eq_ignore_ascii_case(&n))) =>
+            {
+                found = Some(n);
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    });
+    found
+}
+
+/// Plans an aggregate query over distributed tables.
+pub(super) fn aggregate_plan(
+    q: &Query,
     select: &sqlparser::ast::Select,
     group_by: &[Expr],
-) -> Result<Partials> {
+    limit: Option<u64>,
+    offset: u64,
+) -> Result<AggregatePlan> {
+    // Every distinct aggregate call in the projection, HAVING and ORDER BY.
+    let mut calls: Vec<(String, String, Option<Expr>)> = Vec::new();
+    let mut collect = |e: &Expr| -> Result<()> {
+        let mut err = None;
+        let _ = sqlparser::ast::visit_expressions(e, |x: &Expr| match aggregate(x) {
+            Ok(Some((name, arg))) => {
+                let text = x.to_string();
+                if !calls.iter().any(|(t, _, _)| *t == text) {
+                    calls.push((text, name, arg));
+                }
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(e) => {
+                err = Some(e);
+                ControlFlow::Break(())
+            }
+        });
+        err.map_or(Ok(()), Err)
+    };
+    let mut items: Vec<(Expr, Option<String>)> = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) => items.push((e.clone(), None)),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr.clone(), Some(alias.value.clone())))
+            }
+            _ => return Err(refuse("* with GROUP BY or aggregates", "list the columns")),
+        }
+    }
+    for (e, _) in &items {
+        collect(e)?;
+    }
+    if let Some(h) = &select.having {
+        collect(h)?;
+    }
+    let mut order: Vec<sqlparser::ast::OrderByExpr> = match &q.order_by {
+        None => Vec::new(),
+        Some(ob) => match &ob.kind {
+            OrderByKind::Expressions(list) => list.clone(),
+            OrderByKind::All(_) => return Err(refuse("ORDER BY ALL", "list the columns")),
+        },
+    };
+    for o in &order {
+        collect(&o.expr)?;
+    }
+    let call = |f: &str, arg: &Option<Expr>| -> Result<Expr> {
+        let a = arg.as_ref().map_or("*".to_owned(), |a| a.to_string());
+        sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+            .try_with_sql(&format!("{f}({a})"))
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| Error::Internal(format!("rewriting an aggregate: {e}")))
+    };
     let mut projection: Vec<SelectItem> = group_by
         .iter()
         .enumerate()
         .map(|(i, e)| SelectItem::ExprWithAlias {
             expr: e.clone(),
-            alias: Ident::new(format!("__tributary_key_{i}")),
+            alias: Ident::new(format!("__k{i}")),
         })
         .collect();
-    let mut outs = Vec::new();
     let push = |e: Expr, projection: &mut Vec<SelectItem>| -> usize {
         projection.push(SelectItem::ExprWithAlias {
             expr: e,
-            alias: Ident::new(format!("__tributary_part_{}", projection.len())),
+            alias: Ident::new(format!("__p{}", projection.len())),
         });
         projection.len() - 1
     };
-    for item in &select.projection {
-        let (e, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
-            _ => return Err(refuse("* with GROUP BY or aggregates", "list the columns")),
-        };
-        let name = alias.unwrap_or_else(|| match e {
+    let mut aggs = Vec::new();
+    for (_, f, arg) in &calls {
+        aggs.push(match f.as_str() {
+            "count" => Out::Count(push(call("count", arg)?, &mut projection)),
+            "sum" => Out::Sum(push(call("sum", arg)?, &mut projection)),
+            "min" => Out::Min(push(call("min", arg)?, &mut projection)),
+            "max" => Out::Max(push(call("max", arg)?, &mut projection)),
+            _ => {
+                let sum = push(call("sum", arg)?, &mut projection);
+                let count = push(call("count", arg)?, &mut projection);
+                Out::Avg { sum, count }
+            }
+        });
+    }
+    // The final query over the merged groups.
+    let group_texts: Vec<String> = group_by.iter().map(ToString::to_string).collect();
+    let agg_texts: Vec<String> = calls.iter().map(|(t, _, _)| t.clone()).collect();
+    let mut columns = Columns {
+        group_by: &group_texts,
+        aggs: &agg_texts,
+    };
+    let aliases: Vec<String> = items.iter().filter_map(|(_, a)| a.clone()).collect();
+    let mut out_items = Vec::new();
+    for (e, alias) in &items {
+        // The name SQLite gives the column on one file: the alias, else
+        // the expression's text (a plain column: its name).
+        let name = alias.clone().unwrap_or_else(|| match e {
             Expr::Identifier(i) => i.value.clone(),
             Expr::CompoundIdentifier(p) => {
                 p.last().map_or_else(|| e.to_string(), |i| i.value.clone())
             }
             _ => e.to_string(),
         });
-        let call = |f: &str, arg: &Option<Expr>| -> Result<Expr> {
-            let a = arg.as_ref().map_or("*".to_owned(), |a| a.to_string());
-            sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-                .try_with_sql(&format!("{f}({a})"))
-                .and_then(|mut p| p.parse_expr())
-                .map_err(|e| Error::Internal(format!("rewriting an aggregate: {e}")))
-        };
-        let out = match aggregate(e)? {
-            Some((f, arg)) => match f.as_str() {
-                "count" => Out::Count(push(call("count", &arg)?, &mut projection)),
-                "sum" => Out::Sum(push(call("sum", &arg)?, &mut projection)),
-                "min" => Out::Min(push(call("min", &arg)?, &mut projection)),
-                "max" => Out::Max(push(call("max", &arg)?, &mut projection)),
-                _ => {
-                    let sum = push(call("sum", &arg)?, &mut projection);
-                    let count = push(call("count", &arg)?, &mut projection);
-                    Out::Avg { sum, count }
-                }
-            },
-            None => {
-                let text = e.to_string();
-                match group_by
-                    .iter()
-                    .position(|g| g.to_string().eq_ignore_ascii_case(&text))
-                {
-                    Some(i) => Out::Key(i),
-                    None => {
-                        return Err(refuse(
-                            format!("{text}, neither grouped nor aggregated,"),
-                            "select GROUP BY columns and count, sum, min, max or avg",
-                        ));
-                    }
-                }
-            }
-        };
-        outs.push((name, out));
+        let mut e = e.clone();
+        let _ = e.visit(&mut columns);
+        if let Some(c) = stray_column(&e, &[]) {
+            return Err(refuse(
+                format!("{c}, neither grouped nor aggregated,"),
+                "select GROUP BY expressions and aggregates of the other columns",
+            ));
+        }
+        out_items.push(format!("{e} AS {}", replica::quote_ident(&name)));
     }
-    Ok((projection, outs))
+    let mut sql = format!("SELECT {} FROM __tributary_merged", out_items.join(", "));
+    if let Some(h) = &select.having {
+        let mut h = h.clone();
+        let _ = h.visit(&mut columns);
+        if let Some(c) = stray_column(&h, &[]) {
+            return Err(refuse(
+                format!("HAVING on {c}"),
+                "filter on grouped columns or aggregates",
+            ));
+        }
+        sql += &format!(" WHERE {h}");
+    }
+    if !order.is_empty() {
+        for o in &mut order {
+            let _ = o.expr.visit(&mut columns);
+            if let Some(c) = stray_column(&o.expr, &aliases) {
+                return Err(refuse(
+                    format!("ORDER BY {c}"),
+                    "order by result columns or aggregates",
+                ));
+            }
+        }
+        let list: Vec<String> = order.iter().map(ToString::to_string).collect();
+        sql += &format!(" ORDER BY {}", list.join(", "));
+    }
+    match limit {
+        Some(l) => sql += &format!(" LIMIT {l} OFFSET {offset}"),
+        None if offset > 0 => sql += &format!(" LIMIT -1 OFFSET {offset}"),
+        None => {}
+    }
+    Ok(AggregatePlan {
+        projection,
+        aggs,
+        final_sql: sql,
+    })
 }

@@ -16,7 +16,7 @@ use sqlparser::ast::{
 use wal_bus::{Placement, Value};
 
 use super::merge::Merge;
-use super::rewrite::{aggregate, no_nested_aggregates, partial_projection, sort_keys};
+use super::rewrite::{aggregate_plan, contains_aggregate, sort_keys};
 use super::sharded;
 use crate::error::{Error, Result};
 
@@ -262,9 +262,9 @@ pub fn plan(
             }));
         }
     }
-    if select.having.is_some() || select.qualify.is_some() || !select.named_window.is_empty() {
+    if select.qualify.is_some() || !select.named_window.is_empty() {
         return Err(refuse(
-            "HAVING or WINDOW",
+            "QUALIFY or WINDOW",
             "filter the merged rows in the client",
         ));
     }
@@ -309,19 +309,14 @@ pub fn plan(
             ));
         }
     };
-    let mut aggs = Vec::new();
+    let mut has_aggregates = select.having.is_some();
     for item in &select.projection {
-        let e = match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => continue,
-        };
-        match aggregate(e)? {
-            Some(a) => aggs.push(a),
-            None => no_nested_aggregates(e)?,
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            has_aggregates |= contains_aggregate(e)?;
         }
     }
     let mut per_group = q.as_ref().clone();
-    if aggs.is_empty() && group_by.is_empty() {
+    if !has_aggregates && group_by.is_empty() {
         per_group.limit_clause = limit.map(|l| LimitClause::LimitOffset {
             limit: Some(Expr::value(sqlparser::ast::Value::Number(
                 (l + offset).to_string(),
@@ -344,11 +339,12 @@ pub fn plan(
     if distinct {
         return Err(refuse("DISTINCT with aggregates", "leave out DISTINCT"));
     }
-    let (projection, outs) = partial_projection(select, &group_by)?;
+    let agg = aggregate_plan(q, select, &group_by, limit, offset)?;
     let SetExpr::Select(s) = per_group.body.as_mut() else {
         return Err(Error::Internal("the query body changed shape".into()));
     };
-    s.projection = projection;
+    s.projection = agg.projection;
+    s.having = None;
     per_group.order_by = None;
     per_group.limit_clause = None;
     Ok(Some(Plan {
@@ -356,10 +352,8 @@ pub fn plan(
         sql: per_group.to_string(),
         merge: Merge::Aggregate {
             keys: group_by.len(),
-            outs,
-            order,
-            offset,
-            limit,
+            aggs: agg.aggs,
+            final_sql: agg.final_sql,
         },
     }))
 }

@@ -112,7 +112,7 @@ impl Session {
         let target = self.read_target();
         let shared = self.shared.clone();
         let timeout = std::time::Duration::from_millis(shared.config.read_timeout_ms);
-        let mut reads = Vec::with_capacity(groups.len());
+        let mut chosen = Vec::with_capacity(groups.len());
         for &g in groups {
             let names = &placement.groups[g];
             let mut on = shared
@@ -139,13 +139,24 @@ impl Session {
                     g + 1
                 ))
             })?;
+            chosen.push(on);
+        }
+        // Several groups are read at one log offset (see `aligned`).
+        let _holds = if chosen.len() > 1 {
+            let states: Vec<_> = chosen.iter().map(|on| on.state.clone()).collect();
+            Some(crate::placement::hold_aligned(&states, target, timeout).await?)
+        } else {
+            None
+        };
+        self.stages.consistency_wait += waited.elapsed();
+        let mut reads = Vec::with_capacity(chosen.len());
+        for on in chosen {
             let (sql, params) = (sql.to_owned(), params.to_vec());
             let max_rows = shared.config.max_result_rows;
             reads.push(shared.balance.read(on, false, move |c| {
                 crate::exec::run_statement(c, &sql, &params, max_rows)
             }));
         }
-        self.stages.consistency_wait += waited.elapsed();
         let mut parts = Vec::with_capacity(reads.len());
         for r in futures::future::join_all(reads).await {
             let (rows, _) = r??;
@@ -174,6 +185,21 @@ impl Session {
             .map(|t| t.block.prior())
             .unwrap_or_default();
         let shared = self.shared.clone();
+        // The groups' speculation replicas, held at one log offset so the
+        // read sees one prefix of the log under the block (see `aligned`).
+        let speculating: Vec<_> =
+            crate::placement::group_replicas(placement, &shared.replica, &shared.all_replicas)
+                .into_iter()
+                .enumerate()
+                .filter(|(g, _)| groups.contains(g))
+                .filter_map(|(_, i)| i.map(|i| shared.all_replicas[i].clone()))
+                .collect();
+        let timeout = std::time::Duration::from_millis(shared.config.read_timeout_ms);
+        let _holds = if speculating.len() > 1 {
+            Some(crate::placement::hold_aligned(&speculating, 0, timeout).await?)
+        } else {
+            None
+        };
         let (placement, groups) = (placement.clone(), groups.clone());
         let (sql, params) = (sql.to_owned(), params.to_vec());
         let max_rows = shared.config.max_result_rows;

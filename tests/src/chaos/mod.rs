@@ -15,9 +15,11 @@ use anyhow::{Context, Result, ensure};
 use crate::{Cluster, Node, Tansu, connect_port, dump, eventually};
 
 mod load;
+mod sharded;
 
 use load::SCHEMA;
 pub use load::{Load, check_replicas, start_load};
+pub use sharded::run_sharded;
 
 /// A small deterministic PRNG (xorshift64*), seeded so a run can be replayed.
 #[derive(Debug, Clone)]

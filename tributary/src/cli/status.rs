@@ -58,10 +58,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }));
         }
     }
+    // Distributed tables, one line each (full tables are the rest).
+    let mut placement = Vec::new();
+    for m in client
+        .simple_query(
+            "SELECT version, table_name, placement, shard_key, shards, group_concat(DISTINCT shard_group || ':' || replicas)
+             FROM tributary_placement WHERE placement <> 'full' GROUP BY 1, 2, 3, 4, 5 ORDER BY 2",
+        )
+        .await
+        .context("querying tributary_placement")?
+    {
+        if let SimpleQueryMessage::Row(r) = m {
+            placement.push(serde_json::json!({
+                "version": r.get(0).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+                "table": r.get(1).unwrap_or(""),
+                "method": r.get(2).unwrap_or(""),
+                "shard_key": r.get(3).unwrap_or(""),
+                "shards": r.get(4).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0),
+                "groups": r.get(5).unwrap_or(""),
+            }));
+        }
+    }
     if json {
         println!(
             "{}",
-            serde_json::json!({ "log_end": log_end, "replicas": rows, "conflicts": conflicts })
+            serde_json::json!({ "log_end": log_end, "replicas": rows, "conflicts": conflicts, "placement": placement })
         );
         return Ok(());
     }
@@ -82,6 +103,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             r.health,
             r.path
         );
+    }
+    if placement.is_empty() {
+        println!("placement: every table on every replica");
+    } else {
+        println!("distributed tables (any other table is on every replica):");
+        for p in &placement {
+            println!(
+                "  {} on {}: {} into {} shards, groups {} (placement version {})",
+                p["table"].as_str().unwrap_or(""),
+                p["shard_key"].as_str().unwrap_or(""),
+                p["method"].as_str().unwrap_or(""),
+                p["shards"],
+                p["groups"].as_str().unwrap_or(""),
+                p["version"]
+            );
+        }
     }
     if conflicts.is_empty() {
         println!("conflicts: none");

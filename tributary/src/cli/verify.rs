@@ -107,9 +107,31 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     let replicas: Vec<String> = owner.keys().cloned().collect();
+    let groups = shard_groups(&nodes).await?;
     let mut reports = Vec::new();
     for (table, per) in &tables {
-        reports.push(compare_table(&nodes, &owner, &replicas, table, per, args.max_keys).await?);
+        match groups.get(table) {
+            // A distributed table: each shard group's replicas hold the
+            // same rows, other groups other rows.
+            Some(by_group) => {
+                for (g, members) in by_group {
+                    let members: Vec<String> = replicas
+                        .iter()
+                        .filter(|r| members.contains(r))
+                        .cloned()
+                        .collect();
+                    if members.is_empty() {
+                        continue;
+                    }
+                    let mut r =
+                        compare_table(&nodes, &owner, &members, table, per, args.max_keys).await?;
+                    r.table = format!("{table} (shard group {g})");
+                    reports.push(r);
+                }
+            }
+            None => reports
+                .push(compare_table(&nodes, &owner, &replicas, table, per, args.max_keys).await?),
+        }
     }
     for n in &nodes {
         query(n, "SELECT * FROM tributary.verify_end()").await?;
@@ -149,6 +171,26 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     Ok(identical)
+}
+
+/// Per distributed table, its shard groups' replicas (from
+/// `tributary_placement` on the first router).
+async fn shard_groups(
+    nodes: &[Node],
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, Vec<String>>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    let Some(first) = nodes.first() else {
+        return Ok(out);
+    };
+    let sql = "SELECT DISTINCT table_name, shard_group, replicas FROM tributary_placement \
+               WHERE shard_group IS NOT NULL";
+    for row in query(first, sql).await? {
+        let members = row[2].split(',').map(str::to_owned).collect();
+        out.entry(row[0].clone())
+            .or_default()
+            .insert(row[1].clone(), members);
+    }
+    Ok(out)
 }
 
 /// Holds every replica of every node at one offset; returns it.
@@ -295,7 +337,11 @@ async fn compare_table(
     let mut report = TableReport {
         table: table.to_owned(),
         identical: true,
-        rows: per.iter().map(|(r, (_, n, _))| (r.clone(), *n)).collect(),
+        rows: per
+            .iter()
+            .filter(|(r, _)| replicas.contains(r))
+            .map(|(r, (_, n, _))| (r.clone(), *n))
+            .collect(),
         schema: Vec::new(),
         keys: Vec::new(),
         differing_keys: 0,
@@ -323,7 +369,7 @@ async fn compare_table(
     for (i, n) in nodes.iter().enumerate() {
         let sql = format!("SELECT * FROM tributary.verify_buckets('{quoted}')");
         for row in query(n, &sql).await? {
-            if owner.get(&row[0]) == Some(&i) {
+            if owner.get(&row[0]) == Some(&i) && replicas.contains(&row[0]) {
                 let b = u32::try_from(num(&row[1])?).context("bucket out of range")?;
                 buckets
                     .entry(b)
@@ -351,7 +397,7 @@ async fn compare_table(
     for (i, n) in nodes.iter().enumerate() {
         let sql = format!("SELECT * FROM tributary.verify_rows('{quoted}', '{list}')");
         for row in query(n, &sql).await? {
-            if owner.get(&row[0]) == Some(&i) {
+            if owner.get(&row[0]) == Some(&i) && replicas.contains(&row[0]) {
                 keys.entry(row[2].clone())
                     .or_default()
                     .insert(row[0].clone(), (row[3].clone(), row[4].clone()));
