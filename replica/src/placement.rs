@@ -167,18 +167,42 @@ pub fn stored_placement(conn: &Connection) -> rusqlite::Result<(u64, Placement)>
     Ok((version, placement))
 }
 
+/// Stores the placement and the group whose rows this file holds under
+/// it (-1: none), so a snapshot of the file says which group it can seed.
 pub(crate) fn store_placement(
     conn: &Connection,
     version: u64,
     placement: &Placement,
+    group: Option<usize>,
 ) -> rusqlite::Result<()> {
     let text = serde_json::to_string(placement).unwrap_or_default();
+    let group = group.map_or(-1, |g| g as i64);
     conn.execute(
-        "INSERT INTO _tributary_state (name, value) VALUES ('placement_version', ?1), ('placement', ?2)
+        "INSERT INTO _tributary_state (name, value)
+         VALUES ('placement_version', ?1), ('placement', ?2), ('placement_group', ?3)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        rusqlite::params![version as i64, text],
+        rusqlite::params![version as i64, text, group],
     )?;
     Ok(())
+}
+
+/// Whether a replica named `replica` may be seeded from the file behind
+/// `conn` (a snapshot): always under full replication; under a sharded
+/// placement only when the file holds the rows of `replica`'s group.
+pub fn seeds(conn: &Connection, replica: &str) -> rusqlite::Result<bool> {
+    let (_, placement) = stored_placement(conn)?;
+    if !placement.is_sharded() {
+        return Ok(true);
+    }
+    let held: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM _tributary_state WHERE name = 'placement_group'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let wanted = placement.group_of(replica).map_or(-1, |g| g as i64);
+    Ok(held == Some(wanted))
 }
 
 /// Deletes the rows of sharded tables that `filter`'s group does not hold
@@ -299,5 +323,35 @@ mod tests {
             assert!(!none.keeps(&c));
             assert!(f0.keeps(&change("products", cid)) && none.keeps(&change("products", cid)));
         }
+    }
+
+    #[test]
+    fn a_snapshot_seeds_only_replicas_of_its_group() {
+        let conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch("CREATE TABLE _tributary_state (name TEXT PRIMARY KEY, value)")
+            .expect("state");
+        assert!(
+            seeds(&conn, "r2").expect("reads"),
+            "no placement: anything seeds anything"
+        );
+        let mut p = Placement {
+            groups: vec![vec!["r1".into()], vec!["r2".into()]],
+            ..Default::default()
+        };
+        p.tables.insert(
+            "orders".into(),
+            TablePlacement {
+                column: "cid".into(),
+                method: Method::Hash { shards: 4 },
+            },
+        );
+        store_placement(&conn, 2, &p, Some(0)).expect("stores");
+        assert!(seeds(&conn, "r1").expect("reads"));
+        assert!(!seeds(&conn, "r2").expect("reads"));
+        assert!(
+            !seeds(&conn, "r9").expect("reads"),
+            "a replica in no group holds no shard"
+        );
+        assert_eq!(stored_placement(&conn).expect("reads"), (2, p));
     }
 }

@@ -301,7 +301,22 @@ pub fn prepare(
         Some(dir) => list(dir)?,
         None => Vec::new(),
     };
-    if let Some(newest) = candidates.last() {
+    // Under a sharded placement a snapshot holds one shard group's rows:
+    // only a snapshot of this replica's group may seed it.
+    let fitting: Vec<&Snapshot> = candidates
+        .iter()
+        .filter(|s| {
+            let fits = open_existing(&s.path)
+                .and_then(|c| crate::placement::seeds(&c, name))
+                .unwrap_or(false);
+            if !fits {
+                tracing::info!(replica = name, snapshot = %s.path.display(),
+                    "snapshot holds another shard group's rows; not seeding this replica from it");
+            }
+            fits
+        })
+        .collect();
+    if let Some(newest) = fitting.last() {
         let (offset, found) = inspect(&newest.path)?;
         match found {
             Some(found) if found != cluster => {
@@ -324,7 +339,7 @@ pub fn prepare(
             let snap = Snapshot {
                 offset,
                 cluster_id: found,
-                ..newest.clone()
+                ..(*newest).clone()
             };
             tracing::info!(replica = name, snapshot = %snap.path.display(), offset, bytes = snap.bytes,
                 "restoring replica from snapshot");

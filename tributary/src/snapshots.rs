@@ -53,6 +53,12 @@ pub fn apply_retention(
     log: &dyn Log,
     replicas: &[Arc<ReplicaState>],
 ) -> anyhow::Result<u64> {
+    // Snapshots are of one replica, so under a sharded placement they
+    // seed only its shard group: keep the whole log, from which every
+    // group's replicas can be rebuilt.
+    if replicas.iter().any(|r| r.placement().1.is_sharded()) {
+        return Ok(0);
+    }
     let Some(newest) = snapshot::list(&config.snapshot_dir())?.pop() else {
         return Ok(0);
     };

@@ -274,7 +274,7 @@ impl Applier {
             group: placement.group_of(&self.name),
             placement: Arc::new(placement.clone()),
         };
-        crate::placement::store_placement(&self.conn, version, placement)
+        crate::placement::store_placement(&self.conn, version, placement, filter.group)
             .ctx(&self.path, "storing the placement")?;
         let purged = crate::placement::purge_foreign_rows(&self.conn, &filter)
             .ctx(&self.path, "deleting rows of other shard groups")?;
