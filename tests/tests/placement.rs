@@ -304,6 +304,8 @@ async fn three_groups_of_two_hold_their_shards_and_answer_like_one_file() -> Res
         "SELECT customer_id, rank() OVER (ORDER BY balance) FROM customers",
         "SELECT * FROM products WHERE id IN (SELECT product_id FROM orders)",
         "SELECT count(DISTINCT product_id) FROM orders",
+        "ALTER TABLE orders RENAME TO orders2",
+        "ALTER TABLE customers DROP COLUMN customer_id",
         "SELECT product_id, qty, count(*) FROM orders GROUP BY product_id",
     ] {
         let e = c

@@ -256,6 +256,44 @@ pub fn next(
     Ok(Some(next))
 }
 
+/// Refuses schema changes that would leave a distributed table's rows
+/// where its placement no longer finds them: renaming the table, and
+/// changing, renaming or dropping its shard key or primary key. Adding,
+/// dropping, renaming or changing other columns is fine.
+pub fn check_ddl(placement: &Placement, sql: &str) -> Result<()> {
+    use sqlparser::ast::AlterTableOperation as Op;
+    if !placement.is_sharded() {
+        return Ok(());
+    }
+    let Ok(Statement::AlterTable(alter)) = crate::placement::write::parse(sql) else {
+        return Ok(());
+    };
+    let name = crate::classify::object_name(&alter.name);
+    let name = name.rsplit('.').next().unwrap_or(&name);
+    let Some(tp) = crate::placement::sharded(placement, name) else {
+        return Ok(());
+    };
+    let key = |i: &sqlparser::ast::Ident| i.value.eq_ignore_ascii_case(&tp.column);
+    for op in &alter.operations {
+        let touches_key = match op {
+            Op::AddColumn { .. } => false,
+            Op::DropColumn { column_names, .. } => column_names.iter().any(key),
+            Op::RenameColumn {
+                old_column_name, ..
+            } => key(old_column_name),
+            Op::AlterColumn { column_name, .. } => key(column_name),
+            _ => true,
+        };
+        if touches_key {
+            return Err(unsupported(
+                format!("{op} on distributed table {name}"),
+                "a distributed table's name, shard key and primary key stay as they are (its rows are placed by them)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Range split points: ascending numbers or strings, comma-separated.
 fn split_points(text: &str) -> Result<Vec<Value>> {
     let splits: Vec<Value> = text
