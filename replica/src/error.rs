@@ -72,6 +72,17 @@ pub enum Error {
     },
     #[error("invalid replica configuration: {key}: {reason}")]
     Config { key: &'static str, reason: String },
+    /// A placement record put this replica in a shard group whose rows it
+    /// never held: it must be rebuilt from a snapshot of the group.
+    #[error(
+        "replica {replica} joined shard group {group} at log offset {offset} but holds none of its rows: stop the node, take a snapshot (`tributary snapshot`), move {path} aside and start the node again; the replica is rebuilt from the group's snapshot"
+    )]
+    JoinedGroup {
+        replica: String,
+        group: usize,
+        offset: Offset,
+        path: PathBuf,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -33,6 +33,9 @@ pub struct Snapshot {
     /// The cluster it came from (`None` for files older than cluster ids).
     pub cluster_id: Option<String>,
     pub bytes: u64,
+    /// Under a sharded placement, the shard group whose rows it holds
+    /// (1-based; 0: a replica in no group, holding full tables only).
+    pub shard_group: Option<u32>,
 }
 
 /// What [`prepare`] did.
@@ -58,9 +61,30 @@ fn sync_dir(dir: &Path) -> Result<()> {
     wal_bus::sync_dir(dir).map_err(|e| io_err(dir, "syncing the directory", e))
 }
 
-/// Path of the snapshot covering `offset` in `dir`.
-pub fn snapshot_path(dir: &Path, offset: Offset) -> PathBuf {
-    dir.join(format!("{offset:020}{SUFFIX}"))
+/// Path of the snapshot covering `offset` in `dir` (of shard group
+/// `group`, under a sharded placement).
+pub fn snapshot_path(dir: &Path, offset: Offset, group: Option<u32>) -> PathBuf {
+    match group {
+        None => dir.join(format!("{offset:020}{SUFFIX}")),
+        Some(g) => dir.join(format!("{offset:020}-g{g}{SUFFIX}")),
+    }
+}
+
+/// The shard group (1-based, 0 for none) whose rows the file holds, under
+/// a sharded placement.
+pub fn shard_group(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let (_, placement) = crate::placement::stored_placement(conn)?;
+    if !placement.is_sharded() {
+        return Ok(None);
+    }
+    let g: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM _tributary_state WHERE name = 'placement_group'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(Some(g.map_or(0, |g| u32::try_from(g + 1).unwrap_or(0))))
 }
 
 /// Opens an existing SQLite file without creating one.
@@ -125,10 +149,13 @@ pub fn take(replica: &Path, dir: &Path) -> Result<Snapshot> {
     }
     let finish = || -> Result<Snapshot> {
         let (offset, cluster_id) = inspect(&tmp)?;
+        let group = open_existing(&tmp)
+            .and_then(|c| shard_group(&c))
+            .ctx(&tmp, "reading the snapshot's shard group")?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err(&tmp, "syncing the snapshot", e))?;
-        let path = snapshot_path(dir, offset);
+        let path = snapshot_path(dir, offset, group);
         if path.exists() {
             std::fs::remove_file(&tmp).map_err(|e| io_err(&tmp, "removing a duplicate", e))?;
         } else {
@@ -141,6 +168,7 @@ pub fn take(replica: &Path, dir: &Path) -> Result<Snapshot> {
             offset,
             cluster_id,
             bytes,
+            shard_group: group,
         })
     };
     let out = finish();
@@ -163,11 +191,18 @@ pub fn list(dir: &Path) -> Result<Vec<Snapshot>> {
         let entry = entry.map_err(|e| io_err(dir, "listing snapshots", e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(offset) = name
-            .strip_suffix(SUFFIX)
-            .and_then(|stem| stem.parse::<Offset>().ok())
-        else {
+        let Some(stem) = name.strip_suffix(SUFFIX) else {
             continue;
+        };
+        let (offset, shard_group) = match stem.split_once("-g") {
+            Some((o, g)) => match (o.parse::<Offset>(), g.parse::<u32>()) {
+                (Ok(o), Ok(g)) => (o, Some(g)),
+                _ => continue,
+            },
+            None => match stem.parse::<Offset>() {
+                Ok(o) => (o, None),
+                Err(_) => continue,
+            },
         };
         let bytes = entry.metadata().map_or(0, |m| m.len());
         out.push(Snapshot {
@@ -175,20 +210,27 @@ pub fn list(dir: &Path) -> Result<Vec<Snapshot>> {
             offset,
             cluster_id: None,
             bytes,
+            shard_group,
         });
     }
     out.sort_by_key(|s| s.offset);
     Ok(out)
 }
 
-/// Deletes all but the newest `keep` snapshots; returns the removed paths.
+/// Deletes all but the newest `keep` snapshots of each shard group (or of
+/// the unsharded files); returns the removed paths.
 pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     let all = list(dir)?;
-    let cut = all.len().saturating_sub(keep.max(1));
     let mut removed = Vec::new();
-    for s in &all[..cut] {
-        std::fs::remove_file(&s.path).map_err(|e| io_err(&s.path, "pruning a snapshot", e))?;
-        removed.push(s.path.clone());
+    let groups: std::collections::BTreeSet<Option<u32>> =
+        all.iter().map(|s| s.shard_group).collect();
+    for g in groups {
+        let of: Vec<&Snapshot> = all.iter().filter(|s| s.shard_group == g).collect();
+        let cut = of.len().saturating_sub(keep.max(1));
+        for s in &of[..cut] {
+            std::fs::remove_file(&s.path).map_err(|e| io_err(&s.path, "pruning a snapshot", e))?;
+            removed.push(s.path.clone());
+        }
     }
     if !removed.is_empty() {
         sync_dir(dir)?;

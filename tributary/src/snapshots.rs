@@ -1,6 +1,7 @@
 //! Snapshots (taking one of the most advanced local replica, the node's
 //! periodic ones) and the file-log retention they drive.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,23 +13,29 @@ use replica::snapshot::{self, Snapshot};
 use tokio_util::sync::CancellationToken;
 use wal_bus::Log;
 
-/// Snapshots the most advanced of `replicas` (name, path) into `dir`, then
-/// keeps the newest `keep`.
-pub fn take(replicas: &[(String, PathBuf)], dir: &Path, keep: usize) -> anyhow::Result<Snapshot> {
-    let mut best: Option<(&str, &Path, u64)> = None;
+/// Snapshots the most advanced of `replicas` (name, path) into `dir`, one
+/// per shard group under a sharded placement (a snapshot seeds only its
+/// group's replicas), then keeps the newest `keep` of each.
+pub fn take(
+    replicas: &[(String, PathBuf)],
+    dir: &Path,
+    keep: usize,
+) -> anyhow::Result<Vec<Snapshot>> {
+    // Per shard group (None: unsharded), the most advanced replica.
+    let mut best: BTreeMap<Option<u32>, (&str, &Path, u64)> = BTreeMap::new();
     for (name, path) in replicas {
         if !path.exists() {
             continue;
         }
         // The applied offset only: the copy itself is checked in full.
-        let applied = rusqlite::Connection::open_with_flags(
+        let read = rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .and_then(|c| replica::applied_offset(&c));
-        match applied {
-            Ok(applied) if best.is_none_or(|b| applied > b.2) => {
-                best = Some((name, path, applied));
+        .and_then(|c| Ok((replica::applied_offset(&c)?, snapshot::shard_group(&c)?)));
+        match read {
+            Ok((applied, group)) if best.get(&group).is_none_or(|b| applied > b.2) => {
+                best.insert(group, (name, path, applied));
             }
             Ok(_) => {}
             Err(e) => {
@@ -36,14 +43,20 @@ pub fn take(replicas: &[(String, PathBuf)], dir: &Path, keep: usize) -> anyhow::
             }
         }
     }
-    let (name, path, _) = best.context("no sound replica file to snapshot")?;
-    let snap = snapshot::take(path, dir).with_context(|| format!("snapshotting replica {name}"))?;
+    anyhow::ensure!(!best.is_empty(), "no sound replica file to snapshot");
+    let mut taken = Vec::new();
+    for (name, path, _) in best.into_values() {
+        let snap =
+            snapshot::take(path, dir).with_context(|| format!("snapshotting replica {name}"))?;
+        tracing::info!(replica = name, snapshot = %snap.path.display(), offset = snap.offset,
+            bytes = snap.bytes, group = ?snap.shard_group, "snapshot taken");
+        metrics::counter!("tributary_snapshots_total").increment(1);
+        metrics::gauge!("tributary_snapshot_offset").set(snap.offset as f64);
+        taken.push(snap);
+    }
     let removed = snapshot::prune(dir, keep)?;
-    tracing::info!(replica = name, snapshot = %snap.path.display(), offset = snap.offset,
-        bytes = snap.bytes, pruned = removed.len(), "snapshot taken");
-    metrics::counter!("tributary_snapshots_total").increment(1);
-    metrics::gauge!("tributary_snapshot_offset").set(snap.offset as f64);
-    Ok(snap)
+    tracing::info!(pruned = removed.len(), "snapshots pruned");
+    Ok(taken)
 }
 
 /// Removes log segments that the newest snapshot and every local replica
@@ -53,17 +66,31 @@ pub fn apply_retention(
     log: &dyn Log,
     replicas: &[Arc<ReplicaState>],
 ) -> anyhow::Result<u64> {
-    // Snapshots are of one replica, so under a sharded placement they
-    // seed only its shard group: keep the whole log, from which every
-    // group's replicas can be rebuilt.
-    if replicas.iter().any(|r| r.placement().1.is_sharded()) {
+    let all = snapshot::list(&config.snapshot_dir())?;
+    // Under a sharded placement a snapshot seeds only its shard group's
+    // replicas: trim only what every local replica's group has a snapshot
+    // past.
+    let mut upto = u64::MAX;
+    for r in replicas {
+        let (_, placement) = r.placement();
+        let group = placement
+            .is_sharded()
+            .then(|| placement.group_of(&r.name).map_or(0, |g| g as u32 + 1));
+        let newest = all
+            .iter()
+            .filter(|s| s.shard_group == group || s.shard_group.is_none())
+            .map(|s| s.offset)
+            .max();
+        match newest {
+            Some(o) => upto = upto.min(o),
+            None => return Ok(0),
+        }
+    }
+    if upto == u64::MAX {
         return Ok(0);
     }
-    let Some(newest) = snapshot::list(&config.snapshot_dir())?.pop() else {
-        return Ok(0);
-    };
     let applied = replicas.iter().map(|r| r.applied()).min().unwrap_or(0);
-    let upto = newest.offset.min(applied);
+    let upto = upto.min(applied);
     Ok(log.trim_before(upto, &config.log.retention())?)
 }
 

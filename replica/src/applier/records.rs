@@ -274,6 +274,19 @@ impl Applier {
             group: placement.group_of(&self.name),
             placement: Arc::new(placement.clone()),
         };
+        // A replica that held no group's rows while tables were
+        // distributed cannot take on a group's rows from the log alone.
+        if self.filter.placement.is_sharded()
+            && self.filter.group.is_none()
+            && let Some(g) = filter.group
+        {
+            return Err(Error::JoinedGroup {
+                replica: self.name.clone(),
+                group: g + 1,
+                offset,
+                path: self.path.clone(),
+            });
+        }
         crate::placement::store_placement(&self.conn, version, placement, filter.group)
             .ctx(&self.path, "storing the placement")?;
         let purged = crate::placement::purge_foreign_rows(&self.conn, &filter)

@@ -162,10 +162,10 @@ pub fn next(
             if *groups == current.groups {
                 return Ok(None);
             }
-            if !current.tables.is_empty() {
+            if !current.tables.is_empty() && !only_adds_members(&current.groups, groups) {
                 return Err(unsupported(
-                    "changing the shard groups while tables are distributed",
-                    "a replica that joins a group would need that group's rows (a filtered bootstrap, designed in docs/placement-design.md but not built); set the groups before distributing tables",
+                    "changing the shard groups while tables are distributed, other than adding replicas to groups",
+                    "moving replicas between groups or changing the number of groups would move rows between replicas (a rebalance, not built); list every group as it is, with new replicas appended",
                 ));
             }
             next.groups = groups.clone();
@@ -292,6 +292,18 @@ pub fn check_ddl(placement: &Placement, sql: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `new` is `old` with replicas appended to groups, the new
+/// replicas in no group before.
+fn only_adds_members(old: &[Vec<String>], new: &[Vec<String>]) -> bool {
+    let before: std::collections::BTreeSet<&String> = old.iter().flatten().collect();
+    old.len() == new.len()
+        && old.iter().zip(new).all(|(o, n)| {
+            n.len() >= o.len()
+                && n[..o.len()] == o[..]
+                && n[o.len()..].iter().all(|r| !before.contains(r))
+        })
 }
 
 /// Range split points: ascending numbers or strings, comma-separated.
@@ -433,6 +445,10 @@ mod tests {
                 .is_some()
         );
         assert!(next(&conn, &p, &PlacementOp::Groups(vec![vec!["r1".into()]])).is_err());
+        let grown = PlacementOp::Groups(vec![vec!["r1".into(), "r3".into()], vec!["r2".into()]]);
+        assert!(next(&conn, &p, &grown).expect("adding a member").is_some());
+        let moved = PlacementOp::Groups(vec![vec!["r1".into(), "r2".into()], vec!["r2".into()]]);
+        assert!(next(&conn, &p, &moved).is_err());
         assert!(
             next(
                 &conn,

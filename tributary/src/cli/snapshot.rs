@@ -24,12 +24,18 @@ fn snapshot(args: Args) -> anyhow::Result<()> {
     let mut replicas = config.replica_paths();
     // `tributary node` names its one replica after the node.
     replicas.push((config.node_id.clone(), config.node_replica_path()));
-    let snap = take(&replicas, &config.snapshot_dir(), config.snapshots.keep)?;
-    println!(
-        "snapshot {} covers log offsets 0..{} ({} bytes)",
-        snap.path.display(),
-        snap.offset,
-        snap.bytes
-    );
+    for snap in take(&replicas, &config.snapshot_dir(), config.snapshots.keep)? {
+        let group = match snap.shard_group {
+            None => String::new(),
+            Some(0) => " (full tables only)".to_owned(),
+            Some(g) => format!(" (shard group {g})"),
+        };
+        println!(
+            "snapshot {} covers log offsets 0..{} ({} bytes){group}",
+            snap.path.display(),
+            snap.offset,
+            snap.bytes
+        );
+    }
     Ok(())
 }
