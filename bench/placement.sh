@@ -27,16 +27,16 @@ start() { # mode (full|sharded) -> a loaded node on a fresh data dir
     --listen "127.0.0.1:$port" > "$work/up.log" 2>&1 &
   upid=$!
   for _ in $(seq 100); do psql -qX -p "$port" -c 'SELECT 1' > /dev/null 2>&1 && break; sleep 0.1; done
-  psql -qX -p "$port" -f "$shared/schema.sql" > /dev/null
+  psql -qX -p "$port" -f "$shared/schema.sql" > /dev/null 2>&1
   if [ "$1" = sharded ]; then
-    psql -qX -p "$port" > /dev/null <<'SQL'
+    psql -qX -p "$port" > /dev/null 2>&1 <<'SQL'
 SELECT tributary.shard_groups('replica1,replica2', 'replica3,replica4', 'replica5,replica6');
 SELECT tributary.distribute('accounts', 'id', 'hash', 12);
 SELECT tributary.distribute('kv', 'id', 'hash', 12);
 SQL
   fi
-  psql -qX -p "$port" -c "SET tributary.ack = 'sync'; INSERT INTO accounts SELECT g, 0 FROM generate_series(1, $rows) g" > /dev/null
-  psql -qX -p "$port" -c "SET tributary.ack = 'sync'; INSERT INTO kv SELECT g, md5(g::text) FROM generate_series(1, $rows) g" > /dev/null
+  psql -qX -p "$port" -c "SET tributary.ack = 'sync'; INSERT INTO accounts SELECT g, 0 FROM generate_series(1, $rows) g" > /dev/null 2>&1
+  psql -qX -p "$port" -c "SET tributary.ack = 'sync'; INSERT INTO kv SELECT g, md5(g::text) FROM generate_series(1, $rows) g" > /dev/null 2>&1
 }
 stop() { kill "$upid"; wait "$upid" 2>/dev/null || true; upid=""; }
 tps_of() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1; }

@@ -157,6 +157,7 @@ impl QueryParser for Parser {
                 crate::typing::rename_columns(&mut names, stmt.column_names.as_deref());
                 (names, t)
             }
+            (Kind::Placement(op), None) => (vec![op.name().to_owned()], vec![Type::TEXT]),
             (Kind::Show { name }, None) => (
                 vec![name.rsplit('.').next().unwrap_or(name).to_owned()],
                 vec![Type::TEXT],

@@ -462,3 +462,15 @@ async fn a_replica_added_to_a_group_is_rebuilt_from_the_groups_snapshot() -> Res
     cluster.shutdown().await;
     Ok(())
 }
+
+/// asyncpg, which uses only the extended protocol, against distributed
+/// tables (tests/python/asyncpg_sharded.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncpg_reads_and_writes_distributed_tables() -> Result<()> {
+    let cluster = Cluster::in_process(4, 1, None).await?;
+    // Not `run_driver`: the replicas of different groups hold different rows.
+    let out = tests::python("asyncpg_sharded.py", &[&cluster.router_port(0).to_string()])?;
+    ensure!(out.contains("ok"), "asyncpg_sharded.py: {out}");
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -292,6 +292,19 @@ fn literal(e: &Expr, params: &[SqlValue]) -> Option<Value> {
             Value::Real(f) => Some(Value::Real(-f)),
             _ => None,
         },
+        // `$1::int` and the like: an integer cast of an integer or of text
+        // that reads as one; any other cast pins nothing.
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let ty = data_type.to_string().to_ascii_uppercase();
+            match literal(expr, params)? {
+                v @ Value::Integer(_) if ty.contains("INT") => Some(v),
+                Value::Text(t) if ty.contains("INT") => t.parse::<i64>().ok().map(Value::Integer),
+                v @ Value::Text(_) if ty.contains("TEXT") || ty.contains("CHAR") => Some(v),
+                _ => None,
+            }
+        }
         Expr::Value(v) => match &v.value {
             AstValue::Number(n, _) => n.parse::<i64>().map(Value::Integer).ok().or_else(|| {
                 n.parse::<f64>()

@@ -218,7 +218,29 @@ pub fn params_of(stmt: &Statement) -> (usize, BTreeMap<usize, Hint>) {
         }
         _ => {}
     }
+    // `LIMIT $n` and `OFFSET $n` are bigints, as in PostgreSQL.
+    let mut limits = LimitParams(Vec::new());
+    let _ = sqlparser::ast::Visit::visit(stmt, &mut limits);
+    for n in limits.0 {
+        cols.entry(n).or_insert(Hint::Decl("INTEGER"));
+    }
     (max, cols)
+}
+
+/// The placeholders used as a LIMIT or OFFSET.
+struct LimitParams(Vec<usize>);
+
+impl sqlparser::ast::Visitor for LimitParams {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &sqlparser::ast::Query) -> ControlFlow<()> {
+        if let Some(sqlparser::ast::LimitClause::LimitOffset { limit, offset, .. }) =
+            &q.limit_clause
+        {
+            let exprs = limit.iter().chain(offset.iter().map(|o| &o.value));
+            self.0.extend(exprs.filter_map(placeholder_index));
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn assignment_hint(target: &AssignmentTarget, value: &Expr, cols: &mut BTreeMap<usize, Hint>) {
