@@ -317,6 +317,7 @@ async fn three_groups_of_two_hold_their_shards_and_answer_like_one_file() -> Res
     }
 
     transfers(&cluster).await?;
+    reads_do_not_stall_apply(&cluster).await?;
     cluster.shutdown().await;
     Ok(())
 }
@@ -472,5 +473,47 @@ async fn asyncpg_reads_and_writes_distributed_tables() -> Result<()> {
     let out = tests::python("asyncpg_sharded.py", &[&cluster.router_port(0).to_string()])?;
     ensure!(out.contains("ok"), "asyncpg_sharded.py: {out}");
     cluster.shutdown().await;
+    Ok(())
+}
+
+/// Scattered reads hold replicas at one log offset while they run; back
+/// to back from 4 clients they must not stop apply: 40 sync writes (each
+/// waiting for every replica) finish meanwhile.
+async fn reads_do_not_stall_apply(cluster: &Cluster) -> Result<()> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let c = cluster.connect(0).await?;
+        let stop = stop.clone();
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.simple_query("SELECT count(*), sum(balance) FROM customers")
+                    .await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let w = cluster.connect(0).await?;
+    w.batch_execute("SET tributary.ack = 'sync'").await?;
+    let writes = async {
+        for i in 0..40i64 {
+            w.execute(
+                "UPDATE customers SET name = name WHERE customer_id = $1",
+                &[&(i + 1)],
+            )
+            .await?;
+        }
+        anyhow::Ok(())
+    };
+    let done = tokio::time::timeout(std::time::Duration::from_secs(60), writes).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reads = 0;
+    for r in readers {
+        reads += r.await??;
+    }
+    done.context("sync writes stalled behind scattered reads")??;
+    ensure!(reads > 0, "no scattered read completed");
     Ok(())
 }

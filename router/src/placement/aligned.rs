@@ -5,9 +5,12 @@
 //! `strong` sum over three groups read each group at its own offset and
 //! saw a credit without its debit).
 //!
-//! The holds stop each replica's applier at offset N (the furthest any of
-//! them has applied, or the read's target if later); the read runs once
-//! every replica has reached N; dropping the holds lets them go on.
+//! The holds stop each replica's applier at offset N, the log end when the
+//! read starts (or its target if later); the read runs once every replica
+//! has reached N; dropping the holds lets them go on. N is the log end,
+//! not the furthest replica's offset: with reads overlapping back to back,
+//! each new read would otherwise hold at the offset where the last one
+//! parked the appliers, and apply would never move again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,17 +24,19 @@ use crate::error::{Error, Result};
 /// vanishes without dropping them loses them after this.
 const LAPSE: Duration = Duration::from_secs(60);
 
-/// Holds `replicas` at one offset at or after `floor`; returns the holds
-/// (drop them when the read is done) and the offset.
+/// Holds `replicas` at one offset: `log_end`, or later if `floor` is or a
+/// replica already is; returns the holds (drop them when the read is done)
+/// and the offset.
 pub async fn hold_aligned(
     replicas: &[Arc<ReplicaState>],
     floor: Offset,
+    log_end: Offset,
     timeout: Duration,
 ) -> Result<(Vec<ApplyHold>, Offset)> {
     let mut at = replicas
         .iter()
         .map(|r| r.applied())
-        .fold(floor, Offset::max);
+        .fold(floor.max(log_end), Offset::max);
     let mut holds: Vec<ApplyHold> = replicas.iter().map(|r| r.hold_for(at, LAPSE)).collect();
     // A replica in the middle of a batch is held where the batch ends:
     // move the others there too (a batch is finite, so this settles).

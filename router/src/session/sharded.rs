@@ -144,7 +144,7 @@ impl Session {
         // Several groups are read at one log offset (see `aligned`).
         let _holds = if chosen.len() > 1 {
             let states: Vec<_> = chosen.iter().map(|on| on.state.clone()).collect();
-            Some(crate::placement::hold_aligned(&states, target, timeout).await?)
+            Some(crate::placement::hold_aligned(&states, target, shared.log.end(), timeout).await?)
         } else {
             None
         };
@@ -196,7 +196,7 @@ impl Session {
                 .collect();
         let timeout = std::time::Duration::from_millis(shared.config.read_timeout_ms);
         let _holds = if speculating.len() > 1 {
-            Some(crate::placement::hold_aligned(&speculating, 0, timeout).await?)
+            Some(crate::placement::hold_aligned(&speculating, 0, shared.log.end(), timeout).await?)
         } else {
             None
         };
