@@ -202,3 +202,23 @@ pub fn python(script: &str, args: &[&str]) -> Result<String> {
     );
     Ok(stdout)
 }
+
+/// One column of every row of `sql` in the SQLite file at `path`, read by
+/// the sqlite3 CLI (installed by `scripts/setup.sh --tests`), as an
+/// operator would.
+pub fn sqlite3(path: &std::path::Path, sql: &str) -> Result<Vec<String>> {
+    let out = std::process::Command::new("sqlite3")
+        .arg(path)
+        .arg(sql)
+        .output()
+        .context("running sqlite3 (installed by scripts/setup.sh --tests)")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
