@@ -257,6 +257,15 @@ async fn three_groups_of_two_hold_their_shards_and_answer_like_one_file() -> Res
         "point writes: {before:?} -> {after:?}"
     );
 
+    // EXPLAIN says the same.
+    let plan = rows(&c, "EXPLAIN SELECT * FROM orders WHERE customer_id = 7").await?;
+    ensure!(
+        format!("{plan:?}").contains("pinned to shard group"),
+        "{plan:?}"
+    );
+    let plan = rows(&c, "EXPLAIN SELECT count(*) FROM orders").await?;
+    ensure!(format!("{plan:?}").contains("scattered to shard groups 1 (replica1, replica2), 2 (replica3, replica4), 3 (replica5, replica6)"), "{plan:?}");
+
     // The differential test.
     let (mut compared, mut refused) = (0, 0);
     for _ in 0..300 {

@@ -86,6 +86,54 @@ pub fn speculation_gates(own: &Arc<ReplicaState>, all: &[Arc<ReplicaState>]) -> 
     })
 }
 
+/// `EXPLAIN` of a read of distributed tables: the groups it runs on, what
+/// each runs, and how the answers merge.
+pub fn explain(
+    placement: &Placement,
+    groups: &BTreeSet<usize>,
+    plan: &scatter::Plan,
+) -> Vec<String> {
+    let names: Vec<String> = groups
+        .iter()
+        .map(|g| format!("{} ({})", g + 1, placement.groups[*g].join(", ")))
+        .collect();
+    let mut out = vec![match &plan.merge {
+        merge::Merge::AsIs => format!("Tributary: pinned to shard group {}", names.join(", ")),
+        _ => format!(
+            "Tributary: scattered to shard groups {}, read at one log offset",
+            names.join(", ")
+        ),
+    }];
+    out.push(format!("  each group runs: {}", plan.sql));
+    match &plan.merge {
+        merge::Merge::AsIs => {}
+        merge::Merge::Rows {
+            order,
+            distinct,
+            offset,
+            limit,
+        } => out.push(format!(
+            "  merge: concatenate{}{}{}{}",
+            if order.is_empty() { "" } else { ", sort" },
+            if *distinct { ", remove duplicates" } else { "" },
+            if *offset > 0 {
+                format!(", skip {offset}")
+            } else {
+                String::new()
+            },
+            limit.map_or(String::new(), |l| format!(", keep {l}"))
+        )),
+        merge::Merge::Aggregate {
+            keys, final_sql, ..
+        } => {
+            out.push(format!(
+                "  merge: combine partial aggregates by {keys} group key column(s), then: {final_sql}"
+            ));
+        }
+    }
+    out
+}
+
 /// What the router needs to know about a statement under a sharded
 /// placement.
 #[derive(Debug, Default)]

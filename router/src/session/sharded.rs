@@ -51,6 +51,16 @@ impl Session {
             return Ok(None);
         }
         let types = self.key_types(&placement, tables).await?;
+        // EXPLAIN of a read of distributed tables: where it runs and how
+        // the answers merge.
+        let (parsed, explain) = match parsed {
+            sqlparser::ast::Statement::Explain {
+                statement,
+                analyze: false,
+                ..
+            } if matches!(*statement, sqlparser::ast::Statement::Query(_)) => (*statement, true),
+            other => (other, false),
+        };
         let Some(plan) = scatter::plan(&placement, &parsed, params, &|t| {
             types
                 .iter()
@@ -64,6 +74,20 @@ impl Session {
             .groups
             .clone()
             .unwrap_or_else(|| (0..placement.groups.len()).collect());
+        if explain {
+            let rows = crate::placement::explain(&placement, &groups, &plan)
+                .into_iter()
+                .map(|line| vec![SqlValue::Text(line)])
+                .collect();
+            return Ok(Some(Outcome::Rows {
+                rows: ResultSet {
+                    columns: vec!["QUERY PLAN".into()],
+                    decl_types: vec![Some("TEXT".into())],
+                    rows,
+                },
+                tag: None,
+            }));
+        }
         let parts = if let Some(txn) = &self.txn
             && txn.block.started()
         {
