@@ -84,3 +84,61 @@ async fn asyncpg_reads_and_writes_distributed_tables() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// `[placement]` in the node config: put in force at start-up (again
+/// harmlessly at every restart), and a table it distributes must be
+/// created with its shard key in the primary key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_from_the_node_config() -> Result<()> {
+    let config = r#"
+[placement]
+groups = [["replica1", "replica2"], ["replica3", "replica4"]]
+
+[placement.tables.events]
+column = "day"
+method = "range"
+splits = [100, 200]
+"#;
+    let mut cluster = Cluster::start_with_config(4, 1, &[], Some(config)).await?;
+    let c = cluster.connect(0).await?;
+    let refused = c
+        .batch_execute("CREATE TABLE events (day integer, id integer PRIMARY KEY)")
+        .await
+        .err()
+        .context("a table without the shard key in its key was created")?;
+    ensure!(
+        refused.code().map(|s| s.code()) == Some("0A000"),
+        "{refused:?}"
+    );
+    c.batch_execute(
+        "CREATE TABLE events (day integer, id integer, PRIMARY KEY (day, id));
+         INSERT INTO events SELECT g, g FROM generate_series(1, 300) AS g;",
+    )
+    .await?;
+    cluster.wait_converged().await?;
+    // Days 1–99 and 200–300 are shards 0 and 2 (group 1), 100–199 shard 1.
+    let count = |r: usize| sqlite3(&cluster.replica_path(r), "SELECT count(*) FROM events");
+    ensure!(
+        count(0)? == ["200"] && count(2)? == ["100"],
+        "{:?} {:?}",
+        count(0)?,
+        count(2)?
+    );
+    cluster.stop()?;
+    cluster.spawn().await?;
+    let c = cluster.connect(0).await?;
+    let version = c
+        .simple_query("SELECT max(version) FROM tributary_placement")
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        });
+    ensure!(
+        version.as_deref() == Some("1"),
+        "a restart appended the placement again: {version:?}"
+    );
+    cluster.shutdown().await;
+    Ok(())
+}

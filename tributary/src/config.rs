@@ -40,6 +40,10 @@ pub struct NodeConfig {
     pub snapshots: SnapshotsConfig,
     #[serde(rename = "replica")]
     pub replica_list: Vec<ReplicaConfig>,
+    /// `[placement]`: shard groups and distributed tables, appended to the
+    /// log at start-up when they differ from the placement in force (README
+    /// "Sharding"); the same checks as `tributary.distribute` apply.
+    pub placement: Option<wal_bus::Placement>,
 }
 
 /// `[snapshots]`: consistent copies of a replica that new or rebuilt
@@ -78,6 +82,7 @@ impl Default for NodeConfig {
             metrics: MetricsConfig::default(),
             snapshots: SnapshotsConfig::default(),
             replica_list: Vec::new(),
+            placement: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod dry_run;
 pub mod dry_run_diff;
 mod metrics;
 pub mod node;
+mod placement_startup;
 mod policy_startup;
 pub mod snapshots;
 pub mod status_page;

@@ -217,6 +217,9 @@ async fn start_parts(
         if let Some(file) = &config.conflicts.policy {
             crate::policy_startup::apply(file, &log, &clock, &states[0]).await?;
         }
+        if let Some(placement) = &config.placement {
+            crate::placement_startup::apply(placement, &log, &clock, &states[0]).await?;
+        }
         let mut routers = Vec::new();
         let mut shareds = Vec::new();
         let mut servers = Vec::new();

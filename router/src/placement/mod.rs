@@ -12,7 +12,11 @@
 mod aligned;
 pub mod merge;
 pub use aligned::hold_aligned;
+mod ddl;
+mod declared;
+pub use declared::transition;
 pub mod ops;
+pub use ddl::check_ddl;
 mod rewrite;
 pub mod scatter;
 pub mod view;

@@ -42,7 +42,7 @@ impl PlacementOp {
     }
 }
 
-fn bad(function: &str, reason: impl Into<String>) -> Error {
+pub(super) fn bad(function: &str, reason: impl Into<String>) -> Error {
     Error::VerifyArgument {
         function: format!("tributary.{function}"),
         reason: reason.into(),
@@ -142,23 +142,7 @@ pub fn next(
     let mut next = current.clone();
     match op {
         PlacementOp::Groups(groups) => {
-            let mut seen = std::collections::BTreeSet::new();
-            for (i, g) in groups.iter().enumerate() {
-                if g.is_empty() {
-                    return Err(bad(
-                        "shard_groups",
-                        format!("group {} names no replica", i + 1),
-                    ));
-                }
-                for r in g {
-                    if !seen.insert(r.clone()) {
-                        return Err(bad(
-                            "shard_groups",
-                            format!("replica {r} is in more than one group"),
-                        ));
-                    }
-                }
-            }
+            check_groups(groups)?;
             if *groups == current.groups {
                 return Ok(None);
             }
@@ -256,39 +240,23 @@ pub fn next(
     Ok(Some(next))
 }
 
-/// Refuses schema changes that would leave a distributed table's rows
-/// where its placement no longer finds them: renaming the table, and
-/// changing, renaming or dropping its shard key or primary key. Adding,
-/// dropping, renaming or changing other columns is fine.
-pub fn check_ddl(placement: &Placement, sql: &str) -> Result<()> {
-    use sqlparser::ast::AlterTableOperation as Op;
-    if !placement.is_sharded() {
-        return Ok(());
-    }
-    let Ok(Statement::AlterTable(alter)) = crate::placement::write::parse(sql) else {
-        return Ok(());
-    };
-    let name = crate::classify::object_name(&alter.name);
-    let name = name.rsplit('.').next().unwrap_or(&name);
-    let Some(tp) = crate::placement::sharded(placement, name) else {
-        return Ok(());
-    };
-    let key = |i: &sqlparser::ast::Ident| i.value.eq_ignore_ascii_case(&tp.column);
-    for op in &alter.operations {
-        let touches_key = match op {
-            Op::AddColumn { .. } => false,
-            Op::DropColumn { column_names, .. } => column_names.iter().any(key),
-            Op::RenameColumn {
-                old_column_name, ..
-            } => key(old_column_name),
-            Op::AlterColumn { column_name, .. } => key(column_name),
-            _ => true,
-        };
-        if touches_key {
-            return Err(unsupported(
-                format!("{op} on distributed table {name}"),
-                "a distributed table's name, shard key and primary key stay as they are (its rows are placed by them)",
+/// Groups name at least one replica each, and no replica twice.
+pub(super) fn check_groups(groups: &[Vec<String>]) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, g) in groups.iter().enumerate() {
+        if g.is_empty() {
+            return Err(bad(
+                "shard_groups",
+                format!("group {} names no replica", i + 1),
             ));
+        }
+        for r in g {
+            if !seen.insert(r.clone()) {
+                return Err(bad(
+                    "shard_groups",
+                    format!("replica {r} is in more than one group"),
+                ));
+            }
         }
     }
     Ok(())
@@ -296,7 +264,7 @@ pub fn check_ddl(placement: &Placement, sql: &str) -> Result<()> {
 
 /// Whether `new` is `old` with replicas appended to groups, the new
 /// replicas in no group before.
-fn only_adds_members(old: &[Vec<String>], new: &[Vec<String>]) -> bool {
+pub(super) fn only_adds_members(old: &[Vec<String>], new: &[Vec<String>]) -> bool {
     let before: std::collections::BTreeSet<&String> = old.iter().flatten().collect();
     old.len() == new.len()
         && old.iter().zip(new).all(|(o, n)| {
@@ -307,7 +275,7 @@ fn only_adds_members(old: &[Vec<String>], new: &[Vec<String>]) -> bool {
 }
 
 /// Range split points: ascending numbers or strings, comma-separated.
-fn split_points(text: &str) -> Result<Vec<Value>> {
+pub(super) fn split_points(text: &str) -> Result<Vec<Value>> {
     let splits: Vec<Value> = text
         .split(',')
         .map(str::trim)
@@ -344,7 +312,7 @@ fn split_points(text: &str) -> Result<Vec<Value>> {
     Ok(splits)
 }
 
-fn table_info(
+pub(super) fn table_info(
     conn: &rusqlite::Connection,
     function: &str,
     table: &str,
@@ -449,6 +417,49 @@ mod tests {
         assert!(next(&conn, &p, &grown).expect("adding a member").is_some());
         let moved = PlacementOp::Groups(vec![vec!["r1".into(), "r2".into()], vec!["r2".into()]]);
         assert!(next(&conn, &p, &moved).is_err());
+        // The node config's [placement], as a whole.
+        assert_eq!(
+            crate::placement::transition(&conn, &p, &p).expect("ok"),
+            None
+        );
+        let mut split = p.clone();
+        split.tables.insert(
+            "orders".into(),
+            TablePlacement {
+                column: "customer_id".into(),
+                method: Method::Hash { shards: 16 },
+            },
+        );
+        assert!(
+            crate::placement::transition(&conn, &p, &split).is_err(),
+            "a split"
+        );
+        let mut later = p.clone();
+        later.tables.insert(
+            "not_yet".into(),
+            TablePlacement {
+                column: "k".into(),
+                method: Method::Hash { shards: 4 },
+            },
+        );
+        assert!(
+            crate::placement::transition(&conn, &p, &later)
+                .expect("ok")
+                .is_some(),
+            "a table created later"
+        );
+        let mut bad_key = p.clone();
+        bad_key.tables.insert(
+            "plain".into(),
+            TablePlacement {
+                column: "v".into(),
+                method: Method::Hash { shards: 4 },
+            },
+        );
+        assert!(
+            crate::placement::transition(&conn, &p, &bad_key).is_err(),
+            "key outside the primary key"
+        );
         assert!(
             next(
                 &conn,

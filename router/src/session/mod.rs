@@ -429,7 +429,7 @@ impl Session {
     }
 
     async fn ddl(&mut self, stmt: &Classified, tag: &str, fb: &mut Feedback) -> Result<Outcome> {
-        crate::placement::ops::check_ddl(&self.shared.replica.placement().1, &stmt.sql)?;
+        crate::placement::check_ddl(&self.shared.replica.placement().1, &stmt.sql)?;
         if self.txn.is_some() {
             return self.ddl_in_block(stmt, tag).await;
         }
