@@ -148,16 +148,22 @@ pub(crate) fn set_cluster_id(conn: &Connection, id: &str) -> rusqlite::Result<()
     Ok(())
 }
 
+/// One value of `_tributary_state`, if set.
+pub(crate) fn state_value(
+    conn: &Connection,
+    name: &str,
+) -> rusqlite::Result<Option<rusqlite::types::Value>> {
+    conn.query_row(
+        "SELECT value FROM _tributary_state WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
 /// The policy version and text stored in the replica file.
 pub fn stored_policy(conn: &Connection) -> rusqlite::Result<(u64, String)> {
-    let get = |name: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
-        conn.query_row(
-            "SELECT value FROM _tributary_state WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()
-    };
+    let get = |name: &str| state_value(conn, name);
     let version = match get("policy_version")? {
         Some(rusqlite::types::Value::Integer(i)) => i.max(0) as u64,
         _ => 0,

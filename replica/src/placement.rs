@@ -9,7 +9,7 @@
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use siphasher::sip::SipHasher13;
 use wal_bus::{Change, Method, Placement, Row, TablePlacement, Value};
 
@@ -146,14 +146,7 @@ impl GroupFilter {
 
 /// The placement version and placement stored in the replica file.
 pub fn stored_placement(conn: &Connection) -> rusqlite::Result<(u64, Placement)> {
-    let get = |name: &str| -> rusqlite::Result<Option<rusqlite::types::Value>> {
-        conn.query_row(
-            "SELECT value FROM _tributary_state WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()
-    };
+    let get = |name: &str| crate::meta::state_value(conn, name);
     let version = match get("placement_version")? {
         Some(rusqlite::types::Value::Integer(i)) => i.max(0) as u64,
         _ => 0,
@@ -194,13 +187,10 @@ pub fn seeds(conn: &Connection, replica: &str) -> rusqlite::Result<bool> {
     if !placement.is_sharded() {
         return Ok(true);
     }
-    let held: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM _tributary_state WHERE name = 'placement_group'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let held = match crate::meta::state_value(conn, "placement_group")? {
+        Some(rusqlite::types::Value::Integer(g)) => Some(g),
+        _ => None,
+    };
     let wanted = placement.group_of(replica).map_or(-1, |g| g as i64);
     Ok(held == Some(wanted))
 }

@@ -77,14 +77,11 @@ pub fn shard_group(conn: &Connection) -> rusqlite::Result<Option<u32>> {
     if !placement.is_sharded() {
         return Ok(None);
     }
-    let g: Option<i64> = conn
-        .query_row(
-            "SELECT value FROM _tributary_state WHERE name = 'placement_group'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    Ok(Some(g.map_or(0, |g| u32::try_from(g + 1).unwrap_or(0))))
+    let g = match crate::meta::state_value(conn, "placement_group")? {
+        Some(rusqlite::types::Value::Integer(g)) => g,
+        _ => -1,
+    };
+    Ok(Some(u32::try_from(g + 1).unwrap_or(0)))
 }
 
 /// Opens an existing SQLite file without creating one.
