@@ -18,19 +18,40 @@ use crate::speculate::{GroupRun, Prior, SpecOutcome, speculate_sharded};
 
 /// Parses a statement the router already accepted, to see which tables
 /// and shard keys it names.
+/// Parsed statements are kept by text (prepared statements run the same
+/// text over and over; parsing was a visible part of a sharded write).
 pub fn parse(sql: &str) -> Result<Statement> {
     use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
     use sqlparser::parser::Parser;
+    static PARSED: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<Statement>>>,
+    > = std::sync::OnceLock::new();
+    let cache = PARSED.get_or_init(Default::default);
+    if let Some(stmt) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sql) {
+        return Ok(Statement::clone(stmt));
+    }
     let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .or_else(|_| Parser::parse_sql(&SQLiteDialect {}, sql));
     match parsed {
-        Ok(mut stmts) if stmts.len() == 1 => Ok(stmts.remove(0)),
+        Ok(mut stmts) if stmts.len() == 1 => {
+            let stmt = stmts.remove(0);
+            let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: ad-hoc statements with literals would grow it.
+            if map.len() >= PARSED_KEPT {
+                map.clear();
+            }
+            map.insert(sql.to_owned(), Arc::new(stmt.clone()));
+            Ok(stmt)
+        }
         _ => Err(Error::Unsupported {
             what: "this statement under a sharded placement".into(),
             why: "the router cannot tell which tables and shards it touches".into(),
         }),
     }
 }
+
+/// Statements [`parse`] keeps.
+const PARSED_KEPT: usize = 1024;
 
 /// The declared type of `table`'s shard-key column.
 pub fn key_type(conn: &Connection, placement: &Placement, table: &str) -> Option<String> {
