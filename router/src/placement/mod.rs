@@ -207,7 +207,13 @@ pub fn analyze(placement: &Placement, stmt: &Statement, params: &[SqlValue]) -> 
     let column = |table: &str| sharded(placement, table).map(|tp| tp.column.clone());
     match stmt {
         Statement::Insert(ins) => {
-            let table = ins.table.to_string().trim_matches('"').to_owned();
+            let table = match &ins.table {
+                sqlparser::ast::TableObject::TableName(name) => {
+                    let n = crate::classify::object_name(name);
+                    n.rsplit('.').next().unwrap_or(&n).to_owned()
+                }
+                other => other.to_string(),
+            };
             a.target = Some(table.clone());
             if let (Some(col), Some(src)) = (column(&table), &ins.source)
                 && let SetExpr::Values(values) = src.body.as_ref()

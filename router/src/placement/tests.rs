@@ -62,6 +62,17 @@ fn pins_writes_by_shard_key_equality_in_list_and_values() {
         "no column list"
     );
     assert_eq!(
+        g("INSERT INTO public.\"orders\" (cid, q) VALUES (3, 1)", &[]),
+        Some([one(3)].into()),
+        "schema-qualified and quoted"
+    );
+    assert_eq!(
+        analysis("INSERT INTO public.orders (cid) VALUES (1)", &[])
+            .target
+            .as_deref(),
+        Some("orders")
+    );
+    assert_eq!(
         g("UPDATE orders SET q = 1 WHERE cid IN ('7', 8)", &[]),
         Some([one(7), one(8)].into())
     );
