@@ -74,6 +74,11 @@ impl Balancer {
         }
     }
 
+    /// The read target for the replica called `name`.
+    pub fn named(&self, name: &str) -> Option<&ReadReplica> {
+        self.replicas.iter().find(|r| r.state.name == name)
+    }
+
     pub fn home(&self) -> &ReadReplica {
         &self.replicas[self.home]
     }

@@ -171,6 +171,14 @@ pub struct RouterConfig {
     pub read_balance: bool,
     /// `[router.auth]`: who may connect.
     pub auth: AuthConfig,
+    /// `[router.peers]`: replica name → the `host:port` of a router on the
+    /// node that runs it. A router forwards the part of a statement that
+    /// needs a shard group with no replica in its own process there.
+    pub peers: std::collections::BTreeMap<String, String>,
+    /// User (and password, for `scram-sha-256`) this router connects to
+    /// its peers as.
+    pub peer_user: String,
+    pub peer_password: Option<String>,
 }
 
 /// How clients authenticate.
@@ -223,6 +231,9 @@ impl Default for RouterConfig {
             idempotency_window_s: 86_400,
             read_balance: true,
             auth: AuthConfig::default(),
+            peers: Default::default(),
+            peer_user: "tributary".into(),
+            peer_password: None,
         }
     }
 }

@@ -152,6 +152,25 @@ impl DbPool {
 }
 
 impl DbPool {
+    /// As [`DbPool::run`], always on a pool thread (for a job that blocks
+    /// on something other than SQLite, such as a peer router).
+    pub async fn run_on_thread<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = done.send(f(conn));
+        });
+        self.tx
+            .send(job)
+            .await
+            .map_err(|_| Error::Internal("database thread stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Internal("database thread stopped mid-job".into()))
+    }
+
     /// As [`DbPool::run`], always on a pool thread and with `pg_sleep`
     /// allowed (see `sleep.rs`).
     pub async fn run_sleeping<R, F>(&self, f: F) -> Result<R>

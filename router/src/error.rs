@@ -143,6 +143,16 @@ pub enum Error {
     /// An idempotency key used in a way that cannot keep its promise.
     #[error("idempotency key: {0}")]
     IdempotencyKey(String),
+    /// A peer router refused or failed a forwarded part of a statement.
+    #[error("peer {peer}: {message}")]
+    Peer {
+        peer: String,
+        sqlstate: &'static str,
+        message: String,
+    },
+    /// A peer's write gate stayed taken: the statement runs again.
+    #[error("a peer router was busy; run the statement again")]
+    PeerBusy,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -195,6 +205,8 @@ impl Error {
             Error::VerifyArgument { .. } => "22023",
             Error::Verify(_) => "55000",
             Error::IdempotencyKey(_) => "55000",
+            Error::Peer { sqlstate, .. } => sqlstate,
+            Error::PeerBusy => "40001",
             Error::Internal(_) => "XX000",
         }
     }

@@ -47,6 +47,10 @@ pub struct Shared {
     /// the node (by index in `all_replicas`), opened when first needed and
     /// used only inside speculation jobs (see `placement`).
     pub spec_conns: Vec<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    /// Routers of other nodes, for shard groups with no replica here.
+    pub peers: crate::placement::peers::Peers,
+    /// The runtime, for speculation jobs that wait on a peer.
+    pub runtime: tokio::runtime::Handle,
     /// Set when an append failed: the overlay may be missing or holding a
     /// record, so the next write first waits for the replica to reach the
     /// log end (which settles it either way).
@@ -142,7 +146,10 @@ impl Shared {
             &replica.name,
         );
         let spec_conns = all_replicas.iter().map(|_| Default::default()).collect();
+        let peers = crate::placement::peers::Peers::new(&config);
         Ok(Shared {
+            peers,
+            runtime: tokio::runtime::Handle::current(),
             spec_conns,
             slow,
             startup: Arc::new(startup),
@@ -287,6 +294,16 @@ impl Shared {
                 .record(started.elapsed().as_secs_f64());
         }
         Ok(())
+    }
+
+    /// Whether the placement in force has a shard group with no replica in
+    /// this process (its statements go to a peer).
+    pub fn has_remote_groups(&self) -> bool {
+        let (_, placement) = self.replica.placement();
+        placement.is_sharded()
+            && crate::placement::group_replicas(&placement, &self.replica, &self.all_replicas)
+                .iter()
+                .any(Option::is_none)
     }
 
     /// Under a sharded placement, waits until the replica speculating for

@@ -196,6 +196,16 @@ impl WriteOrder {
             .collect()
     }
 
+    /// Every queued record with its HLC, oldest first (a peer speculating
+    /// for this router keeps those its replica has not applied).
+    pub fn queued_with_hlc(&self) -> Vec<(Hlc, Replay)> {
+        self.inner()
+            .queued
+            .iter()
+            .map(|q| (q.hlc, q.replay.clone()))
+            .collect()
+    }
+
     /// How many queued records are after `applied`.
     pub fn pending_after(&self, applied: Option<Hlc>) -> usize {
         self.inner()

@@ -211,3 +211,164 @@ async fn kafka_nodes_keep_their_groups_and_transfers_keep_the_total() -> Result<
     })?;
     Ok(())
 }
+
+/// Forwarding: three `tributary node` processes on tansu with one replica
+/// each, each replica its own shard group, so every router must forward
+/// two thirds of the work to its peers (`[router.peers]`): writes are
+/// speculated on the peer holding the rows and appended by the router the
+/// client talks to, reads are held at one log offset on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_forward_to_the_nodes_holding_other_groups() -> Result<()> {
+    let broker = Tansu::start().await?;
+    let root = tempfile::tempdir()?;
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(Node::new(root.path(), id, &broker.brokers(), true, "")?);
+    }
+    let peers: String = nodes
+        .iter()
+        .map(|n| format!("{} = \"127.0.0.1:{}\"\n", n.id, n.port.unwrap_or(0)))
+        .collect();
+    for n in &mut nodes {
+        let mut config = std::fs::read_to_string(n.config_path())?;
+        config += &format!("[router.peers]\n{peers}");
+        std::fs::write(n.config_path(), config)?;
+        n.spawn().await?;
+    }
+    let ports: Vec<u16> = nodes
+        .iter()
+        .map(|n| n.port.context("a router"))
+        .collect::<Result<_>>()?;
+    let c = connect_port(ports[0]).await?;
+    c.batch_execute(
+        "CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, name TEXT, balance INTEGER);
+         SELECT tributary.shard_groups('n1', 'n2', 'n3');
+         SELECT tributary.distribute('customers', 'customer_id', 'hash', 6);
+         INSERT INTO customers (customer_id, name, balance)
+           SELECT g, 'c' || (g % 7), 1000 FROM generate_series(1, 90) AS g;",
+    )
+    .await?;
+    let nodes_ref = &nodes;
+    let counts = eventually(
+        Duration::from_secs(60),
+        "the three files hold the 90 customers between them",
+        || async move {
+            let mut counts = Vec::new();
+            for n in nodes_ref {
+                let ids = sqlite3(&n.replica_path(), "SELECT customer_id FROM customers")?;
+                counts.push(ids);
+            }
+            let all: BTreeSet<&String> = counts.iter().flatten().collect();
+            let total: usize = counts.iter().map(Vec::len).sum();
+            Ok((all.len() == 90 && total == 90).then_some(counts))
+        },
+    )
+    .await?;
+    ensure!(
+        counts.iter().all(|c| !c.is_empty()),
+        "a node holds no customers"
+    );
+
+    // Reads through each router, scattered over all three nodes.
+    for port in &ports {
+        let c = connect_port(*port).await?;
+        let got = text(&c, "SELECT count(*), sum(balance) FROM customers").await?;
+        ensure!(
+            got == vec![vec![Some("90".into()), Some("90000".into())]],
+            "{got:?}"
+        );
+        let got = text(
+            &c,
+            "SELECT customer_id, name FROM customers ORDER BY customer_id DESC LIMIT 3",
+        )
+        .await?;
+        ensure!(
+            got[0][0].as_deref() == Some("90") && got.len() == 3,
+            "{got:?}"
+        );
+        for id in [1, 2, 3, 4, 5, 6] {
+            let got = text(
+                &c,
+                &format!("SELECT name FROM customers WHERE customer_id = {id}"),
+            )
+            .await?;
+            ensure!(
+                got == vec![vec![Some(format!("c{}", id % 7))]],
+                "customer {id}: {got:?}"
+            );
+        }
+    }
+
+    // Transfers through one router (exact under any policy), then through
+    // all three (balance a counter column).
+    for (round, routers) in [(0, 1), (1, 3)] {
+        if round == 1 {
+            c.batch_execute(
+                "SET tributary.apply_policy = 'default = \"lww\"\n[tables.customers]\ncolumns.balance = \"counter\"\n'",
+            )
+            .await?;
+        }
+        let mut tasks = Vec::new();
+        for w in 0..3usize {
+            let client = connect_port(ports[w % routers]).await?;
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0;
+                let mut i = (w * 31 + round * 17) as i64;
+                while done < 15 {
+                    i += 11;
+                    let (a, b) = (1 + i % CUSTOMERS, 1 + (i * 7) % CUSTOMERS);
+                    let r = client
+                        .batch_execute(&format!(
+                            "BEGIN; UPDATE customers SET balance = balance - 3 WHERE customer_id = {a};
+                             UPDATE customers SET balance = balance + 3 WHERE customer_id = {b}; COMMIT"
+                        ))
+                        .await;
+                    match r {
+                        Ok(()) => done += 1,
+                        Err(e) if matches!(e.code().map(|s| s.code()), Some("40001" | "40P01")) => {
+                            client.batch_execute("ROLLBACK").await?;
+                        }
+                        Err(e) => return Err(anyhow::Error::from(e)),
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        eventually(
+            Duration::from_secs(60),
+            "the total holds in the files and through every router",
+            || async move {
+                let mut files = 0i64;
+                for n in nodes_ref {
+                    let s = sqlite3(&n.replica_path(), "SELECT total(balance) FROM customers")?;
+                    files += s.first().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as i64;
+                }
+                if files != CUSTOMERS * 1000 {
+                    return Ok(None);
+                }
+                for n in nodes_ref {
+                    let c = connect_port(n.port.unwrap_or(0)).await?;
+                    let sum = text(&c, "SELECT sum(balance) FROM customers").await?;
+                    if sum.first().and_then(|r| r[0].clone())
+                        != Some((CUSTOMERS * 1000).to_string())
+                    {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(()))
+            },
+        )
+        .await
+        .with_context(|| {
+            nodes
+                .iter()
+                .map(Node::log_tail)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+    }
+    Ok(())
+}

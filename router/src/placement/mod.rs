@@ -16,6 +16,7 @@ mod ddl;
 mod declared;
 pub use declared::transition;
 pub mod ops;
+pub mod peers;
 pub use ddl::check_ddl;
 mod rewrite;
 pub mod scatter;

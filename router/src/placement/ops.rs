@@ -29,6 +29,9 @@ pub enum PlacementOp {
     },
     /// `reference(table)`: the table stays full (on every replica).
     Reference { table: String },
+    /// `peer('<json>')`: a part of a statement forwarded by another
+    /// router (see `peers`).
+    Peer(String),
 }
 
 impl PlacementOp {
@@ -38,6 +41,7 @@ impl PlacementOp {
             PlacementOp::Groups(_) => "shard_groups",
             PlacementOp::Distribute { .. } => "distribute",
             PlacementOp::Reference { .. } => "reference",
+            PlacementOp::Peer(_) => "peer",
         }
     }
 }
@@ -64,7 +68,10 @@ pub fn parse(stmt: &Statement) -> Result<Option<PlacementOp>> {
     let Some(function) = name.strip_prefix("tributary.") else {
         return Ok(None);
     };
-    if !matches!(function, "shard_groups" | "distribute" | "reference") {
+    if !matches!(
+        function,
+        "shard_groups" | "distribute" | "reference" | "peer"
+    ) {
         return Ok(None);
     }
     if !select.from.is_empty() {
@@ -108,6 +115,7 @@ pub fn parse(stmt: &Statement) -> Result<Option<PlacementOp>> {
                 .collect();
             PlacementOp::Groups(groups)
         }
+        "peer" => PlacementOp::Peer(arg(0, "a request")?),
         "distribute" => PlacementOp::Distribute {
             table: arg(0, "a table")?,
             column: arg(1, "a shard-key column")?,
@@ -128,7 +136,7 @@ fn op_arity(op: &PlacementOp) -> usize {
     match op {
         PlacementOp::Groups(g) => g.len(),
         PlacementOp::Distribute { .. } => 4,
-        PlacementOp::Reference { .. } => 1,
+        PlacementOp::Reference { .. } | PlacementOp::Peer(_) => 1,
     }
 }
 
@@ -141,6 +149,7 @@ pub fn next(
 ) -> Result<Option<Placement>> {
     let mut next = current.clone();
     match op {
+        PlacementOp::Peer(_) => return Ok(None),
         PlacementOp::Groups(groups) => {
             check_groups(groups)?;
             if *groups == current.groups {

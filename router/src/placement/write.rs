@@ -178,6 +178,7 @@ pub fn speculate(
 ) -> Result<SpecOutcome> {
     let stmt = parse(sql)?;
     let limit = shared.log.max_record_bytes();
+    let mut remote = |g: usize| forward(shared, conn, placement, &stmt, prior, sql, params, g);
     let (out, ran) = with_runs(shared, conn, placement, |runs, home| {
         let targets = targets(conn, placement, &stmt, params, home)?;
         speculate_sharded(
@@ -189,6 +190,7 @@ pub fn speculate(
             params,
             keys,
             limit,
+            &mut remote,
         )
     })?;
     count_runs(&shared.name, &ran, "write");
@@ -202,4 +204,88 @@ pub fn count_runs(router: &str, groups: &BTreeSet<usize>, kind: &'static str) {
             "router" => router.to_owned(), "group" => (g + 1).to_string(), "kind" => kind)
         .increment(1);
     }
+}
+
+/// Runs a write's part for group `g` on a peer router (see `peers`). It
+/// blocks this speculation job's thread (never a runtime thread: jobs of a
+/// router with remote groups run on the pool's own thread) until the peer
+/// answers.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    shared: &Shared,
+    conn: &Connection,
+    placement: &Placement,
+    stmt: &Statement,
+    prior: &Prior,
+    sql: &str,
+    params: &[SqlValue],
+    g: usize,
+) -> Result<SpecOutcome> {
+    use super::peers::{ReplayWire, Request, SpecAnswer, wire_params};
+    let addr = shared
+        .peers
+        .address_for(&placement.groups[g])
+        .ok_or_else(|| crate::speculate::no_local_replica(g))?;
+    // Generated keys come from this router's reserved ranges; a peer
+    // would take its own. Such an INSERT must name its key.
+    if let Statement::Insert(ins) = stmt
+        && let Some(info) = analyze_target(conn, stmt)
+        && info.pk.len() == 1
+        && !ins
+            .columns
+            .iter()
+            .any(|c| crate::classify::object_name(c).eq_ignore_ascii_case(&info.pk[0]))
+    {
+        return Err(Error::Unsupported {
+            what: format!(
+                "an INSERT into {} that leaves its key to be generated, on another node",
+                info.name
+            ),
+            why: "name the key column and give its value".into(),
+        });
+    }
+    let overlay = shared
+        .order
+        .queued_with_hlc()
+        .iter()
+        .map(|(h, r)| (*h, ReplayWire::from(r)))
+        .collect();
+    let request = Request::Speculate {
+        group: g,
+        origin: shared.name.clone(),
+        floor: shared.replica.applied(),
+        overlay,
+        prior: prior.steps(),
+        sql: sql.to_owned(),
+        params: wire_params(params),
+    };
+    let answer: SpecAnswer = shared
+        .runtime
+        .block_on(shared.peers.call(&addr, &request))?;
+    match answer {
+        SpecAnswer::Busy => Err(Error::PeerBusy),
+        SpecAnswer::Done {
+            changes,
+            affected,
+            result,
+        } => Ok(SpecOutcome {
+            locks: crate::speculate::row_locks(conn, &changes)?,
+            result: result.map(Into::into),
+            affected,
+            changeset: Vec::new(),
+            changes,
+        }),
+    }
+}
+
+/// The table an INSERT writes, with its columns and key.
+fn analyze_target(conn: &Connection, stmt: &Statement) -> Option<replica::TableInfo> {
+    let Statement::Insert(ins) = stmt else {
+        return None;
+    };
+    let sqlparser::ast::TableObject::TableName(name) = &ins.table else {
+        return None;
+    };
+    let n = crate::classify::object_name(name);
+    replica::table_info(conn, n.rsplit('.').next().unwrap_or(&n)).ok()?
 }

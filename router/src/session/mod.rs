@@ -6,6 +6,7 @@
 mod copy;
 mod idempotent;
 pub(super) mod outcome;
+mod peer;
 mod prepared;
 mod settings;
 mod sharded;

@@ -137,8 +137,18 @@ impl Session {
         let shared = self.shared.clone();
         let timeout = std::time::Duration::from_millis(shared.config.read_timeout_ms);
         let mut chosen = Vec::with_capacity(groups.len());
+        let mut remote = Vec::new();
         for &g in groups {
             let names = &placement.groups[g];
+            if !shared.all_replicas.iter().any(|r| names.contains(&r.name)) {
+                // No replica of the group here: a peer reads it.
+                let addr = shared
+                    .peers
+                    .address_for(names)
+                    .ok_or_else(|| crate::speculate::no_local_replica(g))?;
+                remote.push((g, addr));
+                continue;
+            }
             let mut on = shared
                 .balance
                 .pick_among(target, &shared.acks.unhealthy(), names);
@@ -165,13 +175,62 @@ impl Session {
             })?;
             chosen.push(on);
         }
-        // Several groups are read at one log offset (see `aligned`).
-        let _holds = if chosen.len() > 1 {
-            let states: Vec<_> = chosen.iter().map(|on| on.state.clone()).collect();
-            Some(crate::placement::hold_aligned(&states, target, shared.log.end(), timeout).await?)
-        } else {
-            None
-        };
+        // Several groups are read at one log offset (see `aligned`); a
+        // peer whose replica is already past it says so, and the read is
+        // held again there.
+        let mut floor = target;
+        let mut parts = Vec::new();
+        let mut settled = false;
+        let mut _holds = None;
+        for _ in 0..5 {
+            parts.clear();
+            _holds = None;
+            let (holds, at) = if chosen.len() > 1 || !remote.is_empty() {
+                let states: Vec<_> = chosen.iter().map(|on| on.state.clone()).collect();
+                crate::placement::hold_aligned(&states, floor, shared.log.end(), timeout).await?
+            } else {
+                (Vec::new(), floor)
+            };
+            _holds = Some(holds);
+            let wire = crate::placement::peers::wire_params(params);
+            let asks = remote.iter().map(|(g, addr)| {
+                let request = crate::placement::peers::Request::Read {
+                    group: *g,
+                    sql: sql.to_owned(),
+                    params: wire.clone(),
+                    at,
+                };
+                let shared = shared.clone();
+                let addr = addr.clone();
+                async move {
+                    shared
+                        .peers
+                        .call::<crate::placement::peers::ReadAnswer>(&addr, &request)
+                        .await
+                }
+            });
+            let mut moved = None;
+            for answer in futures::future::join_all(asks).await {
+                match answer? {
+                    crate::placement::peers::ReadAnswer::Moved(m) => {
+                        moved = Some(moved.unwrap_or(m).max(m))
+                    }
+                    crate::placement::peers::ReadAnswer::Rows(rows) => parts.push(rows.into()),
+                }
+            }
+            match moved {
+                Some(m) => floor = m,
+                None => {
+                    settled = true;
+                    break;
+                }
+            }
+        }
+        if !settled {
+            return Err(Error::SerializationFailure(
+                "could not read every shard group at one log offset; run the read again".into(),
+            ));
+        }
         self.stages.consistency_wait += waited.elapsed();
         let mut reads = Vec::with_capacity(chosen.len());
         for on in chosen {
@@ -181,7 +240,6 @@ impl Session {
                 crate::exec::run_statement(c, &sql, &params, max_rows)
             }));
         }
-        let mut parts = Vec::with_capacity(reads.len());
         for r in futures::future::join_all(reads).await {
             let (rows, _) = r??;
             parts.push(rows.unwrap_or_else(|| ResultSet {
@@ -235,8 +293,8 @@ impl Session {
                     for &g in &groups {
                         let run = runs.iter().find(|r| r.group == g).ok_or_else(|| {
                             Error::Unsupported {
-                                what: format!("a read of shard group {} from a node with none of its replicas", g + 1),
-                                why: "forwarding is not built".into(),
+                                what: format!("a read inside a transaction block that has written, of shard group {}, which has no replica on this node", g + 1),
+                                why: "forwarding covers statements outside blocks and writes; read before writing, or use a router on a node with every group".into(),
                             }
                         })?;
                         let filter = replica::placement::GroupFilter {
@@ -268,6 +326,9 @@ impl Session {
         op: &crate::placement::PlacementOp,
         fb: &mut Feedback,
     ) -> Result<Outcome> {
+        if let crate::placement::PlacementOp::Peer(json) = op {
+            return self.peer(json).await;
+        }
         if self.txn.is_some() {
             return Err(Error::NotInTransactionBlock(
                 "changing table placement".into(),

@@ -20,6 +20,8 @@ enum Spec {
     Blocked(Vec<crate::write_order::Lock>),
     /// The statement ran out of reserved keys: reserve more, run it again.
     NeedKeys(crate::keys::Shortage),
+    /// A peer router was busy (see `placement::peers`): run it again.
+    Retry,
     Done {
         out: crate::speculate::SpecOutcome,
         /// The record, when the write was queued (autocommit).
@@ -56,6 +58,7 @@ fn speculate_job(
     };
     let mut out = match spec {
         Ok(out) => out,
+        Err(Error::PeerBusy) => return Ok(Spec::Retry),
         Err(e) => {
             if let Some(short) = shared.keys.shortage() {
                 return Ok(Spec::NeedKeys(short));
@@ -158,16 +161,18 @@ impl Session {
             let started = std::time::Instant::now();
             let idem = key.clone().map(|k| self.idempotency(k, Vec::new()));
             let tag_owned = tag.to_owned();
-            let spec = self
-                .shared
-                .writer
-                .run(move |c| {
-                    let keyed = idem.map(|i| (tag_owned.as_str(), i));
-                    speculate_job(
-                        &shared, c, session, in_txn, insert, &prior, &sql, &params, keyed,
-                    )
-                })
-                .await;
+            let job = move |c: &mut rusqlite::Connection| {
+                let keyed = idem.map(|i| (tag_owned.as_str(), i));
+                speculate_job(
+                    &shared, c, session, in_txn, insert, &prior, &sql, &params, keyed,
+                )
+            };
+            // A job that may wait on a peer runs on the pool's own thread.
+            let spec = if self.shared.has_remote_groups() {
+                self.shared.writer.run_on_thread(job).await
+            } else {
+                self.shared.writer.run(job).await
+            };
             // Rows handed to an autocommit write while it waited are held
             // only until its record is queued (or it failed).
             if !in_txn {
@@ -179,6 +184,10 @@ impl Session {
                 .record(started.elapsed().as_secs_f64());
             match spec {
                 Spec::NeedKeys(short) => self.reserve_keys(short).await?,
+                Spec::Retry => {
+                    let pause = 5 + rand::random::<u64>() % 40;
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
                 Spec::Blocked(rows) => {
                     metrics::counter!("tributary_router_lock_waits_total", "router" => self.shared.name.clone())
                         .increment(1);

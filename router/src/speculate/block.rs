@@ -87,6 +87,18 @@ impl Prior {
         }
     }
 
+    /// The block's steps, in order (to send to a peer).
+    pub fn steps(&self) -> Vec<crate::placement::peers::StepWire> {
+        use crate::placement::peers::StepWire;
+        self.parts
+            .iter()
+            .map(|p| match p {
+                PriorPart::Rows { changes, .. } => StepWire::Rows(changes.to_vec()),
+                PriorPart::Ddl(sql) => StepWire::Ddl(sql.to_string()),
+            })
+            .collect()
+    }
+
     /// Whether the block changed the schema (caches keyed by the schema
     /// version cannot tell this state from another with the same version).
     pub fn has_ddl(&self) -> bool {

@@ -31,7 +31,7 @@ use crate::write_order::Replay;
 
 pub use block::{Block, Prior};
 pub use compose::NetChanges;
-pub use sharded::{GroupRun, filter_replays, speculate_sharded};
+pub use sharded::{GroupRun, filter_replays, no_local_replica, speculate_sharded};
 
 /// A query finding a row of `table` whose key (`column`, …) is NULL.
 #[derive(Debug, Clone)]
@@ -217,6 +217,11 @@ pub fn speculate_after(
             locks,
         })
     })
+}
+
+/// The row locks `changes` need (a peer computed them; see `references`).
+pub fn row_locks(conn: &Connection, changes: &[Change]) -> Result<Vec<crate::write_order::Lock>> {
+    references::locks(conn, changes, has_foreign_keys(conn)?, false)
 }
 
 /// Runs a read on top of the router's overlay and the transaction's

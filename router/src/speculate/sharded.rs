@@ -66,6 +66,7 @@ pub fn speculate_sharded(
     params: &[SqlValue],
     keys: Option<&crate::keys::Keys>,
     max_record_bytes: usize,
+    remote: &mut dyn FnMut(usize) -> Result<SpecOutcome>,
 ) -> Result<(SpecOutcome, BTreeSet<usize>)> {
     let mut out = SpecOutcome::default();
     let mut result: Option<ResultSet> = None;
@@ -76,26 +77,29 @@ pub fn speculate_sharded(
     while !todo.is_empty() {
         let mut missing = BTreeSet::new();
         for g in std::mem::take(&mut todo) {
-            let Some(run) = runs.iter().find(|r| r.group == g) else {
-                return Err(no_local_replica(g));
-            };
             let first = ran.is_empty();
             ran.insert(g);
-            let filter = GroupFilter {
-                placement: placement.clone(),
-                group: Some(g),
+            let spec = match runs.iter().find(|r| r.group == g) {
+                // A group with no replica here runs on a peer.
+                None => remote(g)?,
+                Some(run) => {
+                    let filter = GroupFilter {
+                        placement: placement.clone(),
+                        group: Some(g),
+                    };
+                    let overlay = filter_replays(&run.overlay, &filter);
+                    let prior = prior.filtered(|c| filter.keeps(c));
+                    speculate_after(
+                        run.conn,
+                        &overlay,
+                        &prior,
+                        sql,
+                        params,
+                        keys,
+                        max_record_bytes,
+                    )?
+                }
             };
-            let overlay = filter_replays(&run.overlay, &filter);
-            let prior = prior.filtered(|c| filter.keeps(c));
-            let spec = speculate_after(
-                run.conn,
-                &overlay,
-                &prior,
-                sql,
-                params,
-                keys,
-                max_record_bytes,
-            )?;
             let mut kept = 0usize;
             let mut dropped = 0usize;
             for c in spec.changes {
@@ -159,9 +163,13 @@ pub fn speculate_sharded(
     Ok((out, ran))
 }
 
-fn no_local_replica(group: usize) -> Error {
+pub fn no_local_replica(group: usize) -> Error {
     Error::Unsupported {
-        what: format!("a write to shard group {} from a node with none of its replicas", group + 1),
-        why: "forwarding speculation to another node is designed (docs/placement-design.md) but not built: send the write to a router on a node that holds every group, e.g. `tributary up`".into(),
+        what: format!(
+            "a write to shard group {} from a node with none of its replicas",
+            group + 1
+        ),
+        why: "no replica of it runs in this process and [router.peers] names no router for one"
+            .into(),
     }
 }
