@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail, ensure};
 pub mod bank;
 pub mod chaos;
 mod cluster;
+pub mod differential;
 mod kafka;
 
 pub use cluster::Cluster;

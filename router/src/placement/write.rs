@@ -231,10 +231,7 @@ fn forward(
     if let Statement::Insert(ins) = stmt
         && let Some(info) = analyze_target(conn, stmt)
         && info.pk.len() == 1
-        && !ins
-            .columns
-            .iter()
-            .any(|c| crate::classify::object_name(c).eq_ignore_ascii_case(&info.pk[0]))
+        && leaves_key_out(ins, &info)
     {
         return Err(Error::Unsupported {
             what: format!(
@@ -275,6 +272,30 @@ fn forward(
             changeset: Vec::new(),
             changes,
         }),
+    }
+}
+
+/// Whether an INSERT may leave a one-column key to be generated: its
+/// column list leaves the key out, or (without a list) a VALUES row gives
+/// it as NULL.
+fn leaves_key_out(ins: &sqlparser::ast::Insert, info: &replica::TableInfo) -> bool {
+    let key = &info.pk[0];
+    if !ins.columns.is_empty() {
+        return !ins
+            .columns
+            .iter()
+            .any(|c| crate::classify::object_name(c).eq_ignore_ascii_case(key));
+    }
+    let Some(pos) = info.columns.iter().position(|c| c == key) else {
+        return true;
+    };
+    match ins.source.as_ref().map(|q| q.body.as_ref()) {
+        Some(sqlparser::ast::SetExpr::Values(v)) => v.rows.iter().any(|row| {
+            row.get(pos).is_none_or(|e| {
+                matches!(e, sqlparser::ast::Expr::Value(x) if matches!(x.value, sqlparser::ast::Value::Null))
+            })
+        }),
+        _ => false,
     }
 }
 
