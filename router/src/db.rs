@@ -178,16 +178,8 @@ impl DbPool {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> R + Send + 'static,
     {
-        let (done, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = done.send(crate::sleep::allowing(|| f(conn)));
-        });
-        self.tx
-            .send(job)
+        self.run_on_thread(move |conn| crate::sleep::allowing(|| f(conn)))
             .await
-            .map_err(|_| Error::Internal("database thread stopped".into()))?;
-        rx.await
-            .map_err(|_| Error::Internal("database thread stopped mid-job".into()))
     }
 }
 

@@ -208,3 +208,23 @@ pub async fn run(
     }
     Ok((compared, refused))
 }
+
+/// One transfer of `amount` from customer `a` to customer `b` in one
+/// transaction: `Ok(true)` committed, `Ok(false)` refused with 40001 or
+/// 40P01 (rolled back, known not applied: try again); other errors fail.
+pub async fn transfer(c: &Client, a: i64, b: i64, amount: i64) -> Result<bool> {
+    let r = c
+        .batch_execute(&format!(
+            "BEGIN; UPDATE customers SET balance = balance - {amount} WHERE customer_id = {a};
+             UPDATE customers SET balance = balance + {amount} WHERE customer_id = {b}; COMMIT"
+        ))
+        .await;
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.code().map(|s| s.code()), Some("40001" | "40P01")) => {
+            c.batch_execute("ROLLBACK").await?;
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -213,18 +213,8 @@ async fn transfer_round(cluster: &Cluster, c: &Client, routers: u64) -> Result<(
             while done < 40 {
                 let (a, b) = (1 + rng.below(CUSTOMERS), 1 + rng.below(CUSTOMERS));
                 let amount = 1 + rng.below(50);
-                let r = client
-                    .batch_execute(&format!(
-                        "BEGIN; UPDATE customers SET balance = balance - {amount} WHERE customer_id = {a};
-                         UPDATE customers SET balance = balance + {amount} WHERE customer_id = {b}; COMMIT"
-                    ))
-                    .await;
-                match r {
-                    Ok(()) => done += 1,
-                    Err(e) if matches!(e.code().map(|s| s.code()), Some("40001" | "40P01")) => {
-                        client.batch_execute("ROLLBACK").await?;
-                    }
-                    Err(e) => return Err(anyhow::Error::from(e)),
+                if tests::differential::transfer(&client, a, b, amount).await? {
+                    done += 1;
                 }
             }
             anyhow::Ok(())

@@ -154,18 +154,8 @@ async fn kafka_nodes_keep_their_groups_and_transfers_keep_the_total() -> Result<
             while done < 20 {
                 i += 7;
                 let (a, b) = (1 + i % CUSTOMERS, 1 + (i * 13) % CUSTOMERS);
-                let r = client
-                    .batch_execute(&format!(
-                        "BEGIN; UPDATE customers SET balance = balance - 5 WHERE customer_id = {a};
-                         UPDATE customers SET balance = balance + 5 WHERE customer_id = {b}; COMMIT"
-                    ))
-                    .await;
-                match r {
-                    Ok(()) => done += 1,
-                    Err(e) if matches!(e.code().map(|s| s.code()), Some("40001" | "40P01")) => {
-                        client.batch_execute("ROLLBACK").await?;
-                    }
-                    Err(e) => return Err(anyhow::Error::from(e)),
+                if tests::differential::transfer(&client, a, b, 5).await? {
+                    done += 1;
                 }
             }
             anyhow::Ok(())

@@ -45,15 +45,16 @@ fn speculate_job(
     params: &[SqlValue],
     keyed: Option<(&str, wal_bus::Idempotency)>,
 ) -> Result<Spec> {
-    let overlay = shared.overlay();
-    metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
-        .record(overlay.len() as f64);
     let keys = insert_or_update.then_some(&shared.keys);
     let limit = shared.log.max_record_bytes();
     let (_, placement) = shared.replica.placement();
+    // A sharded write takes each group's overlay itself (`with_runs`).
     let spec = if placement.is_sharded() {
         crate::placement::write::speculate(shared, conn, &placement, prior, sql, params, keys)
     } else {
+        let overlay = shared.overlay();
+        metrics::histogram!("tributary_router_overlay_records", "router" => shared.name.clone())
+            .record(overlay.len() as f64);
         crate::speculate::speculate_after(conn, &overlay, prior, sql, params, keys, limit)
     };
     let mut out = match spec {
