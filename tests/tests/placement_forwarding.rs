@@ -108,18 +108,8 @@ async fn routers_forward_to_the_nodes_holding_other_groups() -> Result<()> {
                 while done < 15 {
                     i += 11;
                     let (a, b) = (1 + i % CUSTOMERS, 1 + (i * 7) % CUSTOMERS);
-                    let r = client
-                        .batch_execute(&format!(
-                            "BEGIN; UPDATE customers SET balance = balance - 3 WHERE customer_id = {a};
-                             UPDATE customers SET balance = balance + 3 WHERE customer_id = {b}; COMMIT"
-                        ))
-                        .await;
-                    match r {
-                        Ok(()) => done += 1,
-                        Err(e) if matches!(e.code().map(|s| s.code()), Some("40001" | "40P01")) => {
-                            client.batch_execute("ROLLBACK").await?;
-                        }
-                        Err(e) => return Err(anyhow::Error::from(e)),
+                    if tests::differential::transfer(&client, a, b, 3).await? {
+                        done += 1;
                     }
                 }
                 anyhow::Ok(())
@@ -207,9 +197,19 @@ async fn differential_queries_through_forwarding_routers() -> Result<()> {
     let mut rng = Rng(seed | 1);
     differential::load(&c1, &db, &mut rng).await?;
     let c2 = connect_port(nodes[1].port.context("n2 router")?).await?;
-    // Another router's session sees the load once it reads `strong`
-    // (or is handed the offset: README, read consistency).
-    c2.batch_execute("SET tributary.read_consistency = 'strong'")
+    // Another router's session sees the load once it is handed the
+    // offset after it (README, read consistency): `strong` alone reads to
+    // the log end as n2 last polled it from the broker.
+    let offset = c1
+        .simple_query("SHOW tributary.offset")
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .context("SHOW tributary.offset")?;
+    c2.batch_execute(&format!("SET tributary.min_offset = {offset}"))
         .await?;
     let (compared, refused) = differential::run(&c2, &db, &mut rng, 200, None).await?;
     ensure!(compared >= 190, "too many refusals: {refused}");
